@@ -1,0 +1,570 @@
+//! The station's one configuration file (`/etc/stationd/stationd.toml`), typed and validated.
+//!
+//! Three passes, each with errors that name the file, the line and the key:
+//! 1. TOML syntax and shape: serde with `deny_unknown_fields`, so a typo is an error, not a
+//!    silently ignored key.
+//! 2. Values: newtypes with `TryFrom` (station id pattern, broker URLs, listen addresses).
+//! 3. Combinations and the machine: unique device ids, TLS files present when a broker is
+//!    `mqtts://`, the outbox's directory writable.
+//!
+//! `stationd check-config` runs exactly this; `stationd run` runs it and exits 78 on failure.
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A configuration problem, located for the administrator: `file:line: key: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    pub station: Station,
+    pub uplink: Uplink,
+    pub buffer: Buffer,
+    pub devices: Vec<Device>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Station {
+    pub id: StationId,
+    pub name: String,
+    /// Hardware profile name (hw-profiles/NAME.toml); reported in the birth message.
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+/// `[a-z0-9-]{1,64}`, unique in the city; part of every topic.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct StationId(String);
+
+impl StationId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for StationId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(StationId(s))
+        } else {
+            Err(format!("station id {s:?} must be 1-64 characters of a-z, 0-9 and '-'"))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uplink {
+    /// Tried in order; after the last one, back off and start again from the first.
+    pub brokers: Spanned<Vec<BrokerUrl>>,
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: TopicPrefix,
+    /// MQTT keep-alive in seconds.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_secs: u16,
+    /// QoS 1 publishes in flight (sent, not yet acknowledged).
+    #[serde(default = "default_window")]
+    pub window: u16,
+    /// CA certificate(s), PEM, to verify `mqtts://` brokers. Required for TLS.
+    #[serde(default)]
+    pub ca_file: Option<Spanned<PathBuf>>,
+    /// Client certificate chain (PEM) for mutual TLS; needs `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub client_key: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the MQTT password (kept out of the config so the config can be world-readable).
+    #[serde(default)]
+    pub password_file: Option<Spanned<PathBuf>>,
+    /// First reconnect delay ceiling, milliseconds; doubles per failed round up to the cap.
+    #[serde(default = "default_reconnect_min_ms")]
+    pub reconnect_min_ms: u64,
+    /// Cap of the reconnect delay, milliseconds.
+    #[serde(default = "default_reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+}
+
+fn default_topic_prefix() -> TopicPrefix {
+    TopicPrefix("stations".into())
+}
+fn default_keep_alive() -> u16 {
+    30
+}
+fn default_window() -> u16 {
+    256
+}
+fn default_reconnect_min_ms() -> u64 {
+    500
+}
+fn default_reconnect_max_ms() -> u64 {
+    60_000
+}
+
+/// A topic prefix: non-empty MQTT topic levels without wildcards or a leading/trailing '/'.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TopicPrefix(String);
+
+impl TopicPrefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TopicPrefix {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty() || s.starts_with('/') || s.ends_with('/') || s.contains(['+', '#', '\0']) || s.contains("//") {
+            Err(format!("topic_prefix {s:?} must be MQTT topic levels without wildcards, e.g. \"stations\""))
+        } else {
+            Ok(TopicPrefix(s))
+        }
+    }
+}
+
+/// `mqtt://host[:port]` or `mqtts://host[:port]` (1883 / 8883 by default).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl TryFrom<String> for BrokerUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        // A hand-written parser: the url crate would pull IDNA/ICU tables into a 4 MB binary
+        // for two schemes whose grammar is host[:port].
+        let bad = |why: &str| format!("broker URL {s:?}: {why} (expected mqtt://host:port or mqtts://host:port)");
+        let (tls, rest) = if let Some(r) = s.strip_prefix("mqtt://") {
+            (false, r)
+        } else if let Some(r) = s.strip_prefix("mqtts://") {
+            (true, r)
+        } else {
+            return Err(bad("unknown scheme"));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(bad("paths, queries and user info are not supported"));
+        }
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            let (h, after) = r.split_once(']').ok_or_else(|| bad("unclosed '[' in IPv6 address"))?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(bad("missing host"));
+        }
+        let port = match port {
+            None => {
+                if tls {
+                    8883
+                } else {
+                    1883
+                }
+            }
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(bad("port must be 1-65535")),
+            },
+        };
+        Ok(BrokerUrl { tls, host: host.to_string(), port })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Buffer {
+    pub path: Spanned<PathBuf>,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// `power-cut` (default): every commit is fsynced (SQLite synchronous=FULL), so a power cut
+    /// loses nothing that was committed. `process-crash`: synchronous=NORMAL in WAL mode, which
+    /// survives a crash of the daemon but may lose the last commits on power loss; for boxes
+    /// whose flash must be spared.
+    #[serde(default)]
+    pub durability: Durability,
+}
+
+fn default_max_bytes() -> u64 {
+    1 << 30
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    #[default]
+    PowerCut,
+    ProcessCrash,
+}
+
+/// Where a listening driver accepts connections.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+impl TryFrom<String> for ListenAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if let Some(a) = s.strip_prefix("tcp://") {
+            a.parse::<SocketAddr>()
+                .map(ListenAddr::Tcp)
+                .map_err(|_| format!("listen {s:?}: expected tcp://IP:PORT, e.g. tcp://127.0.0.1:7070"))
+        } else if let Some(p) = s.strip_prefix("unix://") {
+            if p.starts_with('/') {
+                Ok(ListenAddr::Unix(PathBuf::from(p)))
+            } else {
+                Err(format!("listen {s:?}: a unix socket path must be absolute"))
+            }
+        } else {
+            Err(format!("listen {s:?}: expected tcp://IP:PORT or unix:///absolute/path"))
+        }
+    }
+}
+
+/// One attached device, by driver.
+#[derive(Debug, Clone)]
+pub enum Device {
+    Jsonl(JsonlDevice),
+}
+
+impl Device {
+    pub fn id(&self) -> &str {
+        match self {
+            Device::Jsonl(d) => &d.id,
+        }
+    }
+
+    pub fn driver(&self) -> &'static str {
+        match self {
+            Device::Jsonl(_) => "jsonl",
+        }
+    }
+}
+
+/// The drivers this build knows, for the error that lists them.
+pub const DRIVERS: &[&str] = &["jsonl"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlDevice {
+    pub id: String,
+    pub driver: String,
+    pub listen: ListenAddr,
+    /// Simultaneous connections accepted; further ones are refused and counted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    64
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    station: Station,
+    uplink: Uplink,
+    buffer: Buffer,
+    #[serde(default)]
+    device: Vec<Spanned<toml::Table>>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read the configuration file: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path` (which is only used in messages and to resolve
+    /// nothing else: all paths in the file are taken as written).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let err = |span: Option<Range<usize>>, key: Option<&str>, message: String| ConfigError {
+            file: path.to_path_buf(),
+            line: span.map(|s| line_of(text, s.start)),
+            key: key.map(str::to_string),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.span(), None, e.message().trim().to_string()))?;
+
+        let mut devices = Vec::new();
+        let mut seen = HashSet::new();
+        for table in raw.device {
+            let span = table.span();
+            let table = table.into_inner();
+            let id = table.get("id").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let label = format!("device {id:?}");
+            let driver = match table.get("driver").and_then(|v| v.as_str()) {
+                Some(d) => d.to_string(),
+                None => return Err(err(Some(span), Some(&label), "missing `driver`".into())),
+            };
+            let device = match driver.as_str() {
+                "jsonl" => Device::Jsonl(
+                    toml::Value::Table(table)
+                        .try_into::<JsonlDevice>()
+                        .map_err(|e| err(Some(span.clone()), Some(&label), e.message().trim().to_string()))?,
+                ),
+                other => {
+                    return Err(err(
+                        Some(span),
+                        Some(&label),
+                        format!("unknown driver {other:?}; this build knows: {}", DRIVERS.join(", ")),
+                    ))
+                }
+            };
+            if !crate::event::is_valid_device_id(device.id()) {
+                return Err(err(Some(span), Some(&label), "id must be 1-64 characters of [A-Za-z0-9_.-]".into()));
+            }
+            if !seen.insert(device.id().to_string()) {
+                return Err(err(Some(span), Some(&label), "device id used twice".into()));
+            }
+            devices.push(device);
+        }
+
+        let up = &raw.uplink;
+        if up.brokers.get_ref().is_empty() {
+            return Err(err(Some(up.brokers.span()), Some("uplink.brokers"), "at least one broker is needed".into()));
+        }
+        if up.window == 0 {
+            return Err(err(None, Some("uplink.window"), "must be at least 1".into()));
+        }
+        if up.reconnect_min_ms == 0 || up.reconnect_min_ms > up.reconnect_max_ms {
+            return Err(err(
+                None,
+                Some("uplink.reconnect_min_ms"),
+                "must be at least 1 and not above reconnect_max_ms".into(),
+            ));
+        }
+        let any_tls = up.brokers.get_ref().iter().any(|b| b.tls);
+        if any_tls && up.ca_file.is_none() {
+            return Err(err(
+                Some(up.brokers.span()),
+                Some("uplink.ca_file"),
+                "an mqtts:// broker needs `ca_file` (the PEM CA that signed the broker's certificate)".into(),
+            ));
+        }
+        if up.client_cert.is_some() != up.client_key.is_some() {
+            return Err(err(None, Some("uplink.client_cert"), "client_cert and client_key go together".into()));
+        }
+        for (key, file) in [
+            ("uplink.ca_file", &up.ca_file),
+            ("uplink.client_cert", &up.client_cert),
+            ("uplink.client_key", &up.client_key),
+            ("uplink.password_file", &up.password_file),
+        ] {
+            if let Some(f) = file {
+                if let Err(e) = std::fs::File::open(f.get_ref()) {
+                    return Err(err(Some(f.span()), Some(key), format!("cannot read {}: {e}", f.get_ref().display())));
+                }
+            }
+        }
+        let bp = &raw.buffer.path;
+        if let Err(why) = check_writable_db_path(bp.get_ref()) {
+            return Err(err(Some(bp.span()), Some("buffer.path"), why));
+        }
+        if raw.buffer.max_bytes < 1 << 20 {
+            return Err(err(None, Some("buffer.max_bytes"), "must be at least 1 MiB (1048576)".into()));
+        }
+        Ok(Config { source: path.to_path_buf(), station: raw.station, uplink: raw.uplink, buffer: raw.buffer, devices })
+    }
+
+    /// `{topic_prefix}/{station.id}`, the root of every topic.
+    pub fn topic_root(&self) -> String {
+        format!("{}/{}", self.uplink.topic_prefix.as_str(), self.station.id.as_str())
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The outbox file must be creatable or writable: its directory must exist and be writable.
+fn check_writable_db_path(path: &Path) -> Result<(), String> {
+    use nix::unistd::{access, AccessFlags};
+    if !path.is_absolute() {
+        return Err(format!("{} must be an absolute path", path.display()));
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    if !dir.is_dir() {
+        return Err(format!("directory {} does not exist; create it (the systemd unit's StateDirectory= does)", dir.display()));
+    }
+    if path.exists() {
+        access(path, AccessFlags::R_OK | AccessFlags::W_OK)
+            .map_err(|e| format!("{} is not readable and writable by this user: {e}", path.display()))?;
+    }
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK)
+        .map_err(|e| format!("directory {} is not writable by this user: {e}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base(dir: &Path) -> String {
+        format!(
+            r#"
+[station]
+id = "jn-szq-wd01"
+name = "万达驻巡站"
+
+[uplink]
+brokers = ["mqtt://127.0.0.1:1883", "mqtt://[::1]"]
+
+[buffer]
+path = "{}/outbox.db"
+
+[[device]]
+id = "ingest0"
+driver = "jsonl"
+listen = "tcp://127.0.0.1:7070"
+"#,
+            dir.display()
+        )
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/stationd/stationd.toml"), text)
+    }
+
+    #[test]
+    fn the_contract_example_parses_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = parse(&base(dir.path())).unwrap();
+        assert_eq!(c.station.id.as_str(), "jn-szq-wd01");
+        assert_eq!(c.topic_root(), "stations/jn-szq-wd01");
+        assert_eq!(c.uplink.brokers.get_ref()[1], BrokerUrl { tls: false, host: "::1".into(), port: 1883 });
+        assert_eq!(c.buffer.max_bytes, 1 << 30);
+        assert_eq!(c.buffer.durability, Durability::PowerCut);
+        assert_eq!(c.devices.len(), 1);
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = base(dir.path()).replace("[buffer]", "[buffer]\nmax_byte = 5");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(e.to_string().starts_with("/etc/stationd/stationd.toml:10"), "{e}");
+        assert!(e.message.contains("max_byte"), "{e}");
+    }
+
+    #[test]
+    fn bad_station_id_names_the_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = parse(&base(dir.path()).replace("jn-szq-wd01", "JN_01")).unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("a-z, 0-9 and '-'"), "{e}");
+    }
+
+    #[test]
+    fn device_errors_name_the_device_and_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = parse(&base(dir.path()).replace("listen =", "lisen =")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("device \"ingest0\""));
+        assert!(e.message.contains("lisen"), "{e}");
+        assert!(e.line.is_some());
+        let e = parse(&base(dir.path()).replace("driver = \"jsonl\"", "driver = \"modbus\"")).unwrap_err();
+        assert!(e.message.contains("unknown driver \"modbus\""), "{e}");
+        let dup = format!("{}\n[[device]]\nid = \"ingest0\"\ndriver = \"jsonl\"\nlisten = \"unix:///run/x.sock\"\n", base(dir.path()));
+        assert!(parse(&dup).unwrap_err().message.contains("used twice"));
+    }
+
+    #[test]
+    fn broker_urls() {
+        let ok = |s: &str| BrokerUrl::try_from(s.to_string()).unwrap();
+        assert_eq!(ok("mqtts://central.example"), BrokerUrl { tls: true, host: "central.example".into(), port: 8883 });
+        assert_eq!(ok("mqtt://10.0.0.1:1884/"), BrokerUrl { tls: false, host: "10.0.0.1".into(), port: 1884 });
+        for bad in ["http://x", "mqtt://", "mqtt://h:0", "mqtt://h:99999", "mqtt://u@h", "mqtt://[::1"] {
+            assert!(BrokerUrl::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tls_needs_a_ca_and_the_buffer_dir_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = parse(&base(dir.path()).replace("mqtt://127.0.0.1:1883", "mqtts://127.0.0.1")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("uplink.ca_file"));
+        let e = parse(&base(Path::new("/nonexistent/dir"))).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("buffer.path"));
+        assert!(e.message.contains("does not exist"), "{e}");
+        assert_eq!(e.line, Some(10));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert!(matches!(ListenAddr::try_from("unix:///run/stationd/ingest.sock".to_string()), Ok(ListenAddr::Unix(_))));
+        assert!(ListenAddr::try_from("tcp://localhost:7070".to_string()).is_err());
+        assert!(ListenAddr::try_from("unix://relative".to_string()).is_err());
+    }
+}

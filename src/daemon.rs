@@ -1,0 +1,130 @@
+//! `stationd run`: wires config, outbox, drivers and uplink together, and shuts them down in
+//! phases on SIGTERM/SIGINT: stop accepting input, let the uplink finish what is in flight and
+//! publish the offline status, commit everything buffered, close the file.
+
+use crate::config::Config;
+use crate::drivers::{self, DriverError};
+use crate::outbox::{self, LinkState, OutboxError, OutboxOptions, Reader, WriterThread};
+use crate::uplink::{Uplink, UplinkError, UplinkOptions};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// Events queued for the writer before drivers wait (back-pressure, not memory growth).
+const WRITER_QUEUE: usize = 16 * 1024;
+/// How long each shutdown phase may take before it is cut short.
+const PHASE_DEADLINE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error(transparent)]
+    Uplink(#[from] UplinkError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+impl DaemonError {
+    /// sysexits code for the administrator and systemd's RestartPreventExitStatus.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Outbox(OutboxError::NewerSchema { .. }) | DaemonError::Uplink(_) => crate::exit_code::CONFIG,
+            DaemonError::Outbox(_) => crate::exit_code::CANT_CREATE,
+            DaemonError::Driver(_) => crate::exit_code::CONFIG,
+            DaemonError::Signals(_) => crate::exit_code::SOFTWARE,
+        }
+    }
+}
+
+/// A random id for this run of the daemon, so central can tell restarts apart.
+pub fn new_boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| format!("{:032x}", fastrand::u128(..)))
+}
+
+pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let running = start(cfg, stop_rx).await?;
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!(event = "daemon.stopping", signal = "SIGTERM", "shutting down"),
+        _ = sigint.recv() => tracing::info!(event = "daemon.stopping", signal = "SIGINT", "shutting down"),
+    }
+    let _ = stop_tx.send(true);
+    running.stop().await;
+    tracing::info!(event = "daemon.stopped", "stopped cleanly");
+    Ok(())
+}
+
+/// A started daemon (also used by the demo and the benchmark).
+pub struct Running {
+    drivers: tokio::task::JoinSet<()>,
+    uplink: tokio::task::JoinHandle<()>,
+    writer: WriterThread,
+    pub sink: outbox::EventSink,
+    pub uplink_status: Arc<std::sync::Mutex<crate::uplink::UplinkStatus>>,
+}
+
+/// Opens the outbox, starts the writer, the drivers and the uplink. `stop` ends them.
+pub async fn start(cfg: Config, stop: watch::Receiver<bool>) -> Result<Running, DaemonError> {
+    let boot_id = new_boot_id();
+    let opts = OutboxOptions {
+        path: cfg.buffer.path.get_ref().clone(),
+        station: cfg.station.id.as_str().to_string(),
+        max_bytes: cfg.buffer.max_bytes,
+        durability: cfg.buffer.durability,
+    };
+    let (store, recovery) = tokio::task::spawn_blocking(move || outbox::open_store(&opts))
+        .await
+        .expect("outbox open task")?;
+    if let Some(r) = &recovery {
+        tracing::error!(
+            event = "outbox.recovered",
+            moved_to = %r.moved_to.display(),
+            reason = %r.reason,
+            rows_recovered = r.rows_recovered,
+            resumed_at_seq = r.resumed_at_seq,
+            "the outbox file was damaged: moved it aside and started a new one (alarm sent to central)"
+        );
+    }
+    tracing::info!(event = "outbox.opened", path = %store.path().display(), next_seq = store.next_seq(), bytes = store.bytes(), "outbox ready");
+    let path = store.path().to_path_buf();
+    let link = Arc::new(LinkState::default());
+    let new_data = Arc::new(Notify::new());
+    let (writer, sink, control) = WriterThread::start(store, WRITER_QUEUE, new_data.clone(), link.clone());
+    let reader = Reader::open(&path)?;
+    let drivers = drivers::start_all(&cfg.devices, &sink, &stop).await?;
+    let uplink = Uplink::new(UplinkOptions::from_config(&cfg, &boot_id)?, reader, control, new_data, link, stop);
+    let uplink_status = uplink.status();
+    let uplink = tokio::spawn(uplink.run());
+    tracing::info!(event = "daemon.ready", devices = cfg.devices.len(), "stationd is running");
+    Ok(Running { drivers, uplink, writer, sink, uplink_status })
+}
+
+impl Running {
+    /// Phased stop; call after the `stop` channel was set to true.
+    pub async fn stop(mut self) {
+        // 1. Inputs stop accepting and hand over what they have read.
+        let drained = tokio::time::timeout(PHASE_DEADLINE, async { while self.drivers.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(event = "daemon.stop_forced", phase = "drivers", "inputs did not stop in time");
+            self.drivers.abort_all();
+        }
+        // 2. The uplink finishes what is in flight and says offline.
+        if tokio::time::timeout(PHASE_DEADLINE, &mut self.uplink).await.is_err() {
+            tracing::warn!(event = "daemon.stop_forced", phase = "uplink", "uplink did not stop in time");
+            self.uplink.abort();
+            let _ = (&mut self.uplink).await;
+        }
+        // 3. Everything queued is committed; the writer ends when its last sender is gone.
+        drop(self.sink);
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    }
+}

@@ -1,0 +1,35 @@
+//! Drivers: one per kind of attached device. Each is a sans-I/O codec (`crate::codec`) plus a
+//! thin I/O task that owns the port or socket and hands [`crate::event::Event`]s to an
+//! [`crate::outbox::EventSink`]. Drivers know events, not SQLite or MQTT.
+
+pub mod jsonl;
+
+use crate::config::Device;
+use crate::outbox::EventSink;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("device {device}: cannot listen on {addr}: {source}")]
+    Listen { device: String, addr: String, source: std::io::Error },
+}
+
+/// Starts every configured device. Listening sockets are bound before this returns, so a
+/// port already in use is reported at start, not later.
+pub async fn start_all(
+    devices: &[Device],
+    sink: &EventSink,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<JoinSet<()>, DriverError> {
+    let mut set = JoinSet::new();
+    for device in devices {
+        match device {
+            Device::Jsonl(d) => {
+                let listener = jsonl::bind(d).await?;
+                set.spawn(jsonl::serve(d.clone(), listener, sink.clone(), shutdown.clone()));
+            }
+        }
+    }
+    Ok(set)
+}

@@ -1,0 +1,28 @@
+//! stationd: the patrol-station daemon.
+//!
+//! The library holds every part of the daemon so that integration tests, benchmarks and fuzz
+//! targets drive the same code the binary runs. See `docs/ARCHITECTURE.md` for the flow:
+//! drivers (codec + I/O task) produce [`event::Event`]s, the [`outbox`] commits them durably and
+//! assigns `seq`, the [`uplink`] publishes them to the central MQTT broker and deletes rows on
+//! PUBACK.
+
+pub mod clock;
+pub mod codec;
+pub mod config;
+pub mod daemon;
+pub mod drivers;
+pub mod event;
+pub mod logging;
+pub mod metrics;
+pub mod outbox;
+pub mod uplink;
+
+/// Exit codes from sysexits.h that administrators and systemd see.
+pub mod exit_code {
+    /// The configuration is invalid (EX_CONFIG). The unit sets `RestartPreventExitStatus=78`.
+    pub const CONFIG: i32 = 78;
+    /// A required file or directory could not be opened or created (EX_CANTCREAT).
+    pub const CANT_CREATE: i32 = 73;
+    /// Internal software error (EX_SOFTWARE).
+    pub const SOFTWARE: i32 = 70;
+}

@@ -1,0 +1,135 @@
+//! The `stationd` command: the daemon and the administrator's and technician's tools.
+
+use clap::{Parser, Subcommand};
+use stationd::config::Config;
+use stationd::{exit_code, logging, outbox};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const DEFAULT_CONFIG: &str = "/etc/stationd/stationd.toml";
+
+#[derive(Parser)]
+#[command(name = "stationd", version, about = "Patrol-station daemon: local hardware to central dispatch, store-and-forward")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (what the systemd unit starts).
+    Run {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate the configuration and exit 0 (valid) or 1 (errors, with file:line).
+    CheckConfig {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Show the outbox: depth per class, oldest age, bytes, evictions. Safe while the daemon runs.
+    Outbox {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match Config::load(&config) {
+            Ok(cfg) => {
+                println!("{}: ok (station {}, {} device(s), {} broker(s))", config.display(), cfg.station.id.as_str(), cfg.devices.len(), cfg.uplink.brokers.get_ref().len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("stationd: invalid configuration: {e}");
+                    return ExitCode::from(exit_code::CONFIG as u8);
+                }
+            };
+            logging::init(Some(cfg.station.id.as_str()));
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("stationd").build();
+            let rt = match rt {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("stationd: cannot start the async runtime: {e}");
+                    return ExitCode::from(exit_code::SOFTWARE as u8);
+                }
+            };
+            match rt.block_on(stationd::daemon::run(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(event = "daemon.failed", error = %e, "stationd cannot run");
+                    eprintln!("stationd: {e}");
+                    ExitCode::from(e.exit_code() as u8)
+                }
+            }
+        }
+        Command::Outbox { config, json } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(exit_code::CONFIG as u8);
+                }
+            };
+            let path = cfg.buffer.path.get_ref();
+            if !path.exists() {
+                eprintln!("no outbox at {} yet (the daemon creates it on first start)", path.display());
+                return ExitCode::from(1);
+            }
+            let stats = outbox::Reader::open(path).and_then(|r| {
+                r.stats().map_err(|e| outbox::OutboxError::Open { path: path.clone(), source: e })
+            });
+            match stats {
+                Ok(s) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&s).expect("stats serialise"));
+                    } else {
+                        print_outbox(path, &s);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("stationd: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn print_outbox(path: &std::path::Path, s: &outbox::OutboxStats) {
+    let now = stationd::clock::unix_ms();
+    let age = |oldest: Option<i64>| match oldest {
+        Some(ms) => format_age((now - ms).max(0) / 1000),
+        None => "-".into(),
+    };
+    println!("outbox {}", path.display());
+    println!("{:<10} {:>10} {:>12} {:>12}", "class", "rows", "bytes", "oldest");
+    for (name, c) in [("alarm", &s.alarm), ("event", &s.event), ("telemetry", &s.telemetry)] {
+        println!("{:<10} {:>10} {:>12} {:>12}", name, c.rows, c.bytes, age(c.oldest_ms));
+    }
+    println!("{:<10} {:>10} {:>12}", "total", s.rows(), s.bytes);
+    println!("next seq {}; evicted {} row(s) in {} round(s)", s.next_seq, s.evicted_rows, s.eviction_rounds);
+}
+
+fn format_age(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}

@@ -1,0 +1,199 @@
+//! The writer thread: the only code that writes the outbox file.
+//!
+//! Drivers hold an [`EventSink`], the uplink a [`WriterControl`]; both feed one bounded
+//! channel, so a writer that cannot keep up (slow flash, full disk) back-pressures the drivers
+//! instead of growing a queue in memory. Each loop takes what is queued and commits it in one
+//! transaction (group commit, see the module doc of `outbox`).
+
+use super::store::Store;
+use crate::event::Event;
+use crate::metrics;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// Commands queued for the writer, in the order they must take effect.
+pub(super) enum WriterCmd {
+    Event(Event),
+    Acks(Vec<u64>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Most events committed in one transaction.
+const MAX_BATCH: usize = 8192;
+
+/// Whether the uplink is connected; events created while it is not are `historical`.
+#[derive(Debug, Default)]
+pub struct LinkState(AtomicBool);
+
+impl LinkState {
+    pub fn set_up(&self, up: bool) {
+        self.0.store(up, Ordering::SeqCst);
+    }
+    pub fn is_up(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the outbox writer has stopped")]
+pub struct SinkClosed;
+
+/// What a driver holds to hand events to the outbox.
+#[derive(Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<WriterCmd>,
+    link: Arc<LinkState>,
+}
+
+impl EventSink {
+    /// Queues an event; waits while the writer is behind. Stamps `historical` when the uplink
+    /// is down at this moment.
+    pub async fn send(&self, mut ev: Event) -> Result<(), SinkClosed> {
+        if !self.link.is_up() {
+            ev.historical = true;
+        }
+        self.tx.send(WriterCmd::Event(ev)).await.map_err(|_| SinkClosed)
+    }
+}
+
+/// What the uplink holds: report acknowledged seqs, and wait until they are on disk.
+#[derive(Clone)]
+pub struct WriterControl {
+    tx: mpsc::Sender<WriterCmd>,
+}
+
+impl WriterControl {
+    pub async fn ack(&self, seqs: Vec<u64>) -> Result<(), SinkClosed> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(WriterCmd::Acks(seqs)).await.map_err(|_| SinkClosed)
+    }
+
+    /// Returns once everything queued before it is committed.
+    pub async fn flush(&self) -> Result<(), SinkClosed> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(WriterCmd::Flush(tx)).await.map_err(|_| SinkClosed)?;
+        rx.await.map_err(|_| SinkClosed)
+    }
+}
+
+/// The running writer; join it after every sink and control is dropped.
+pub struct WriterThread {
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl WriterThread {
+    /// Starts the writer on `store`. `new_data` is notified after each commit that added rows.
+    pub fn start(
+        store: Store,
+        queue: usize,
+        new_data: Arc<Notify>,
+        link: Arc<LinkState>,
+    ) -> (WriterThread, EventSink, WriterControl) {
+        let (tx, rx) = mpsc::channel(queue);
+        let handle = std::thread::Builder::new()
+            .name("outbox-writer".into())
+            .spawn(move || run(store, rx, new_data))
+            .expect("spawn the outbox writer thread");
+        (WriterThread { handle }, EventSink { tx: tx.clone(), link }, WriterControl { tx })
+    }
+
+    /// Waits for the writer to commit what is queued and close the file.
+    pub fn join(self) {
+        let _ = self.handle.join();
+    }
+}
+
+fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify>) {
+    let committed = metrics::counter("outbox.events_committed", "");
+    let commits = metrics::counter("outbox.commits", "");
+    let failures = metrics::counter("outbox.commit_failures", "");
+    let evicted = metrics::counter("outbox.evicted_rows", "");
+    let mut events: Vec<Event> = Vec::with_capacity(MAX_BATCH);
+    let mut acks: Vec<u64> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    let take = |cmd: WriterCmd, events: &mut Vec<Event>, acks: &mut Vec<u64>, flushes: &mut Vec<_>| match cmd {
+        WriterCmd::Event(e) => events.push(e),
+        WriterCmd::Acks(a) => acks.extend(a),
+        WriterCmd::Flush(f) => flushes.push(f),
+    };
+    let mut warned_alarms_only = false;
+    while let Some(cmd) = rx.blocking_recv() {
+        take(cmd, &mut events, &mut acks, &mut flushes);
+        while events.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(cmd) => take(cmd, &mut events, &mut acks, &mut flushes),
+                Err(_) => break,
+            }
+        }
+        if !events.is_empty() || !acks.is_empty() {
+            let mut delay = Duration::from_millis(50);
+            let mut attempts = 0u32;
+            loop {
+                match store.commit(&events, &acks) {
+                    Ok(outcome) => {
+                        metrics::inc(&commits);
+                        committed.fetch_add(outcome.seqs.len() as u64, Ordering::Relaxed);
+                        if let Some(ev) = &outcome.eviction {
+                            evicted.fetch_add(ev.rows(), Ordering::Relaxed);
+                            tracing::warn!(
+                                event = "outbox.evicted",
+                                rows = ev.rows(),
+                                telemetry = ev.telemetry,
+                                events = ev.events,
+                                bytes = ev.bytes,
+                                ranges = ev.ranges.len(),
+                                "outbox quota reached: evicted the oldest rows (reported to central)"
+                            );
+                        }
+                        if outcome.over_quota_with_alarms_only && !warned_alarms_only {
+                            tracing::warn!(
+                                event = "outbox.over_quota",
+                                bytes = store.bytes(),
+                                "outbox is over its quota with only alarms left; alarms are kept"
+                            );
+                        }
+                        warned_alarms_only = outcome.over_quota_with_alarms_only;
+                        if !outcome.seqs.is_empty() {
+                            new_data.notify_one();
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        metrics::inc(&failures);
+                        attempts += 1;
+                        let giving_up = rx.is_closed() && attempts >= 20;
+                        tracing::error!(
+                            event = "outbox.commit_failed",
+                            error = %e,
+                            disk_full = e.is_disk_full(),
+                            pending_events = events.len(),
+                            attempts,
+                            "cannot commit to the outbox; inputs are held back until it works{}",
+                            if e.is_disk_full() { " (disk full: free space on the outbox's filesystem)" } else { "" }
+                        );
+                        if giving_up {
+                            tracing::error!(
+                                event = "outbox.events_lost",
+                                count = events.len(),
+                                "shutting down with events that could not be committed"
+                            );
+                            break;
+                        }
+                        std::thread::sleep(delay);
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+        events.clear();
+        acks.clear();
+        for f in flushes.drain(..) {
+            let _ = f.send(());
+        }
+    }
+    store.checkpoint();
+}

@@ -1,0 +1,485 @@
+//! The uplink: owns the MQTT session with central dispatch and drains the outbox into it.
+//!
+//! - Brokers are tried in the configured order; when all fail, the next round waits a
+//!   full-jitter exponential delay (`backoff.rs`). A lost session starts again from the first.
+//! - Each connection gets a fresh rumqttc client and event loop. The event loop is polled in
+//!   its own task that only forwards notifications (CONVENTIONS: never publish from inside the
+//!   poll loop); this task publishes. Because every connection is new (`clean_session`), the
+//!   uplink, not rumqttc, decides what is resent: after a reconnect it reads the outbox from
+//!   the start again, and whatever is still there (never acknowledged) goes out again.
+//! - A window of QoS 1 publishes is kept in flight. rumqttc reports the packet id of each
+//!   publish in the order they were queued, so a FIFO maps packet ids back to seqs; a PUBACK
+//!   turns its seq into an ack for the outbox writer, which deletes the row.
+//! - Send order per refill: alarms, then live rows and the historical backlog sharing the
+//!   window half and half, so a large backlog never starves live data.
+//! - On connect a retained birth goes to `P/status`; the last will (retained) says offline;
+//!   a clean shutdown publishes offline itself before disconnecting.
+
+pub mod backoff;
+pub mod tls;
+
+use crate::config::{BrokerUrl, Config};
+use crate::metrics;
+use crate::outbox::{Lane, LinkState, OutRow, Reader, WriterControl};
+use backoff::Backoff;
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Notify};
+
+/// Largest MQTT packet either way (a jsonl line is at most 64 KiB, its envelope a bit more).
+const MAX_PACKET: usize = 1 << 20;
+/// How long a connection attempt may take before the next broker is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Acks are handed to the writer at least this often.
+const ACK_FLUSH_EVERY: Duration = Duration::from_millis(20);
+/// A session that lasted this long resets the backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct UplinkOptions {
+    pub brokers: Vec<BrokerUrl>,
+    /// `{topic_prefix}/{station}`.
+    pub topic_root: String,
+    pub station: String,
+    pub client_id: String,
+    pub keep_alive: Duration,
+    pub window: u16,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub credentials: Option<(String, String)>,
+    pub backoff: Backoff,
+    pub version: String,
+    pub boot_id: String,
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot read the MQTT password file {path}: {source}")]
+    Password { path: std::path::PathBuf, source: std::io::Error },
+}
+
+impl UplinkOptions {
+    pub fn from_config(cfg: &Config, boot_id: &str) -> Result<UplinkOptions, UplinkError> {
+        let up = &cfg.uplink;
+        let tls = match &up.ca_file {
+            Some(ca) => Some(tls::client_config(
+                ca.get_ref(),
+                up.client_cert.as_ref().zip(up.client_key.as_ref()).map(|(c, k)| (c.get_ref().as_path(), k.get_ref().as_path())),
+            )?),
+            None => None,
+        };
+        let credentials = match (&up.username, &up.password_file) {
+            (Some(u), Some(p)) => {
+                let pw = std::fs::read_to_string(p.get_ref())
+                    .map_err(|e| UplinkError::Password { path: p.get_ref().clone(), source: e })?;
+                Some((u.clone(), pw.trim_end_matches(['\n', '\r']).to_string()))
+            }
+            (Some(u), None) => Some((u.clone(), String::new())),
+            _ => None,
+        };
+        Ok(UplinkOptions {
+            brokers: up.brokers.get_ref().clone(),
+            topic_root: cfg.topic_root(),
+            station: cfg.station.id.as_str().to_string(),
+            client_id: format!("stationd-{}", cfg.station.id.as_str()),
+            keep_alive: Duration::from_secs(up.keep_alive_secs.max(5) as u64),
+            window: up.window,
+            tls,
+            credentials,
+            backoff: Backoff { min_ms: up.reconnect_min_ms, max_ms: up.reconnect_max_ms },
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            boot_id: boot_id.to_string(),
+            profile: cfg.station.profile.clone(),
+        })
+    }
+
+    fn status_topic(&self) -> String {
+        format!("{}/status", self.topic_root)
+    }
+
+    fn status_payload(&self, state: &str, reason: Option<&str>, broker: Option<&BrokerUrl>) -> Vec<u8> {
+        let (ts_ms, clock) = crate::clock::now();
+        let mut v = serde_json::json!({
+            "v": crate::event::CONTRACT_VERSION,
+            "station": self.station,
+            "state": state,
+            "version": self.version,
+            "boot_id": self.boot_id,
+            "profile": self.profile,
+        });
+        if state == "online" || reason == Some("shutdown") {
+            v["ts"] = crate::event::format_ts_ms(ts_ms).into();
+            v["clock"] = clock.as_str().into();
+        }
+        if let Some(r) = reason {
+            v["reason"] = r.into();
+        }
+        if let Some(b) = broker {
+            v["broker"] = b.to_string().into();
+        }
+        serde_json::to_vec(&v).expect("status serialises")
+    }
+
+    fn mqtt_options(&self, broker: &BrokerUrl) -> MqttOptions {
+        let mut o = MqttOptions::new(self.client_id.clone(), broker.host.clone(), broker.port);
+        o.set_keep_alive(self.keep_alive)
+            .set_clean_session(true)
+            .set_inflight(self.window)
+            .set_request_channel_capacity(self.window as usize + 16)
+            .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+            .set_last_will(LastWill::new(
+                self.status_topic(),
+                self.status_payload("offline", Some("connection lost"), None),
+                QoS::AtLeastOnce,
+                true,
+            ));
+        if let Some((u, p)) = &self.credentials {
+            o.set_credentials(u.clone(), p.clone());
+        }
+        if broker.tls {
+            if let Some(cfg) = &self.tls {
+                o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(cfg.clone())));
+            }
+        }
+        o
+    }
+}
+
+/// What the poll task reports.
+enum Note {
+    ConnAck,
+    /// A publish was handed to the network with this packet id.
+    Sent(u16),
+    PubAck(u16),
+    Error(String),
+}
+
+enum SessionEnd {
+    Shutdown,
+    ConnectFailed(String),
+    Lost { after: Duration, reason: String },
+}
+
+/// Where the uplink stands, for the technician's views.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UplinkStatus {
+    pub connected_to: Option<String>,
+    pub last_error: Option<String>,
+    pub in_flight: usize,
+}
+
+pub struct Uplink {
+    opts: UplinkOptions,
+    reader: Arc<Mutex<Reader>>,
+    control: WriterControl,
+    new_data: Arc<Notify>,
+    link: Arc<LinkState>,
+    shutdown: watch::Receiver<bool>,
+    status: Arc<Mutex<UplinkStatus>>,
+}
+
+impl Uplink {
+    pub fn new(
+        opts: UplinkOptions,
+        reader: Reader,
+        control: WriterControl,
+        new_data: Arc<Notify>,
+        link: Arc<LinkState>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Uplink {
+        Uplink {
+            opts,
+            reader: Arc::new(Mutex::new(reader)),
+            control,
+            new_data,
+            link,
+            shutdown,
+            status: Default::default(),
+        }
+    }
+
+    pub fn status(&self) -> Arc<Mutex<UplinkStatus>> {
+        self.status.clone()
+    }
+
+    /// Runs until shutdown is signalled; then drains what is in flight and says offline.
+    pub async fn run(mut self) {
+        let mut attempt: u32 = 0;
+        loop {
+            let mut lost_stable = false;
+            for broker in self.opts.brokers.clone() {
+                let stopping = *self.shutdown.borrow();
+                if stopping {
+                    return;
+                }
+                match self.session(&broker).await {
+                    SessionEnd::Shutdown => return,
+                    SessionEnd::ConnectFailed(reason) => {
+                        tracing::warn!(event = "uplink.connect_failed", broker = %broker, error = %reason, "cannot connect to the broker");
+                        self.set_error(reason);
+                    }
+                    SessionEnd::Lost { after, reason } => {
+                        tracing::warn!(event = "uplink.disconnected", broker = %broker, error = %reason, after_s = after.as_secs(), "lost the broker; buffering in the outbox");
+                        self.set_error(reason);
+                        lost_stable = after >= STABLE_SESSION;
+                        break;
+                    }
+                }
+            }
+            if lost_stable {
+                attempt = 0;
+            }
+            let delay = self.opts.backoff.delay_random(attempt);
+            attempt = attempt.saturating_add(1);
+            tracing::debug!(delay_ms = delay.as_millis() as u64, attempt, "reconnect backoff");
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    fn set_error(&self, e: String) {
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        st.connected_to = None;
+        st.last_error = Some(e);
+        st.in_flight = 0;
+    }
+
+    async fn session(&mut self, broker: &BrokerUrl) -> SessionEnd {
+        let (client, mut eventloop) = AsyncClient::new(self.opts.mqtt_options(broker), self.opts.window as usize + 16);
+        let (ntx, mut nrx) = mpsc::channel::<Note>(2 * self.opts.window as usize + 64);
+        // The poll task: forwards notifications, never publishes. Its channel holds every note a
+        // full window can produce (sent + acked per publish), so it never blocks the event loop.
+        let poller = tokio::spawn(async move {
+            loop {
+                let note = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => Note::ConnAck,
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => Note::PubAck(ack.pkid),
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Note::Sent(pkid),
+                    Ok(_) => continue,
+                    Err(e) => {
+                        let _ = ntx.send(Note::Error(e.to_string())).await;
+                        return;
+                    }
+                };
+                if ntx.send(note).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let _abort_poller = AbortOnDrop(poller);
+
+        let mut shutdown = self.shutdown.clone();
+        let connected = tokio::select! {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, nrx.recv()) => r,
+            _ = shutdown.wait_for(|s| *s) => return SessionEnd::Shutdown,
+        };
+        match connected {
+            Ok(Some(Note::ConnAck)) => {}
+            Ok(Some(Note::Error(e))) => return SessionEnd::ConnectFailed(e),
+            Ok(_) => return SessionEnd::ConnectFailed("unexpected packet before CONNACK".into()),
+            Err(_) => return SessionEnd::ConnectFailed(format!("no CONNACK within {}s", CONNECT_TIMEOUT.as_secs())),
+        }
+        let since = Instant::now();
+        self.link.set_up(true);
+        tracing::info!(event = "uplink.connected", broker = %broker, "connected to central");
+        {
+            let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            st.connected_to = Some(broker.to_string());
+        }
+        let mut s = SessionState::default();
+        let end = self.drive(&client, &mut nrx, &mut s, broker).await;
+        self.link.set_up(false);
+        // Everything acknowledged so far is deleted before anything is fetched again, so a
+        // reconnect resends only what really was not acknowledged.
+        let _ = self.control.ack(std::mem::take(&mut s.pending_acks)).await;
+        let _ = self.control.flush().await;
+        match end {
+            Ok(()) => {
+                let _ = client.disconnect().await;
+                // Let the poll task write DISCONNECT before it is aborted.
+                let _ = tokio::time::timeout(Duration::from_millis(500), async { while nrx.recv().await.is_some() {} }).await;
+                SessionEnd::Shutdown
+            }
+            Err(reason) => SessionEnd::Lost { after: since.elapsed(), reason },
+        }
+    }
+
+    /// The connected loop. Ok(()) after a clean shutdown, Err(reason) when the session is lost.
+    async fn drive(
+        &mut self,
+        client: &AsyncClient,
+        nrx: &mut mpsc::Receiver<Note>,
+        s: &mut SessionState,
+        broker: &BrokerUrl,
+    ) -> Result<(), String> {
+        let published = metrics::counter("uplink.published", "");
+        let acked = metrics::counter("uplink.acked", "");
+        publish(client, s, self.opts.status_topic(), true, self.opts.status_payload("online", None, Some(broker)), None)
+            .await?;
+        let window = self.opts.window as usize;
+        let mut maybe_more = true;
+        let mut ack_tick = tokio::time::interval(ACK_FLUSH_EVERY);
+        ack_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let stopping = *shutdown.borrow();
+            if maybe_more && s.in_window() < window && !stopping {
+                let free = window - s.in_window();
+                let rows = self.fetch(s.cursors, free).await?;
+                maybe_more = rows.len() >= free;
+                for (lane, row) in rows {
+                    s.cursors[lane as usize] = row.seq;
+                    let topic = format!("{}/{}", self.opts.topic_root, row.topic);
+                    publish(client, s, topic, false, row.payload, Some(row.seq)).await?;
+                    metrics::inc(&published);
+                }
+                self.status.lock().unwrap_or_else(|p| p.into_inner()).in_flight = s.in_window();
+                continue;
+            }
+            tokio::select! {
+                biased;
+                note = nrx.recv() => match note {
+                    Some(Note::Sent(pkid)) => s.sent(pkid),
+                    Some(Note::PubAck(pkid)) => if s.acked(pkid) { metrics::inc(&acked); },
+                    Some(Note::ConnAck) => {}
+                    Some(Note::Error(e)) => return Err(e),
+                    None => return Err("MQTT event loop ended".into()),
+                },
+                _ = self.new_data.notified() => maybe_more = true,
+                _ = ack_tick.tick() => {
+                    if !s.pending_acks.is_empty() {
+                        self.control.ack(std::mem::take(&mut s.pending_acks)).await.map_err(|e| e.to_string())?;
+                    }
+                }
+                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                    return self.goodbye(client, nrx, s).await;
+                }
+            }
+        }
+    }
+
+    /// Clean shutdown: wait (briefly) for what is in flight, then say offline.
+    async fn goodbye(&mut self, client: &AsyncClient, nrx: &mut mpsc::Receiver<Note>, s: &mut SessionState) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+        while s.in_window() > 0 {
+            match tokio::time::timeout_at(deadline, nrx.recv()).await {
+                Ok(Some(Note::Sent(p))) => s.sent(p),
+                Ok(Some(Note::PubAck(p))) => {
+                    s.acked(p);
+                }
+                Ok(Some(Note::ConnAck)) => {}
+                Ok(Some(Note::Error(e))) => return Err(e),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let _ = self.control.ack(std::mem::take(&mut s.pending_acks)).await;
+        let payload = self.opts.status_payload("offline", Some("shutdown"), None);
+        publish(client, s, self.opts.status_topic(), true, payload, None).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
+        while s.in_window() > 0 {
+            match tokio::time::timeout_at(deadline, nrx.recv()).await {
+                Ok(Some(Note::Sent(p))) => s.sent(p),
+                Ok(Some(Note::PubAck(p))) => {
+                    s.acked(p);
+                }
+                Ok(Some(Note::ConnAck)) => {}
+                _ => break,
+            }
+        }
+        tracing::info!(event = "uplink.offline_published", "told central this station is going offline");
+        Ok(())
+    }
+
+    /// Next rows to send, in send order: alarms, then live and backlog sharing the window.
+    async fn fetch(&self, cursors: [u64; 3], free: usize) -> Result<Vec<(Lane, OutRow)>, String> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+            plan_fetch(&reader, cursors, free)
+        })
+        .await
+        .map_err(|e| format!("outbox read task failed: {e}"))?
+        .map_err(|e| format!("cannot read the outbox: {e}"))
+    }
+}
+
+/// The refill policy, kept apart from the session so it can be tested on a plain `Reader`.
+pub fn plan_fetch(reader: &Reader, cursors: [u64; 3], free: usize) -> rusqlite::Result<Vec<(Lane, OutRow)>> {
+    let mut out = Vec::with_capacity(free);
+    let take = |out: &mut Vec<(Lane, OutRow)>, lane: Lane, after: u64, n: usize| -> rusqlite::Result<u64> {
+        if n == 0 {
+            return Ok(after);
+        }
+        let rows = reader.fetch(lane, after, n)?;
+        let last = rows.last().map(|r| r.seq).unwrap_or(after);
+        out.extend(rows.into_iter().map(|r| (lane, r)));
+        Ok(last)
+    };
+    take(&mut out, Lane::Alarm, cursors[Lane::Alarm as usize], free)?;
+    let live_share = (free - out.len()).div_ceil(2);
+    let live_after = take(&mut out, Lane::Live, cursors[Lane::Live as usize], live_share)?;
+    let room = free - out.len();
+    take(&mut out, Lane::Backlog, cursors[Lane::Backlog as usize], room)?;
+    let room = free - out.len();
+    take(&mut out, Lane::Live, live_after, room)?;
+    Ok(out)
+}
+
+#[derive(Default)]
+struct SessionState {
+    /// Last seq handed to MQTT per lane (indexed by `Lane as usize`).
+    cursors: [u64; 3],
+    /// Publishes queued to rumqttc whose packet id is not known yet (None: a status message).
+    queued: VecDeque<Option<u64>>,
+    /// Packet id -> seq of publishes awaiting PUBACK.
+    in_flight: HashMap<u16, Option<u64>>,
+    pending_acks: Vec<u64>,
+}
+
+impl SessionState {
+    fn in_window(&self) -> usize {
+        self.queued.len() + self.in_flight.len()
+    }
+    fn sent(&mut self, pkid: u16) {
+        if let Some(seq) = self.queued.pop_front() {
+            self.in_flight.insert(pkid, seq);
+        }
+    }
+    /// True when the PUBACK was for an outbox row.
+    fn acked(&mut self, pkid: u16) -> bool {
+        match self.in_flight.remove(&pkid) {
+            Some(Some(seq)) => {
+                self.pending_acks.push(seq);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+async fn publish(
+    client: &AsyncClient,
+    s: &mut SessionState,
+    topic: String,
+    retain: bool,
+    payload: Vec<u8>,
+    seq: Option<u64>,
+) -> Result<(), String> {
+    s.queued.push_back(seq);
+    client.publish(topic, QoS::AtLeastOnce, retain, payload).await.map_err(|e| format!("MQTT client closed: {e}"))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

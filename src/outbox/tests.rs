@@ -1,1 +1,281 @@
+//! Outbox tests: concrete cases, then a model test (proptest) that checks the store against a
+//! plain in-memory model through random appends, acks, evictions and reopenings.
 
+use super::*;
+use crate::event::{ClockQuality, Event, Priority};
+use proptest::prelude::*;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+fn ev(prio: Priority, historical: bool, pad: usize) -> Event {
+    Event {
+        ts_ms: 1_795_940_102_120,
+        clock: ClockQuality::Synced,
+        device: "dev0".into(),
+        kind: "sample".into(),
+        prio,
+        historical,
+        data: RawValue::from_string(format!(r#"{{"pad":"{}"}}"#, "x".repeat(pad))).unwrap(),
+    }
+}
+
+fn opts(dir: &std::path::Path, max_bytes: u64) -> OutboxOptions {
+    OutboxOptions {
+        path: dir.join("outbox.db"),
+        station: "st-1".into(),
+        max_bytes,
+        durability: crate::config::Durability::PowerCut,
+    }
+}
+
+fn all_rows(reader: &Reader) -> BTreeMap<u64, (Lane, OutRow)> {
+    let mut out = BTreeMap::new();
+    for lane in Lane::ALL {
+        for r in reader.fetch(lane, 0, usize::MAX >> 1).unwrap() {
+            out.insert(r.seq, (lane, r));
+        }
+    }
+    out
+}
+
+#[test]
+fn seq_is_assigned_in_order_and_continues_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 30);
+    let (mut store, rec) = open_store(&o).unwrap();
+    assert!(rec.is_none());
+    let out = store.commit(&[ev(Priority::Event, false, 1), ev(Priority::Telemetry, false, 1)], &[]).unwrap();
+    assert_eq!(out.seqs, [1, 2]);
+    store.commit(&[], &[1]).unwrap();
+    drop(store);
+    let (mut store, _) = open_store(&o).unwrap();
+    // Seq 2 is the highest row, but 1 was issued and deleted: next is 3, never a reuse.
+    assert_eq!(store.commit(&[ev(Priority::Event, false, 1)], &[]).unwrap().seqs, [3]);
+    let rows = all_rows(&Reader::open(&o.path).unwrap());
+    assert_eq!(rows.keys().copied().collect::<Vec<_>>(), [2, 3]);
+    let payload: serde_json::Value = serde_json::from_slice(&rows[&3].1.payload).unwrap();
+    assert_eq!(payload["seq"], 3);
+    assert_eq!(payload["station"], "st-1");
+}
+
+#[test]
+fn seq_survives_losing_every_row_and_the_meta_counter_is_authoritative() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 30);
+    let (mut store, _) = open_store(&o).unwrap();
+    let seqs = store.commit(&vec![ev(Priority::Event, false, 1); 10], &[]).unwrap().seqs;
+    store.commit(&[], &seqs).unwrap();
+    drop(store);
+    let (mut store, _) = open_store(&o).unwrap();
+    assert_eq!(store.commit(&[ev(Priority::Alarm, false, 1)], &[]).unwrap().seqs, [11]);
+}
+
+#[test]
+fn lanes_split_alarms_live_and_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 30);
+    let (mut store, _) = open_store(&o).unwrap();
+    store
+        .commit(&[ev(Priority::Telemetry, true, 1), ev(Priority::Alarm, true, 1), ev(Priority::Event, false, 1)], &[])
+        .unwrap();
+    let rows = all_rows(&Reader::open(&o.path).unwrap());
+    let lanes: Vec<Lane> = rows.values().map(|(l, _)| *l).collect();
+    assert_eq!(lanes, [Lane::Backlog, Lane::Alarm, Lane::Live]);
+    let plan = crate::uplink::plan_fetch(&Reader::open(&o.path).unwrap(), [0; 3], 10).unwrap();
+    let order: Vec<u64> = plan.iter().map(|(_, r)| r.seq).collect();
+    assert_eq!(order, [2, 3, 1], "alarms first, then live, then backlog");
+}
+
+#[test]
+fn live_rows_are_not_starved_by_a_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 30);
+    let (mut store, _) = open_store(&o).unwrap();
+    store.commit(&vec![ev(Priority::Telemetry, true, 1); 1000], &[]).unwrap();
+    store.commit(&vec![ev(Priority::Telemetry, false, 1); 10], &[]).unwrap();
+    let plan = crate::uplink::plan_fetch(&Reader::open(&o.path).unwrap(), [0; 3], 8).unwrap();
+    let live = plan.iter().filter(|(l, _)| *l == Lane::Live).count();
+    assert_eq!(live, 4, "half of the window goes to live rows");
+    assert_eq!(plan.len(), 8);
+}
+
+#[test]
+fn quota_evicts_oldest_telemetry_then_events_never_alarms() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 20);
+    let (mut store, _) = open_store(&o).unwrap();
+    // ~1.2 KB rows: 300 alarms, then 600 events, then telemetry until well over 1 MiB.
+    store.commit(&vec![ev(Priority::Alarm, true, 1000); 300], &[]).unwrap();
+    store.commit(&vec![ev(Priority::Event, true, 1000); 300], &[]).unwrap();
+    let mut evictions = Vec::new();
+    for _ in 0..10 {
+        let out = store.commit(&vec![ev(Priority::Telemetry, true, 1000); 100], &[]).unwrap();
+        evictions.extend(out.eviction);
+    }
+    assert!(store.bytes() <= 1 << 20);
+    assert!(!evictions.is_empty());
+    let first = &evictions[0];
+    assert_eq!(first.events, 0, "telemetry goes first");
+    assert_eq!(first.ranges[0].0, 601, "the oldest telemetry goes first");
+    let rows = all_rows(&Reader::open(&o.path).unwrap());
+    let alarms = rows.values().filter(|(l, _)| *l == Lane::Alarm).count();
+    assert_eq!(alarms, 300 + evictions.len(), "every alarm kept, plus one outbox.evicted per round");
+    let report: serde_json::Value = serde_json::from_slice(&rows.values().rev().find(|(l, _)| *l == Lane::Alarm).unwrap().1.payload).unwrap();
+    assert_eq!(report["kind"], "outbox.evicted");
+    assert_eq!(report["prio"], "alarm");
+    assert!(report["data"]["ranges"].as_array().is_some_and(|r| !r.is_empty()));
+    // Keep filling with alarms only: nothing is evicted any more, alarms are kept over quota.
+    for _ in 0..10 {
+        store.commit(&vec![ev(Priority::Alarm, true, 1000); 100], &[]).unwrap();
+    }
+    let stats = Reader::open(&o.path).unwrap().stats().unwrap();
+    assert_eq!(stats.telemetry.rows, 0);
+    assert_eq!(stats.event.rows, 0);
+    assert!(stats.alarm.rows >= 1300);
+}
+
+#[test]
+fn newer_schema_is_refused_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 30);
+    drop(open_store(&o).unwrap());
+    let conn = rusqlite::Connection::open(&o.path).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+    drop(conn);
+    match open_store(&o) {
+        Err(OutboxError::NewerSchema { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+    assert!(o.path.exists(), "the file stays where it is");
+}
+
+#[test]
+fn garbage_file_is_moved_aside_and_seq_continues_past_the_reservation() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 30);
+    let (mut store, _) = open_store(&o).unwrap();
+    store.commit(&vec![ev(Priority::Event, false, 1); 5], &[]).unwrap();
+    drop(store);
+    std::fs::write(&o.path, b"this is not an SQLite database, it was overwritten by a bad flash block").unwrap();
+    let (mut store, rec) = open_store(&o).unwrap();
+    let rec = rec.expect("recovery must happen");
+    assert!(rec.moved_to.exists(), "the damaged file is kept for inspection");
+    assert!(rec.resumed_at_seq > 5);
+    let next = store.commit(&[ev(Priority::Event, false, 1)], &[]).unwrap().seqs[0];
+    assert!(next > 6, "no seq reuse after recovery, got {next}");
+    let rows = all_rows(&Reader::open(&o.path).unwrap());
+    let alarm: serde_json::Value = serde_json::from_slice(&rows.values().next().unwrap().1.payload).unwrap();
+    assert_eq!(alarm["kind"], "outbox.recovered");
+    assert_eq!(alarm["prio"], "alarm");
+}
+
+#[test]
+fn damaged_pages_are_skipped_and_readable_rows_salvaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 30);
+    let (mut store, _) = open_store(&o).unwrap();
+    for _ in 0..20 {
+        store.commit(&vec![ev(Priority::Event, false, 400); 100], &[]).unwrap();
+    }
+    store.checkpoint();
+    drop(store);
+    // Scribble over a few pages in the middle of the file.
+    let mut bytes = std::fs::read(&o.path).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 3 * 4096] {
+        *b = 0xA5;
+    }
+    std::fs::write(&o.path, &bytes).unwrap();
+    let (_store, rec) = open_store(&o).unwrap();
+    let rec = rec.expect("corruption must be detected");
+    assert!(rec.rows_recovered > 1000, "most rows survive: {}", rec.rows_recovered);
+    assert!(rec.rows_recovered < 2000);
+    assert!(rec.resumed_at_seq > 2000);
+    let rows = all_rows(&Reader::open(&o.path).unwrap());
+    assert_eq!(rows.len() as u64, rec.rows_recovered + 1);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(Vec<(u8, bool)>),
+    AckSome(Vec<prop::sample::Index>),
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => prop::collection::vec((0u8..3, any::<bool>()), 1..40).prop_map(Op::Append),
+        3 => prop::collection::vec(any::<prop::sample::Index>(), 1..10).prop_map(Op::AckSome),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The store behaves like a map seq -> (prio, lane) with a counter that never goes back.
+    #[test]
+    fn store_matches_model(ops in prop::collection::vec(op(), 1..30)) {
+        let dir = tempfile::tempdir().unwrap();
+        // Small quota: ~1.4 KB rows, so eviction happens often.
+        let o = opts(dir.path(), 1 << 20);
+        let (mut store, _) = open_store(&o).unwrap();
+        let mut model: BTreeMap<u64, Priority> = BTreeMap::new();
+        let mut next_seq = 1u64;
+        for op in ops {
+            match op {
+                Op::Append(items) => {
+                    let events: Vec<Event> = items.iter().map(|&(p, h)| ev(Priority::from_i64(p as i64).unwrap(), h, 1300)).collect();
+                    let out = store.commit(&events, &[]).unwrap();
+                    let expect: Vec<u64> = (next_seq..next_seq + events.len() as u64).collect();
+                    prop_assert_eq!(&out.seqs, &expect);
+                    for (seq, e) in out.seqs.iter().zip(&events) {
+                        model.insert(*seq, e.prio);
+                    }
+                    next_seq += events.len() as u64;
+                    if let Some(evicted) = out.eviction {
+                        let mut dropped = Vec::new();
+                        for (a, b) in &evicted.ranges {
+                            for s in *a..=*b {
+                                let p = model.remove(&s);
+                                prop_assert!(p.is_some(), "evicted seq {} was not stored", s);
+                                prop_assert_ne!(p, Some(Priority::Alarm), "an alarm was evicted");
+                                dropped.push((s, p.unwrap()));
+                            }
+                        }
+                        prop_assert_eq!(dropped.len() as u64, evicted.rows());
+                        // Oldest first within a class, telemetry before events.
+                        for (s, p) in &dropped {
+                            let older_kept = model.iter().any(|(k, q)| k < s && q == p);
+                            prop_assert!(!older_kept, "seq {} evicted while an older {:?} was kept", s, p);
+                            if *p == Priority::Event {
+                                prop_assert!(!model.values().any(|q| *q == Priority::Telemetry), "event evicted while telemetry was kept");
+                            }
+                        }
+                        model.insert(next_seq, Priority::Alarm); // the outbox.evicted report
+                        next_seq += 1;
+                    }
+                    prop_assert!(store.bytes() <= o.max_bytes || model.values().all(|p| *p == Priority::Alarm));
+                }
+                Op::AckSome(idx) => {
+                    if model.is_empty() { continue; }
+                    let keys: Vec<u64> = model.keys().copied().collect();
+                    let acks: Vec<u64> = idx.iter().map(|i| keys[i.index(keys.len())]).collect();
+                    store.commit(&[], &acks).unwrap();
+                    for a in acks { model.remove(&a); }
+                }
+                Op::Reopen => {
+                    drop(store);
+                    store = open_store(&o).unwrap().0;
+                    prop_assert!(store.next_seq() >= next_seq);
+                    next_seq = store.next_seq();
+                }
+            }
+            let rows = all_rows(&Reader::open(&o.path).unwrap());
+            prop_assert_eq!(rows.keys().copied().collect::<Vec<_>>(), model.keys().copied().collect::<Vec<_>>());
+            let stats = Reader::open(&o.path).unwrap().stats().unwrap();
+            prop_assert_eq!(stats.bytes, store.bytes(), "in-memory byte count drifted from the file");
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Test harness: real processes on loopback only.
+//! - [`Broker`]: a mosquitto started on a free 127.0.0.1 port, with persistence so that a
+//!   subscriber's session and queued messages survive restarts of the broker.
+//! - [`Subscriber`]: a real MQTT client (rumqttc) standing in for central dispatch.
+//! - [`Daemon`]: the `stationd` binary under test, killed in `Drop`.
+//! Every spawned child is killed when its guard drops, so a failing test leaks nothing.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes (for other processes' state,
+/// which cannot be awaited).
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+fn mosquitto_bin() -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/sbin", "/usr/local/sbin"]) {
+        let p = Path::new(dir).join("mosquitto");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("mosquitto is not installed: run the README's test command (it installs it), or apt-get install mosquitto");
+}
+
+pub struct Broker {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// A broker on a free port, not yet running.
+    pub fn new() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 100\n\
+             persistence true\npersistence_location {}/\nautosave_interval 1\nuser root\n\
+             log_dest file {}/mosquitto.log\nlog_type error\nlog_type warning\n",
+            dir.path().display(),
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
+        Broker { port, dir, child: None }
+    }
+
+    pub fn started() -> Broker {
+        let mut b = Broker::new();
+        b.start();
+        b
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none());
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            wait_until(Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            "mosquitto did not listen on {port}"
+        );
+    }
+
+    /// SIGTERM (mosquitto saves its persistence file) and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub topic: String,
+    pub json: Value,
+    pub retain: bool,
+}
+
+/// Central dispatch's view: everything under `stations/#`, QoS 1, persistent session.
+pub struct Subscriber {
+    msgs: Arc<Mutex<Vec<Msg>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Subscriber {
+    /// Connects and subscribes; returns once the broker confirmed the subscription.
+    pub fn connect(port: u16, client_id: &str) -> Subscriber {
+        let msgs = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let (m, s, sub, id) = (msgs.clone(), stop.clone(), subscribed.clone(), client_id.to_string());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+                let mut o = MqttOptions::new(id, "127.0.0.1", port);
+                o.set_clean_session(false).set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 21, 1 << 21);
+                let (client, mut el) = AsyncClient::new(o, 100);
+                client.subscribe("stations/#", QoS::AtLeastOnce).await.unwrap();
+                while !s.load(Ordering::SeqCst) {
+                    match tokio::time::timeout(Duration::from_millis(200), el.poll()).await {
+                        Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => sub.store(true, Ordering::SeqCst),
+                        Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                            let json = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                            m.lock().unwrap().push(Msg { topic: p.topic.clone(), json, retain: p.retain });
+                        }
+                        Ok(Ok(_)) | Err(_) => {}
+                        Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+            });
+        });
+        assert!(wait_until(Duration::from_secs(5), || subscribed.load(Ordering::SeqCst)), "subscriber could not subscribe");
+        Subscriber { msgs, stop, thread: Some(thread) }
+    }
+
+    pub fn all(&self) -> Vec<Msg> {
+        self.msgs.lock().unwrap().clone()
+    }
+
+    /// Telemetry and event envelopes (those with a seq), in arrival order.
+    pub fn envelopes(&self) -> Vec<Value> {
+        self.all().into_iter().filter(|m| m.json.get("seq").is_some()).map(|m| m.json).collect()
+    }
+
+    pub fn seqs(&self) -> Vec<u64> {
+        self.envelopes().iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+    }
+
+    pub fn status(&self) -> Vec<Msg> {
+        self.all().into_iter().filter(|m| m.topic.ends_with("/status")).collect()
+    }
+
+    pub fn wait(&self, timeout: Duration, mut cond: impl FnMut(&[Msg]) -> bool) -> bool {
+        wait_until(timeout, || cond(&self.msgs.lock().unwrap()))
+    }
+
+    /// Stops the client without unsubscribing (the broker keeps the session).
+    pub fn disconnect(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Distinct seqs, and whether 1..=max are all present.
+pub fn missing_seqs(seqs: &[u64], upto: u64) -> Vec<u64> {
+    let set: std::collections::HashSet<u64> = seqs.iter().copied().collect();
+    (1..=upto).filter(|s| !set.contains(s)).collect()
+}
+
+/// A station directory: config, outbox, logs.
+pub struct Station {
+    pub dir: tempfile::TempDir,
+    pub ingest_port: u16,
+    pub config: PathBuf,
+}
+
+impl Station {
+    pub fn new(broker_port: u16, extra_buffer: &str) -> Station {
+        let dir = tempfile::tempdir().unwrap();
+        let ingest_port = free_port();
+        let config = dir.path().join("stationd.toml");
+        let text = format!(
+            r#"[station]
+id = "test-st01"
+name = "测试驻巡站"
+
+[uplink]
+brokers = ["mqtt://127.0.0.1:{broker_port}"]
+reconnect_min_ms = 50
+reconnect_max_ms = 400
+
+[buffer]
+path = "{db}"
+{extra_buffer}
+
+[[device]]
+id = "ingest0"
+driver = "jsonl"
+listen = "tcp://127.0.0.1:{ingest_port}"
+
+[[device]]
+id = "ingest1"
+driver = "jsonl"
+listen = "unix://{sock}"
+"#,
+            db = dir.path().join("outbox.db").display(),
+            sock = dir.path().join("ingest.sock").display(),
+        );
+        std::fs::write(&config, text).unwrap();
+        Station { dir, ingest_port, config }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("outbox.db")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("ingest.sock")
+    }
+
+    pub fn start(&self) -> Daemon {
+        Daemon::start(&self.config, &self.dir.path().join("stationd.log"), self.ingest_port)
+    }
+
+    /// `stationd outbox --json` as the technician would run it.
+    pub fn outbox_stats(&self) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_stationd"))
+            .args(["outbox", "--json", "--config"])
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "stationd outbox failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn outbox_rows(&self) -> u64 {
+        let s = self.outbox_stats();
+        ["alarm", "event", "telemetry"].iter().map(|c| s[c]["rows"].as_u64().unwrap()).sum()
+    }
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    fn start(config: &Path, log: &Path, ingest_port: u16) -> Daemon {
+        let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_stationd"))
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().unwrap())
+            .stderr(logf)
+            .spawn()
+            .expect("start stationd");
+        let d = Daemon { child: Some(child), log: log.to_path_buf() };
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", ingest_port)).is_ok()),
+            "stationd did not start listening; log:\n{}",
+            d.log_text()
+        );
+        d
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM; returns the exit code and how long the daemon took to exit.
+    pub fn terminate(mut self) -> (Option<i32>, Duration) {
+        let mut c = self.child.take().unwrap();
+        let start = Instant::now();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return (status.code(), start.elapsed());
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = c.kill();
+                return (None, start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One JSON line.
+pub fn line(kind: &str, prio: &str, n: u64) -> String {
+    format!("{{\"kind\":\"{kind}\",\"prio\":\"{prio}\",\"data\":{{\"n\":{n}}}}}\n")
+}
+
+pub fn send_lines(port: u16, lines: &[String]) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for l in lines {
+        s.write_all(l.as_bytes()).unwrap();
+    }
+    s.flush().unwrap();
+}

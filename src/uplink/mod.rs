@@ -32,8 +32,6 @@ use tokio::sync::{mpsc, watch, Notify};
 const MAX_PACKET: usize = 1 << 20;
 /// How long a connection attempt may take before the next broker is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Acks are handed to the writer at least this often.
-const ACK_FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// A session that lasted this long resets the backoff.
 const STABLE_SESSION: Duration = Duration::from_secs(30);
 
@@ -325,8 +323,6 @@ impl Uplink {
             .await?;
         let window = self.opts.window as usize;
         let mut maybe_more = true;
-        let mut ack_tick = tokio::time::interval(ACK_FLUSH_EVERY);
-        ack_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.shutdown.clone();
         loop {
             let stopping = *shutdown.borrow();
@@ -345,19 +341,29 @@ impl Uplink {
             }
             tokio::select! {
                 biased;
-                note = nrx.recv() => match note {
-                    Some(Note::Sent(pkid)) => s.sent(pkid),
-                    Some(Note::PubAck(pkid)) => if s.acked(pkid) { metrics::inc(&acked); },
-                    Some(Note::ConnAck) => {}
-                    Some(Note::Error(e)) => return Err(e),
-                    None => return Err("MQTT event loop ended".into()),
-                },
-                _ = self.new_data.notified() => maybe_more = true,
-                _ = ack_tick.tick() => {
+                note = nrx.recv() => {
+                    let mut note = note;
+                    // Take every note already queued, then hand their acks to the writer in one
+                    // go: acks reach the disk within one group commit, which bounds the
+                    // duplicates a crash can cause to about one window.
+                    loop {
+                        match note {
+                            Some(Note::Sent(pkid)) => s.sent(pkid),
+                            Some(Note::PubAck(pkid)) => if s.acked(pkid) { metrics::inc(&acked); },
+                            Some(Note::ConnAck) => {}
+                            Some(Note::Error(e)) => return Err(e),
+                            None => return Err("MQTT event loop ended".into()),
+                        }
+                        match nrx.try_recv() {
+                            Ok(n) => note = Some(n),
+                            Err(_) => break,
+                        }
+                    }
                     if !s.pending_acks.is_empty() {
                         self.control.ack(std::mem::take(&mut s.pending_acks)).await.map_err(|e| e.to_string())?;
                     }
                 }
+                _ = self.new_data.notified() => maybe_more = true,
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
                     return self.goodbye(client, nrx, s).await;
                 }

@@ -121,12 +121,25 @@ pub struct Msg {
 pub struct Subscriber {
     msgs: Arc<Mutex<Vec<Msg>>>,
     stop: Arc<AtomicBool>,
+    subscribed: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Subscriber {
     /// Connects and subscribes; returns once the broker confirmed the subscription.
     pub fn connect(port: u16, client_id: &str) -> Subscriber {
+        let s = Subscriber::spawn(port, client_id);
+        assert!(wait_until(Duration::from_secs(5), || s.subscribed.load(Ordering::SeqCst)), "subscriber could not subscribe");
+        s
+    }
+
+    /// Starts a client for an existing persistent session on a broker that is not running
+    /// yet; it connects when the broker comes up.
+    pub fn connect_later(port: u16, client_id: &str) -> Subscriber {
+        Subscriber::spawn(port, client_id)
+    }
+
+    fn spawn(port: u16, client_id: &str) -> Subscriber {
         let msgs = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let subscribed = Arc::new(AtomicBool::new(false));
@@ -152,8 +165,7 @@ impl Subscriber {
                 }
             });
         });
-        assert!(wait_until(Duration::from_secs(5), || subscribed.load(Ordering::SeqCst)), "subscriber could not subscribe");
-        Subscriber { msgs, stop, thread: Some(thread) }
+        Subscriber { msgs, stop, subscribed, thread: Some(thread) }
     }
 
     pub fn all(&self) -> Vec<Msg> {

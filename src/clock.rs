@@ -49,7 +49,10 @@ pub fn now() -> (i64, ClockQuality) {
         }
     } else {
         let q = kernel_sync_state();
-        CACHED_STATE.store(if q == ClockQuality::Synced { 1 } else { 2 }, Ordering::Relaxed);
+        CACHED_STATE.store(
+            if q == ClockQuality::Synced { 1 } else { 2 },
+            Ordering::Relaxed,
+        );
         CACHED_AT_MS.store(now, Ordering::Relaxed);
         q
     };

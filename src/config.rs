@@ -77,11 +77,14 @@ impl TryFrom<String> for StationId {
     fn try_from(s: String) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(StationId(s))
         } else {
-            Err(format!("station id {s:?} must be 1-64 characters of a-z, 0-9 and '-'"))
+            Err(format!(
+                "station id {s:?} must be 1-64 characters of a-z, 0-9 and '-'"
+            ))
         }
     }
 }
@@ -150,8 +153,15 @@ impl TopicPrefix {
 impl TryFrom<String> for TopicPrefix {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        if s.is_empty() || s.starts_with('/') || s.ends_with('/') || s.contains(['+', '#', '\0']) || s.contains("//") {
-            Err(format!("topic_prefix {s:?} must be MQTT topic levels without wildcards, e.g. \"stations\""))
+        if s.is_empty()
+            || s.starts_with('/')
+            || s.ends_with('/')
+            || s.contains(['+', '#', '\0'])
+            || s.contains("//")
+        {
+            Err(format!(
+                "topic_prefix {s:?} must be MQTT topic levels without wildcards, e.g. \"stations\""
+            ))
         } else {
             Ok(TopicPrefix(s))
         }
@@ -183,7 +193,9 @@ impl TryFrom<String> for BrokerUrl {
     fn try_from(s: String) -> Result<Self, String> {
         // A hand-written parser: the url crate would pull IDNA/ICU tables into a 4 MB binary
         // for two schemes whose grammar is host[:port].
-        let bad = |why: &str| format!("broker URL {s:?}: {why} (expected mqtt://host:port or mqtts://host:port)");
+        let bad = |why: &str| {
+            format!("broker URL {s:?}: {why} (expected mqtt://host:port or mqtts://host:port)")
+        };
         let (tls, rest) = if let Some(r) = s.strip_prefix("mqtt://") {
             (false, r)
         } else if let Some(r) = s.strip_prefix("mqtts://") {
@@ -196,7 +208,9 @@ impl TryFrom<String> for BrokerUrl {
             return Err(bad("paths, queries and user info are not supported"));
         }
         let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-            let (h, after) = r.split_once(']').ok_or_else(|| bad("unclosed '[' in IPv6 address"))?;
+            let (h, after) = r
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed '[' in IPv6 address"))?;
             (h, after.strip_prefix(':'))
         } else {
             match rest.rsplit_once(':') {
@@ -220,7 +234,11 @@ impl TryFrom<String> for BrokerUrl {
                 _ => return Err(bad("port must be 1-65535")),
             },
         };
-        Ok(BrokerUrl { tls, host: host.to_string(), port })
+        Ok(BrokerUrl {
+            tls,
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
@@ -271,9 +289,9 @@ impl TryFrom<String> for ListenAddr {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         if let Some(a) = s.strip_prefix("tcp://") {
-            a.parse::<SocketAddr>()
-                .map(ListenAddr::Tcp)
-                .map_err(|_| format!("listen {s:?}: expected tcp://IP:PORT, e.g. tcp://127.0.0.1:7070"))
+            a.parse::<SocketAddr>().map(ListenAddr::Tcp).map_err(|_| {
+                format!("listen {s:?}: expected tcp://IP:PORT, e.g. tcp://127.0.0.1:7070")
+            })
         } else if let Some(p) = s.strip_prefix("unix://") {
             if p.starts_with('/') {
                 Ok(ListenAddr::Unix(PathBuf::from(p)))
@@ -281,7 +299,9 @@ impl TryFrom<String> for ListenAddr {
                 Err(format!("listen {s:?}: a unix socket path must be absolute"))
             }
         } else {
-            Err(format!("listen {s:?}: expected tcp://IP:PORT or unix:///absolute/path"))
+            Err(format!(
+                "listen {s:?}: expected tcp://IP:PORT or unix:///absolute/path"
+            ))
         }
     }
 }
@@ -355,14 +375,19 @@ impl Config {
             key: key.map(str::to_string),
             message,
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.span(), None, e.message().trim().to_string()))?;
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| err(e.span(), None, e.message().trim().to_string()))?;
 
         let mut devices = Vec::new();
         let mut seen = HashSet::new();
         for table in raw.device {
             let span = table.span();
             let table = table.into_inner();
-            let id = table.get("id").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let id = table
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
             let label = format!("device {id:?}");
             let driver = match table.get("driver").and_then(|v| v.as_str()) {
                 Some(d) => d.to_string(),
@@ -372,18 +397,31 @@ impl Config {
                 "jsonl" => Device::Jsonl(
                     toml::Value::Table(table)
                         .try_into::<JsonlDevice>()
-                        .map_err(|e| err(Some(span.clone()), Some(&label), e.message().trim().to_string()))?,
+                        .map_err(|e| {
+                            err(
+                                Some(span.clone()),
+                                Some(&label),
+                                e.message().trim().to_string(),
+                            )
+                        })?,
                 ),
                 other => {
                     return Err(err(
                         Some(span),
                         Some(&label),
-                        format!("unknown driver {other:?}; this build knows: {}", DRIVERS.join(", ")),
+                        format!(
+                            "unknown driver {other:?}; this build knows: {}",
+                            DRIVERS.join(", ")
+                        ),
                     ))
                 }
             };
             if !crate::event::is_valid_device_id(device.id()) {
-                return Err(err(Some(span), Some(&label), "id must be 1-64 characters of [A-Za-z0-9_.-]".into()));
+                return Err(err(
+                    Some(span),
+                    Some(&label),
+                    "id must be 1-64 characters of [A-Za-z0-9_.-]".into(),
+                ));
             }
             if !seen.insert(device.id().to_string()) {
                 return Err(err(Some(span), Some(&label), "device id used twice".into()));
@@ -393,10 +431,18 @@ impl Config {
 
         let up = &raw.uplink;
         if up.brokers.get_ref().is_empty() {
-            return Err(err(Some(up.brokers.span()), Some("uplink.brokers"), "at least one broker is needed".into()));
+            return Err(err(
+                Some(up.brokers.span()),
+                Some("uplink.brokers"),
+                "at least one broker is needed".into(),
+            ));
         }
         if up.window == 0 {
-            return Err(err(None, Some("uplink.window"), "must be at least 1".into()));
+            return Err(err(
+                None,
+                Some("uplink.window"),
+                "must be at least 1".into(),
+            ));
         }
         if up.reconnect_min_ms == 0 || up.reconnect_min_ms > up.reconnect_max_ms {
             return Err(err(
@@ -414,7 +460,11 @@ impl Config {
             ));
         }
         if up.client_cert.is_some() != up.client_key.is_some() {
-            return Err(err(None, Some("uplink.client_cert"), "client_cert and client_key go together".into()));
+            return Err(err(
+                None,
+                Some("uplink.client_cert"),
+                "client_cert and client_key go together".into(),
+            ));
         }
         for (key, file) in [
             ("uplink.ca_file", &up.ca_file),
@@ -424,7 +474,11 @@ impl Config {
         ] {
             if let Some(f) = file {
                 if let Err(e) = std::fs::File::open(f.get_ref()) {
-                    return Err(err(Some(f.span()), Some(key), format!("cannot read {}: {e}", f.get_ref().display())));
+                    return Err(err(
+                        Some(f.span()),
+                        Some(key),
+                        format!("cannot read {}: {e}", f.get_ref().display()),
+                    ));
                 }
             }
         }
@@ -433,20 +487,38 @@ impl Config {
             return Err(err(Some(bp.span()), Some("buffer.path"), why));
         }
         if raw.buffer.max_bytes < 1 << 20 {
-            return Err(err(None, Some("buffer.max_bytes"), "must be at least 1 MiB (1048576)".into()));
+            return Err(err(
+                None,
+                Some("buffer.max_bytes"),
+                "must be at least 1 MiB (1048576)".into(),
+            ));
         }
-        Ok(Config { source: path.to_path_buf(), station: raw.station, uplink: raw.uplink, buffer: raw.buffer, devices })
+        Ok(Config {
+            source: path.to_path_buf(),
+            station: raw.station,
+            uplink: raw.uplink,
+            buffer: raw.buffer,
+            devices,
+        })
     }
 
     /// `{topic_prefix}/{station.id}`, the root of every topic.
     pub fn topic_root(&self) -> String {
-        format!("{}/{}", self.uplink.topic_prefix.as_str(), self.station.id.as_str())
+        format!(
+            "{}/{}",
+            self.uplink.topic_prefix.as_str(),
+            self.station.id.as_str()
+        )
     }
 }
 
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The outbox file must be creatable or writable: its directory must exist and be writable.
@@ -457,14 +529,25 @@ fn check_writable_db_path(path: &Path) -> Result<(), String> {
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
     if !dir.is_dir() {
-        return Err(format!("directory {} does not exist; create it (the systemd unit's StateDirectory= does)", dir.display()));
+        return Err(format!(
+            "directory {} does not exist; create it (the systemd unit's StateDirectory= does)",
+            dir.display()
+        ));
     }
     if path.exists() {
-        access(path, AccessFlags::R_OK | AccessFlags::W_OK)
-            .map_err(|e| format!("{} is not readable and writable by this user: {e}", path.display()))?;
+        access(path, AccessFlags::R_OK | AccessFlags::W_OK).map_err(|e| {
+            format!(
+                "{} is not readable and writable by this user: {e}",
+                path.display()
+            )
+        })?;
     }
-    access(dir, AccessFlags::W_OK | AccessFlags::X_OK)
-        .map_err(|e| format!("directory {} is not writable by this user: {e}", dir.display()))
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+        format!(
+            "directory {} is not writable by this user: {e}",
+            dir.display()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -503,7 +586,14 @@ listen = "tcp://127.0.0.1:7070"
         let c = parse(&base(dir.path())).unwrap();
         assert_eq!(c.station.id.as_str(), "jn-szq-wd01");
         assert_eq!(c.topic_root(), "stations/jn-szq-wd01");
-        assert_eq!(c.uplink.brokers.get_ref()[1], BrokerUrl { tls: false, host: "::1".into(), port: 1883 });
+        assert_eq!(
+            c.uplink.brokers.get_ref()[1],
+            BrokerUrl {
+                tls: false,
+                host: "::1".into(),
+                port: 1883
+            }
+        );
         assert_eq!(c.buffer.max_bytes, 1 << 30);
         assert_eq!(c.buffer.durability, Durability::PowerCut);
         assert_eq!(c.devices.len(), 1);
@@ -515,7 +605,10 @@ listen = "tcp://127.0.0.1:7070"
         let text = base(dir.path()).replace("[buffer]", "[buffer]\nmax_byte = 5");
         let e = parse(&text).unwrap_err();
         assert_eq!(e.line, Some(10), "{e}");
-        assert!(e.to_string().starts_with("/etc/stationd/stationd.toml:10"), "{e}");
+        assert!(
+            e.to_string().starts_with("/etc/stationd/stationd.toml:10"),
+            "{e}"
+        );
         assert!(e.message.contains("max_byte"), "{e}");
     }
 
@@ -534,7 +627,8 @@ listen = "tcp://127.0.0.1:7070"
         assert_eq!(e.key.as_deref(), Some("device \"ingest0\""));
         assert!(e.message.contains("lisen"), "{e}");
         assert!(e.line.is_some());
-        let e = parse(&base(dir.path()).replace("driver = \"jsonl\"", "driver = \"modbus\"")).unwrap_err();
+        let e = parse(&base(dir.path()).replace("driver = \"jsonl\"", "driver = \"modbus\""))
+            .unwrap_err();
         assert!(e.message.contains("unknown driver \"modbus\""), "{e}");
         let dup = format!("{}\n[[device]]\nid = \"ingest0\"\ndriver = \"jsonl\"\nlisten = \"unix:///run/x.sock\"\n", base(dir.path()));
         assert!(parse(&dup).unwrap_err().message.contains("used twice"));
@@ -543,9 +637,30 @@ listen = "tcp://127.0.0.1:7070"
     #[test]
     fn broker_urls() {
         let ok = |s: &str| BrokerUrl::try_from(s.to_string()).unwrap();
-        assert_eq!(ok("mqtts://central.example"), BrokerUrl { tls: true, host: "central.example".into(), port: 8883 });
-        assert_eq!(ok("mqtt://10.0.0.1:1884/"), BrokerUrl { tls: false, host: "10.0.0.1".into(), port: 1884 });
-        for bad in ["http://x", "mqtt://", "mqtt://h:0", "mqtt://h:99999", "mqtt://u@h", "mqtt://[::1"] {
+        assert_eq!(
+            ok("mqtts://central.example"),
+            BrokerUrl {
+                tls: true,
+                host: "central.example".into(),
+                port: 8883
+            }
+        );
+        assert_eq!(
+            ok("mqtt://10.0.0.1:1884/"),
+            BrokerUrl {
+                tls: false,
+                host: "10.0.0.1".into(),
+                port: 1884
+            }
+        );
+        for bad in [
+            "http://x",
+            "mqtt://",
+            "mqtt://h:0",
+            "mqtt://h:99999",
+            "mqtt://u@h",
+            "mqtt://[::1",
+        ] {
             assert!(BrokerUrl::try_from(bad.to_string()).is_err(), "{bad}");
         }
     }
@@ -553,7 +668,8 @@ listen = "tcp://127.0.0.1:7070"
     #[test]
     fn tls_needs_a_ca_and_the_buffer_dir_must_exist() {
         let dir = tempfile::tempdir().unwrap();
-        let e = parse(&base(dir.path()).replace("mqtt://127.0.0.1:1883", "mqtts://127.0.0.1")).unwrap_err();
+        let e = parse(&base(dir.path()).replace("mqtt://127.0.0.1:1883", "mqtts://127.0.0.1"))
+            .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("uplink.ca_file"));
         let e = parse(&base(Path::new("/nonexistent/dir"))).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("buffer.path"));
@@ -563,7 +679,10 @@ listen = "tcp://127.0.0.1:7070"
 
     #[test]
     fn listen_addresses() {
-        assert!(matches!(ListenAddr::try_from("unix:///run/stationd/ingest.sock".to_string()), Ok(ListenAddr::Unix(_))));
+        assert!(matches!(
+            ListenAddr::try_from("unix:///run/stationd/ingest.sock".to_string()),
+            Ok(ListenAddr::Unix(_))
+        ));
         assert!(ListenAddr::try_from("tcp://localhost:7070".to_string()).is_err());
         assert!(ListenAddr::try_from("unix://relative".to_string()).is_err());
     }

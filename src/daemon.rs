@@ -31,7 +31,9 @@ impl DaemonError {
     /// sysexits code for the administrator and systemd's RestartPreventExitStatus.
     pub fn exit_code(&self) -> i32 {
         match self {
-            DaemonError::Outbox(OutboxError::NewerSchema { .. }) | DaemonError::Uplink(_) => crate::exit_code::CONFIG,
+            DaemonError::Outbox(OutboxError::NewerSchema { .. }) | DaemonError::Uplink(_) => {
+                crate::exit_code::CONFIG
+            }
             DaemonError::Outbox(_) => crate::exit_code::CANT_CREATE,
             DaemonError::Driver(_) => crate::exit_code::CONFIG,
             DaemonError::Signals(_) => crate::exit_code::SOFTWARE,
@@ -97,28 +99,60 @@ pub async fn start(cfg: Config, stop: watch::Receiver<bool>) -> Result<Running, 
     let path = store.path().to_path_buf();
     let link = Arc::new(LinkState::default());
     let new_data = Arc::new(Notify::new());
-    let (writer, sink, control) = WriterThread::start(store, WRITER_QUEUE, new_data.clone(), link.clone());
+    let (writer, sink, control) =
+        WriterThread::start(store, WRITER_QUEUE, new_data.clone(), link.clone());
     let reader = Reader::open(&path)?;
     let drivers = drivers::start_all(&cfg.devices, &sink, &stop).await?;
-    let uplink = Uplink::new(UplinkOptions::from_config(&cfg, &boot_id)?, reader, control, new_data, link, stop);
+    let uplink = Uplink::new(
+        UplinkOptions::from_config(&cfg, &boot_id)?,
+        reader,
+        control,
+        new_data,
+        link,
+        stop,
+    );
     let uplink_status = uplink.status();
     let uplink = tokio::spawn(uplink.run());
-    tracing::info!(event = "daemon.ready", devices = cfg.devices.len(), "stationd is running");
-    Ok(Running { drivers, uplink, writer, sink, uplink_status })
+    tracing::info!(
+        event = "daemon.ready",
+        devices = cfg.devices.len(),
+        "stationd is running"
+    );
+    Ok(Running {
+        drivers,
+        uplink,
+        writer,
+        sink,
+        uplink_status,
+    })
 }
 
 impl Running {
     /// Phased stop; call after the `stop` channel was set to true.
     pub async fn stop(mut self) {
         // 1. Inputs stop accepting and hand over what they have read.
-        let drained = tokio::time::timeout(PHASE_DEADLINE, async { while self.drivers.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(PHASE_DEADLINE, async {
+            while self.drivers.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
-            tracing::warn!(event = "daemon.stop_forced", phase = "drivers", "inputs did not stop in time");
+            tracing::warn!(
+                event = "daemon.stop_forced",
+                phase = "drivers",
+                "inputs did not stop in time"
+            );
             self.drivers.abort_all();
         }
         // 2. The uplink finishes what is in flight and says offline.
-        if tokio::time::timeout(PHASE_DEADLINE, &mut self.uplink).await.is_err() {
-            tracing::warn!(event = "daemon.stop_forced", phase = "uplink", "uplink did not stop in time");
+        if tokio::time::timeout(PHASE_DEADLINE, &mut self.uplink)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                event = "daemon.stop_forced",
+                phase = "uplink",
+                "uplink did not stop in time"
+            );
             self.uplink.abort();
             let _ = (&mut self.uplink).await;
         }

@@ -154,21 +154,24 @@ pub fn format_ts_ms(ts_ms: i64) -> String {
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    t.format(&fmt).unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
+    t.format(&fmt)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
 }
 
 /// `kind` pattern of the contract: `[a-z0-9_.]+` (at most 128 bytes, so topics stay sane).
 pub fn is_valid_kind(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
 }
 
 /// Device ids appear in MQTT topics, so they may not contain `/`, `+`, `#` or spaces.
 pub fn is_valid_device_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 #[cfg(test)]
@@ -189,7 +192,8 @@ mod tests {
 
     #[test]
     fn envelope_has_every_contract_field_in_order() {
-        let json = String::from_utf8(ev(Priority::Telemetry).to_envelope_json("jn-szq-wd01", 1042)).unwrap();
+        let json = String::from_utf8(ev(Priority::Telemetry).to_envelope_json("jn-szq-wd01", 1042))
+            .unwrap();
         assert_eq!(
             json,
             r#"{"v":1,"station":"jn-szq-wd01","seq":1042,"ts":"2026-11-29T08:15:02.120Z","clock":"synced","device":"car-03","kind":"position","prio":"telemetry","historical":true,"data":{"lat":36.6}}"#
@@ -198,7 +202,10 @@ mod tests {
 
     #[test]
     fn telemetry_goes_per_device_events_per_kind() {
-        assert_eq!(ev(Priority::Telemetry).topic_suffix(), "telemetry/car-03/position");
+        assert_eq!(
+            ev(Priority::Telemetry).topic_suffix(),
+            "telemetry/car-03/position"
+        );
         assert_eq!(ev(Priority::Alarm).topic_suffix(), "event/position");
     }
 

@@ -22,9 +22,15 @@ pub fn init(station_id: Option<&str>) {
             return;
         }
     }
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
     let _ = registry.with(fmt).try_init();
     if let Some(id) = station_id {
-        tracing::info!(station = id, "stationd {} starting", env!("CARGO_PKG_VERSION"));
+        tracing::info!(
+            station = id,
+            "stationd {} starting",
+            env!("CARGO_PKG_VERSION")
+        );
     }
 }

@@ -9,7 +9,11 @@ use std::process::ExitCode;
 const DEFAULT_CONFIG: &str = "/etc/stationd/stationd.toml";
 
 #[derive(Parser)]
-#[command(name = "stationd", version, about = "Patrol-station daemon: local hardware to central dispatch, store-and-forward")]
+#[command(
+    name = "stationd",
+    version,
+    about = "Patrol-station daemon: local hardware to central dispatch, store-and-forward"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(cfg) => {
-                println!("{}: ok (station {}, {} device(s), {} broker(s))", config.display(), cfg.station.id.as_str(), cfg.devices.len(), cfg.uplink.brokers.get_ref().len());
+                println!(
+                    "{}: ok (station {}, {} device(s), {} broker(s))",
+                    config.display(),
+                    cfg.station.id.as_str(),
+                    cfg.devices.len(),
+                    cfg.uplink.brokers.get_ref().len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -59,7 +69,10 @@ fn main() -> ExitCode {
                 }
             };
             logging::init(Some(cfg.station.id.as_str()));
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("stationd").build();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("stationd")
+                .build();
             let rt = match rt {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -86,16 +99,25 @@ fn main() -> ExitCode {
             };
             let path = cfg.buffer.path.get_ref();
             if !path.exists() {
-                eprintln!("no outbox at {} yet (the daemon creates it on first start)", path.display());
+                eprintln!(
+                    "no outbox at {} yet (the daemon creates it on first start)",
+                    path.display()
+                );
                 return ExitCode::from(1);
             }
             let stats = outbox::Reader::open(path).and_then(|r| {
-                r.stats().map_err(|e| outbox::OutboxError::Open { path: path.clone(), source: e })
+                r.stats().map_err(|e| outbox::OutboxError::Open {
+                    path: path.clone(),
+                    source: e,
+                })
             });
             match stats {
                 Ok(s) => {
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&s).expect("stats serialise"));
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&s).expect("stats serialise")
+                        );
                     } else {
                         print_outbox(path, &s);
                     }
@@ -117,12 +139,28 @@ fn print_outbox(path: &std::path::Path, s: &outbox::OutboxStats) {
         None => "-".into(),
     };
     println!("outbox {}", path.display());
-    println!("{:<10} {:>10} {:>12} {:>12}", "class", "rows", "bytes", "oldest");
-    for (name, c) in [("alarm", &s.alarm), ("event", &s.event), ("telemetry", &s.telemetry)] {
-        println!("{:<10} {:>10} {:>12} {:>12}", name, c.rows, c.bytes, age(c.oldest_ms));
+    println!(
+        "{:<10} {:>10} {:>12} {:>12}",
+        "class", "rows", "bytes", "oldest"
+    );
+    for (name, c) in [
+        ("alarm", &s.alarm),
+        ("event", &s.event),
+        ("telemetry", &s.telemetry),
+    ] {
+        println!(
+            "{:<10} {:>10} {:>12} {:>12}",
+            name,
+            c.rows,
+            c.bytes,
+            age(c.oldest_ms)
+        );
     }
     println!("{:<10} {:>10} {:>12}", "total", s.rows(), s.bytes);
-    println!("next seq {}; evicted {} row(s) in {} round(s)", s.next_seq, s.evicted_rows, s.eviction_rounds);
+    println!(
+        "next seq {}; evicted {} row(s) in {} round(s)",
+        s.next_seq, s.evicted_rows, s.eviction_rounds
+    );
 }
 
 fn format_age(secs: i64) -> String {

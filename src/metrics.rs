@@ -18,7 +18,9 @@ fn registry() -> &'static Mutex<BTreeMap<(String, String), Counter>> {
 /// The counter `name` for `device` ("" for station-wide counters), created at zero.
 pub fn counter(name: &str, device: &str) -> Counter {
     let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
-    reg.entry((name.to_string(), device.to_string())).or_default().clone()
+    reg.entry((name.to_string(), device.to_string()))
+        .or_default()
+        .clone()
 }
 
 pub fn inc(c: &Counter) {
@@ -28,5 +30,7 @@ pub fn inc(c: &Counter) {
 /// Every counter with its value: ((name, device), value), sorted.
 pub fn snapshot() -> Vec<((String, String), u64)> {
     let reg = registry().lock().unwrap_or_else(|e| e.into_inner());
-    reg.iter().map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed))).collect()
+    reg.iter()
+        .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+        .collect()
 }

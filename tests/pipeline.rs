@@ -14,7 +14,11 @@ fn normal_flow_delivers_contract_envelopes_and_a_retained_birth() {
     let central = Subscriber::connect(broker.port, "central-normal");
     let station = Station::new(broker.port, "");
     let daemon = station.start();
-    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")), "no birth; log:\n{}", daemon.log_text());
+    assert!(
+        central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")),
+        "no birth; log:\n{}",
+        daemon.log_text()
+    );
 
     let mut lines: Vec<String> = (0..60).map(|n| line("position", "telemetry", n)).collect();
     lines.push("{\"kind\":\"door.open\",\"prio\":\"alarm\",\"device\":\"door-1\",\"ts\":\"2026-11-29T08:15:02.120Z\",\"data\":{\"gate\":2}}\n".into());
@@ -22,22 +26,38 @@ fn normal_flow_delivers_contract_envelopes_and_a_retained_birth() {
     send_lines(station.ingest_port, &lines);
     // The same input over the Unix socket.
     let mut unix = std::os::unix::net::UnixStream::connect(station.socket()).unwrap();
-    unix.write_all(line("temperature", "telemetry", 99).as_bytes()).unwrap();
+    unix.write_all(line("temperature", "telemetry", 99).as_bytes())
+        .unwrap();
     drop(unix);
 
-    assert!(central.wait(LONG, |m| m.iter().filter(|m| m.json.get("seq").is_some()).count() >= 63), "log:\n{}", daemon.log_text());
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .filter(|m| m.json.get("seq").is_some())
+            .count()
+            >= 63),
+        "log:\n{}",
+        daemon.log_text()
+    );
     let all = central.all();
     let env: Vec<_> = central.envelopes();
     assert_eq!(env.len(), 63, "each message exactly once");
     let mut seqs = central.seqs();
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=63).collect::<Vec<u64>>(), "seq starts at 1 and has no gap");
+    assert_eq!(
+        seqs,
+        (1..=63).collect::<Vec<u64>>(),
+        "seq starts at 1 and has no gap"
+    );
     for e in &env {
         assert_eq!(e["v"], 1);
         assert_eq!(e["station"], "test-st01");
         assert_eq!(e["historical"], false, "sent live: {e}");
         assert!(e["clock"] == "synced" || e["clock"] == "unsynced");
-        assert!(e["ts"].as_str().unwrap().ends_with('Z') && e["ts"].as_str().unwrap().len() == 24, "{e}");
+        assert!(
+            e["ts"].as_str().unwrap().ends_with('Z') && e["ts"].as_str().unwrap().len() == 24,
+            "{e}"
+        );
         for key in ["seq", "ts", "device", "kind", "prio", "data"] {
             assert!(e.get(key).is_some(), "missing {key} in {e}");
         }
@@ -50,24 +70,46 @@ fn normal_flow_delivers_contract_envelopes_and_a_retained_birth() {
     let pos = all.iter().find(|m| m.json["kind"] == "position").unwrap();
     assert_eq!(pos.topic, "stations/test-st01/telemetry/ingest0/position");
     assert!(!pos.retain);
-    let shift = all.iter().find(|m| m.json["kind"] == "shift.start").unwrap();
-    assert_eq!((shift.json["prio"].as_str(), shift.json["device"].as_str()), (Some("event"), Some("ingest0")));
-    assert!(all.iter().any(|m| m.topic == "stations/test-st01/telemetry/ingest1/temperature"), "unix socket input");
+    let shift = all
+        .iter()
+        .find(|m| m.json["kind"] == "shift.start")
+        .unwrap();
+    assert_eq!(
+        (shift.json["prio"].as_str(), shift.json["device"].as_str()),
+        (Some("event"), Some("ingest0"))
+    );
+    assert!(
+        all.iter()
+            .any(|m| m.topic == "stations/test-st01/telemetry/ingest1/temperature"),
+        "unix socket input"
+    );
 
     // Positions from one connection arrive in the order they were sent.
-    let ns: Vec<u64> = env.iter().filter(|e| e["kind"] == "position").map(|e| e["data"]["n"].as_u64().unwrap()).collect();
+    let ns: Vec<u64> = env
+        .iter()
+        .filter(|e| e["kind"] == "position")
+        .map(|e| e["data"]["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(ns, (0..60).collect::<Vec<_>>());
 
     // The birth is retained: a late subscriber sees it.
     let late = Subscriber::connect(broker.port, "central-late");
-    assert!(late.wait(Duration::from_secs(5), |m| m.iter().any(|m| m.retain && m.json["state"] == "online")));
+    assert!(late.wait(Duration::from_secs(5), |m| m
+        .iter()
+        .any(|m| m.retain && m.json["state"] == "online")));
     let birth = late.status().into_iter().find(|m| m.retain).unwrap();
     assert_eq!(birth.topic, "stations/test-st01/status");
-    assert!(birth.json["boot_id"].as_str().is_some_and(|b| !b.is_empty()));
+    assert!(birth.json["boot_id"]
+        .as_str()
+        .is_some_and(|b| !b.is_empty()));
     assert_eq!(birth.json["version"], env!("CARGO_PKG_VERSION"));
 
     // Acknowledged rows are deleted from the outbox.
-    assert!(wait_until(Duration::from_secs(5), || station.outbox_rows() == 0), "outbox not drained: {}", station.outbox_stats());
+    assert!(
+        wait_until(Duration::from_secs(5), || station.outbox_rows() == 0),
+        "outbox not drained: {}",
+        station.outbox_stats()
+    );
 }
 
 #[test]
@@ -77,15 +119,36 @@ fn sigterm_publishes_offline_commits_and_exits_zero() {
     let station = Station::new(broker.port, "");
     let daemon = station.start();
     assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
-    send_lines(station.ingest_port, &(0..20).map(|n| line("tick", "event", n)).collect::<Vec<_>>());
-    assert!(central.wait(LONG, |m| m.iter().filter(|m| m.json.get("seq").is_some()).count() == 20));
+    send_lines(
+        station.ingest_port,
+        &(0..20)
+            .map(|n| line("tick", "event", n))
+            .collect::<Vec<_>>(),
+    );
+    assert!(central.wait(LONG, |m| m
+        .iter()
+        .filter(|m| m.json.get("seq").is_some())
+        .count()
+        == 20));
     let log = daemon.log.clone();
     let (code, took) = daemon.terminate();
-    assert_eq!(code, Some(0), "log:\n{}", std::fs::read_to_string(log).unwrap());
+    assert_eq!(
+        code,
+        Some(0),
+        "log:\n{}",
+        std::fs::read_to_string(log).unwrap()
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
-    assert!(central.wait(Duration::from_secs(5), |m| m.iter().any(|m| m.json["state"] == "offline" && m.json["reason"] == "shutdown")));
+    assert!(central.wait(Duration::from_secs(5), |m| m
+        .iter()
+        .any(|m| m.json["state"] == "offline" && m.json["reason"] == "shutdown")));
     let late = Subscriber::connect(broker.port, "central-term-late");
-    assert!(late.wait(Duration::from_secs(5), |m| m.iter().any(|m| m.retain && m.json["state"] == "offline")), "offline must be retained");
+    assert!(
+        late.wait(Duration::from_secs(5), |m| m
+            .iter()
+            .any(|m| m.retain && m.json["state"] == "offline")),
+        "offline must be retained"
+    );
 }
 
 #[test]
@@ -107,14 +170,34 @@ fn garbage_and_oversized_lines_are_skipped_and_the_connection_stays_open() {
     s.write_all(b"\n").unwrap();
     s.write_all(line("good", "event", 2).as_bytes()).unwrap();
     s.flush().unwrap();
-    assert!(central.wait(LONG, |m| m.iter().filter(|m| m.json["kind"] == "good").count() == 2), "log:\n{}", daemon.log_text());
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .filter(|m| m.json["kind"] == "good")
+            .count()
+            == 2),
+        "log:\n{}",
+        daemon.log_text()
+    );
     // Same connection still works.
     s.write_all(line("good", "event", 3).as_bytes()).unwrap();
-    assert!(central.wait(LONG, |m| m.iter().filter(|m| m.json["kind"] == "good").count() == 3));
-    let ns: Vec<u64> = central.envelopes().iter().map(|e| e["data"]["n"].as_u64().unwrap()).collect();
+    assert!(central.wait(LONG, |m| m
+        .iter()
+        .filter(|m| m.json["kind"] == "good")
+        .count()
+        == 3));
+    let ns: Vec<u64> = central
+        .envelopes()
+        .iter()
+        .map(|e| e["data"]["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(ns, [1, 2, 3]);
     let log = daemon.log_text();
-    assert_eq!(log.matches("jsonl.line_rejected").count(), 4, "each bad line logged once:\n{log}");
+    assert_eq!(
+        log.matches("jsonl.line_rejected").count(),
+        4,
+        "each bad line logged once:\n{log}"
+    );
     assert!(log.contains("exceeds the 65536-byte limit"), "{log}");
 }
 
@@ -123,15 +206,35 @@ fn config_errors_exit_78_and_check_config_reports_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[station]\nid = \"Bad Id\"\nname = \"x\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1\"]\n[buffer]\npath = \"/tmp/x.db\"\n").unwrap();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_stationd")).arg("run").arg("--config").arg(&cfg).output().unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(run.status.code(), Some(78));
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_stationd")).arg("check-config").arg("--config").arg(&cfg).output().unwrap();
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(check.status.code(), Some(1));
     let msg = String::from_utf8_lossy(&check.stderr);
     assert!(msg.starts_with(&format!("{}:2", cfg.display())), "{msg}");
     assert!(msg.contains("a-z, 0-9 and '-'"), "{msg}");
 
     let station = Station::new(1883, "");
-    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_stationd")).arg("check-config").arg("--config").arg(&station.config).output().unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(&station.config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }

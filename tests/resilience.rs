@@ -31,31 +31,65 @@ fn broker_down_at_start_then_up_delivers_everything_once_alarms_first_historical
     let daemon = station.start();
     let mut lines = Vec::new();
     for n in 0..300u64 {
-        let prio = if n % 50 == 7 { "alarm" } else if n % 3 == 0 { "event" } else { "telemetry" };
+        let prio = if n % 50 == 7 {
+            "alarm"
+        } else if n % 3 == 0 {
+            "event"
+        } else {
+            "telemetry"
+        };
         lines.push(line("sample", prio, n));
     }
     send_lines(station.ingest_port, &lines);
-    assert!(wait_until(LONG, || station.outbox_rows() == 300), "not committed: {}", station.outbox_stats());
+    assert!(
+        wait_until(LONG, || station.outbox_rows() == 300),
+        "not committed: {}",
+        station.outbox_stats()
+    );
     broker.start();
-    assert!(central.wait(LONG, |m| m.iter().filter(|m| m.json.get("seq").is_some()).count() >= 300), "log:\n{}", daemon.log_text());
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .filter(|m| m.json.get("seq").is_some())
+            .count()
+            >= 300),
+        "log:\n{}",
+        daemon.log_text()
+    );
     std::thread::sleep(Duration::from_millis(300)); // anything extra would be a duplicate
     let env = central.envelopes();
     assert_eq!(env.len(), 300, "delivered once each");
     let seqs: Vec<u64> = env.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs.iter().copied().collect::<HashSet<_>>().len(), 300);
-    assert!(env.iter().all(|e| e["historical"] == true), "created while the uplink was down");
+    assert!(
+        env.iter().all(|e| e["historical"] == true),
+        "created while the uplink was down"
+    );
     // Alarms first, then everything else in seq order.
-    let alarms: Vec<u64> = env.iter().filter(|e| e["prio"] == "alarm").map(|e| e["seq"].as_u64().unwrap()).collect();
+    let alarms: Vec<u64> = env
+        .iter()
+        .filter(|e| e["prio"] == "alarm")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(alarms.len(), 6);
     assert_eq!(&seqs[..6], &alarms[..], "alarms must arrive first");
     assert!(seqs[..6].windows(2).all(|w| w[0] < w[1]));
-    assert!(seqs[6..].windows(2).all(|w| w[0] < w[1]), "the rest in seq order");
-    assert!(wait_until(Duration::from_secs(10), || station.outbox_rows() == 0));
+    assert!(
+        seqs[6..].windows(2).all(|w| w[0] < w[1]),
+        "the rest in seq order"
+    );
+    assert!(wait_until(Duration::from_secs(10), || station
+        .outbox_rows()
+        == 0));
 }
 
 /// A producer that writes lines as fast as the daemon takes them, reconnecting when the
 /// daemon goes away, until stopped. Returns how many lines it wrote.
-fn producer(port: u16, stop: Arc<AtomicBool>, written: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+fn producer(
+    port: u16,
+    stop: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut n = 0u64;
         while !stop.load(Ordering::SeqCst) {
@@ -64,13 +98,13 @@ fn producer(port: u16, stop: Arc<AtomicBool>, written: Arc<AtomicU64>) -> std::t
                 continue;
             };
             while !stop.load(Ordering::SeqCst) {
-                let prio = if n % 100 == 0 { "alarm" } else { "telemetry" };
+                let prio = if n.is_multiple_of(100) { "alarm" } else { "telemetry" };
                 if s.write_all(line("load", prio, n).as_bytes()).is_err() {
                     break;
                 }
                 n += 1;
                 written.fetch_add(1, Ordering::SeqCst);
-                if n % 20 == 0 {
+                if n.is_multiple_of(20) {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }
@@ -102,9 +136,16 @@ fn broker_restarted_repeatedly_under_load_loses_nothing() {
     stop.store(true, Ordering::SeqCst);
     p.join().unwrap();
     let sent = written.load(Ordering::SeqCst);
-    assert!(sent > 1000, "the load was too light to mean anything: {sent}");
+    assert!(
+        sent > 1000,
+        "the load was too light to mean anything: {sent}"
+    );
     // Everything the producer wrote on a live connection is committed (the daemon never died).
-    assert!(wait_until(LONG, || highest_committed(&station) >= sent), "committed {} of {sent}", highest_committed(&station));
+    assert!(
+        wait_until(LONG, || highest_committed(&station) >= sent),
+        "committed {} of {sent}",
+        highest_committed(&station)
+    );
     let top = highest_committed(&station);
     assert!(
         central.wait(LONG, |m| {
@@ -116,10 +157,16 @@ fn broker_restarted_repeatedly_under_load_loses_nothing() {
         daemon.log_text()
     );
     let env = central.envelopes();
-    assert!(env.iter().any(|e| e["historical"] == true), "some were buffered during the outages");
+    assert!(
+        env.iter().any(|e| e["historical"] == true),
+        "some were buffered during the outages"
+    );
     assert!(env.iter().any(|e| e["historical"] == false));
     let restarts = daemon.log_text().matches("uplink.connected").count();
-    assert!(restarts >= 5, "reconnected after every restart ({restarts})");
+    assert!(
+        restarts >= 5,
+        "reconnected after every restart ({restarts})"
+    );
 }
 
 #[test]
@@ -141,7 +188,10 @@ fn sigkill_repeatedly_under_load_leaves_no_seq_gap() {
     p.join().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let top = highest_committed(&station);
-    assert!(top > 1000, "too little was committed to mean anything: {top}");
+    assert!(
+        top > 1000,
+        "too little was committed to mean anything: {top}"
+    );
     assert!(
         central.wait(LONG, |m| {
             let seqs: Vec<u64> = m.iter().filter_map(|m| m.json["seq"].as_u64()).collect();
@@ -155,7 +205,10 @@ fn sigkill_repeatedly_under_load_leaves_no_seq_gap() {
     let seqs = central.seqs();
     let dups = seqs.len() - seqs.iter().collect::<HashSet<_>>().len();
     eprintln!("{dups} duplicates after 5 kills");
-    assert!(dups <= 5 * 512, "{dups} duplicates for 5 kills with a 256-message window");
+    assert!(
+        dups <= 5 * 512,
+        "{dups} duplicates for 5 kills with a 256-message window"
+    );
 }
 
 #[test]
@@ -167,25 +220,45 @@ fn quota_during_a_long_outage_evicts_telemetry_keeps_alarms_and_reports_the_gaps
     let pad = "p".repeat(900);
     let mut lines = Vec::new();
     for n in 0..3000u64 {
-        let prio = if n % 100 == 0 { "alarm" } else if n % 10 == 0 { "event" } else { "telemetry" };
+        let prio = if n % 100 == 0 {
+            "alarm"
+        } else if n % 10 == 0 {
+            "event"
+        } else {
+            "telemetry"
+        };
         lines.push(format!("{{\"kind\":\"sample\",\"prio\":\"{prio}\",\"data\":{{\"n\":{n},\"pad\":\"{pad}\"}}}}\n"));
     }
     send_lines(station.ingest_port, &lines);
-    assert!(wait_until(LONG, || highest_committed(&station) >= 3000), "{}", station.outbox_stats());
+    assert!(
+        wait_until(LONG, || highest_committed(&station) >= 3000),
+        "{}",
+        station.outbox_stats()
+    );
     let stats = station.outbox_stats();
     assert!(stats["evicted_rows"].as_u64().unwrap() > 0, "{stats}");
     assert!(stats["bytes"].as_u64().unwrap() <= 1 << 20);
     broker.start();
     let top = highest_committed(&station);
     assert!(
-        central.wait(LONG, |m| m.iter().filter(|m| m.json.get("seq").is_some()).count() as u64 == top - stats["evicted_rows"].as_u64().unwrap()),
+        central.wait(
+            LONG,
+            |m| m.iter().filter(|m| m.json.get("seq").is_some()).count() as u64
+                == top - stats["evicted_rows"].as_u64().unwrap()
+        ),
         "log:\n{}",
         daemon.log_text()
     );
     let env = central.envelopes();
-    let alarms = env.iter().filter(|e| e["prio"] == "alarm" && e["kind"] == "sample").count();
+    let alarms = env
+        .iter()
+        .filter(|e| e["prio"] == "alarm" && e["kind"] == "sample")
+        .count();
     assert_eq!(alarms, 30, "every alarm kept");
-    let reports: Vec<&Value> = env.iter().filter(|e| e["kind"] == "outbox.evicted").collect();
+    let reports: Vec<&Value> = env
+        .iter()
+        .filter(|e| e["kind"] == "outbox.evicted")
+        .collect();
     assert!(!reports.is_empty());
     let mut explained: HashSet<u64> = HashSet::new();
     let mut evicted_telemetry = 0;
@@ -199,11 +272,25 @@ fn quota_during_a_long_outage_evicts_telemetry_keeps_alarms_and_reports_the_gaps
     }
     assert!(evicted_telemetry > 0);
     let got: Vec<u64> = env.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    let unexplained: Vec<u64> = missing_seqs(&got, top).into_iter().filter(|s| !explained.contains(s)).collect();
-    assert!(unexplained.is_empty(), "gaps not named by outbox.evicted: {:?}", &unexplained[..unexplained.len().min(20)]);
+    let unexplained: Vec<u64> = missing_seqs(&got, top)
+        .into_iter()
+        .filter(|s| !explained.contains(s))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "gaps not named by outbox.evicted: {:?}",
+        &unexplained[..unexplained.len().min(20)]
+    );
     // Telemetry went first: the oldest telemetry is gone, the newest is there.
-    let kept_telemetry: Vec<u64> = env.iter().filter(|e| e["prio"] == "telemetry").map(|e| e["data"]["n"].as_u64().unwrap()).collect();
-    assert!(!kept_telemetry.contains(&1), "oldest telemetry evicted first");
+    let kept_telemetry: Vec<u64> = env
+        .iter()
+        .filter(|e| e["prio"] == "telemetry")
+        .map(|e| e["data"]["n"].as_u64().unwrap())
+        .collect();
+    assert!(
+        !kept_telemetry.contains(&1),
+        "oldest telemetry evicted first"
+    );
     assert!(kept_telemetry.contains(&2999), "newest telemetry kept");
 }
 
@@ -214,7 +301,17 @@ fn corrupt_database_at_start_is_moved_aside_recovered_and_reported() {
     let station = Station::new(broker.port, "");
     // Buffer 2000 events while central is unreachable, stop cleanly.
     let daemon = station.start();
-    send_lines(station.ingest_port, &(0..2000).map(|n| format!("{{\"kind\":\"s\",\"prio\":\"event\",\"data\":{{\"n\":{n},\"pad\":\"{}\"}}}}\n", "q".repeat(300))).collect::<Vec<_>>());
+    send_lines(
+        station.ingest_port,
+        &(0..2000)
+            .map(|n| {
+                format!(
+                    "{{\"kind\":\"s\",\"prio\":\"event\",\"data\":{{\"n\":{n},\"pad\":\"{}\"}}}}\n",
+                    "q".repeat(300)
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
     assert!(wait_until(LONG, || station.outbox_rows() == 2000));
     assert_eq!(daemon.terminate().0, Some(0));
     // A bad flash block: scribble over pages in the middle of the file.
@@ -225,19 +322,44 @@ fn corrupt_database_at_start_is_moved_aside_recovered_and_reported() {
 
     broker.start();
     let daemon = station.start();
-    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["kind"] == "outbox.recovered")), "log:\n{}", daemon.log_text());
-    let moved: Vec<_> = std::fs::read_dir(station.dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("outbox.db.corrupt-")).collect();
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .any(|m| m.json["kind"] == "outbox.recovered")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let moved: Vec<_> = std::fs::read_dir(station.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("outbox.db.corrupt-"))
+        .collect();
     assert!(!moved.is_empty(), "the damaged file is kept");
-    let rec = central.all().into_iter().find(|m| m.json["kind"] == "outbox.recovered").unwrap().json;
+    let rec = central
+        .all()
+        .into_iter()
+        .find(|m| m.json["kind"] == "outbox.recovered")
+        .unwrap()
+        .json;
     assert_eq!(rec["prio"], "alarm");
     let recovered = rec["data"]["rows_recovered"].as_u64().unwrap();
     assert!(recovered > 1000 && recovered < 2000, "{rec}");
     assert!(rec["seq"].as_u64().unwrap() > 2000, "no seq reuse: {rec}");
     // The salvaged rows are delivered, and new input continues above everything old.
-    assert!(central.wait(LONG, |m| m.iter().filter(|m| m.json["kind"] == "s").count() as u64 == recovered));
+    assert!(
+        central.wait(LONG, |m| m.iter().filter(|m| m.json["kind"] == "s").count()
+            as u64
+            == recovered)
+    );
     send_lines(station.ingest_port, &[line("after", "event", 1)]);
     assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["kind"] == "after")));
-    let after = central.all().into_iter().find(|m| m.json["kind"] == "after").unwrap().json;
+    let after = central
+        .all()
+        .into_iter()
+        .find(|m| m.json["kind"] == "after")
+        .unwrap()
+        .json;
     assert!(after["seq"].as_u64().unwrap() > rec["seq"].as_u64().unwrap());
     assert!(daemon.log_text().contains("outbox.recovered"));
 }

@@ -35,7 +35,11 @@ pub struct LineFramer {
 
 impl LineFramer {
     pub fn new(max_line: usize) -> LineFramer {
-        LineFramer { buf: Vec::new(), max_line, discarding: None }
+        LineFramer {
+            buf: Vec::new(),
+            max_line,
+            discarding: None,
+        }
     }
 
     /// Bytes held for an incomplete line (never more than `max_line`).
@@ -177,7 +181,15 @@ pub fn parse_line(
         Some(d) if d.get().trim_start().starts_with('{') => d,
         Some(_) => return Err(LineError::DataNotObject),
     };
-    Ok(Event { ts_ms, clock: now.1, device, kind: input.kind, prio, historical: false, data })
+    Ok(Event {
+        ts_ms,
+        clock: now.1,
+        device,
+        kind: input.kind,
+        prio,
+        historical: false,
+        data,
+    })
 }
 
 /// `"2026-11-29T08:15:02.120Z"` (any RFC 3339 offset) or an integer of epoch milliseconds.
@@ -221,7 +233,10 @@ mod tests {
     fn oversized_line_is_discarded_without_buffering_then_next_line_works() {
         let mut f = LineFramer::new(10);
         let mut got = frames(&mut f, &[b"0123456789ABC"]);
-        assert!(f.buffered() <= 10, "framer must not hold the oversized line");
+        assert!(
+            f.buffered() <= 10,
+            "framer must not hold the oversized line"
+        );
         got.extend(frames(&mut f, &[b"DEF", b"GH\nok\n"]));
         assert_eq!(got, ["<oversized 18>", "ok"]);
     }
@@ -229,7 +244,10 @@ mod tests {
     #[test]
     fn line_of_exactly_the_limit_passes() {
         let mut f = LineFramer::new(4);
-        assert_eq!(frames(&mut f, &[b"abcd\n", b"abcd\r\n", b"abcde\n"]), ["abcd", "abcd", "<oversized 5>"]);
+        assert_eq!(
+            frames(&mut f, &[b"abcd\n", b"abcd\r\n", b"abcde\n"]),
+            ["abcd", "abcd", "<oversized 5>"]
+        );
     }
 
     #[test]
@@ -252,14 +270,20 @@ mod tests {
         assert_eq!(ev.kind, "door.open");
         assert_eq!(ev.prio, Priority::Alarm);
         assert_eq!(ev.device, "door1");
-        assert_eq!(crate::event::format_ts_ms(ev.ts_ms), "2026-11-29T08:15:02.120Z");
+        assert_eq!(
+            crate::event::format_ts_ms(ev.ts_ms),
+            "2026-11-29T08:15:02.120Z"
+        );
         assert_eq!(ev.data.get(), r#"{"n":1}"#);
     }
 
     #[test]
     fn defaults_device_prio_ts_and_data() {
         let ev = parse_line(br#"{"kind":"ping"}"#, "ingest0", NOW).unwrap();
-        assert_eq!((ev.device.as_str(), ev.prio, ev.ts_ms, ev.clock), ("ingest0", Priority::Event, 1_000, ClockQuality::Unsynced));
+        assert_eq!(
+            (ev.device.as_str(), ev.prio, ev.ts_ms, ev.clock),
+            ("ingest0", Priority::Event, 1_000, ClockQuality::Unsynced)
+        );
         assert_eq!(ev.data.get(), "{}");
         let ev = parse_line(br#"{"kind":"ping","ts":1795940102120}"#, "i", NOW).unwrap();
         assert_eq!(ev.ts_ms, 1_795_940_102_120);
@@ -281,7 +305,11 @@ mod tests {
         ];
         for (line, want) in bad {
             let err = parse_line(line, "i", NOW).unwrap_err();
-            assert!(format!("{err:?}").starts_with(want), "{:?} gave {err:?}", String::from_utf8_lossy(line));
+            assert!(
+                format!("{err:?}").starts_with(want),
+                "{:?} gave {err:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 }

@@ -26,7 +26,11 @@ pub enum Listener {
 const LOG_FIRST_REJECTS: u64 = 10;
 
 pub async fn bind(d: &JsonlDevice) -> Result<Listener, DriverError> {
-    let err = |source| DriverError::Listen { device: d.id.clone(), addr: d.listen.to_string(), source };
+    let err = |source| DriverError::Listen {
+        device: d.id.clone(),
+        addr: d.listen.to_string(),
+        source,
+    };
     match &d.listen {
         ListenAddr::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await.map_err(err)?)),
         ListenAddr::Unix(path) => {
@@ -37,7 +41,10 @@ pub async fn bind(d: &JsonlDevice) -> Result<Listener, DriverError> {
                     let _ = std::fs::remove_file(path);
                 }
             }
-            Ok(Listener::Unix(UnixListener::bind(path).map_err(err)?, path.clone()))
+            Ok(Listener::Unix(
+                UnixListener::bind(path).map_err(err)?,
+                path.clone(),
+            ))
         }
     }
 }
@@ -50,7 +57,12 @@ struct Counters {
 }
 
 /// Accepts connections until shutdown, then waits for the open ones to hand over what they read.
-pub async fn serve(d: JsonlDevice, listener: Listener, sink: EventSink, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    d: JsonlDevice,
+    listener: Listener,
+    sink: EventSink,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let counters = Arc::new(Counters {
         accepted: metrics::counter("jsonl.lines_accepted", &d.id),
         rejected: metrics::counter("jsonl.lines_rejected", &d.id),
@@ -79,7 +91,12 @@ pub async fn serve(d: JsonlDevice, listener: Listener, sink: EventSink, mut shut
             tracing::warn!(event = "jsonl.connection_refused", device = %d.id, peer = %peer, limit = d.max_connections, "too many connections; closing this one");
             continue;
         };
-        let (id, sink, counters, shutdown) = (d.id.clone(), sink.clone(), counters.clone(), shutdown.clone());
+        let (id, sink, counters, shutdown) = (
+            d.id.clone(),
+            sink.clone(),
+            counters.clone(),
+            shutdown.clone(),
+        );
         conns.spawn(async move {
             read_connection(stream, &id, &peer, &sink, &counters, shutdown).await;
             drop(permit);
@@ -129,7 +146,9 @@ async fn read_connection(
             Ok(0) => true,
             Ok(n) => {
                 let now = crate::clock::now();
-                framer.push(&buf[..n], |f| handle(f, device, peer, now, counters, &mut rejects, &mut events));
+                framer.push(&buf[..n], |f| {
+                    handle(f, device, peer, now, counters, &mut rejects, &mut events)
+                });
                 false
             }
             Err(e) => {
@@ -150,7 +169,13 @@ async fn read_connection(
             break;
         }
     }
-    tracing::debug!(event = "jsonl.disconnected", device, peer, rejected = rejects, "connection closed");
+    tracing::debug!(
+        event = "jsonl.disconnected",
+        device,
+        peer,
+        rejected = rejects,
+        "connection closed"
+    );
 }
 
 fn handle(

@@ -12,7 +12,11 @@ use tokio::task::JoinSet;
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     #[error("device {device}: cannot listen on {addr}: {source}")]
-    Listen { device: String, addr: String, source: std::io::Error },
+    Listen {
+        device: String,
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Starts every configured device. Listening sockets are bound before this returns, so a
@@ -27,7 +31,12 @@ pub async fn start_all(
         match device {
             Device::Jsonl(d) => {
                 let listener = jsonl::bind(d).await?;
-                set.spawn(jsonl::serve(d.clone(), listener, sink.clone(), shutdown.clone()));
+                set.spawn(jsonl::serve(
+                    d.clone(),
+                    listener,
+                    sink.clone(),
+                    shutdown.clone(),
+                ));
             }
         }
     }

@@ -82,23 +82,46 @@ impl Lane {
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error("cannot open the outbox {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot commit to the outbox {path}: {source}")]
-    Commit { path: PathBuf, source: rusqlite::Error },
+    Commit {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("the outbox {path} has schema version {found}, newer than this stationd ({supported}); install the newer stationd again or move the file aside")]
-    NewerSchema { path: PathBuf, found: i64, supported: i64 },
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     #[error("cannot move the damaged outbox {from} aside to {to}: {source}")]
-    MoveAside { from: PathBuf, to: PathBuf, source: std::io::Error },
+    MoveAside {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write the seq reservation file {path}: {source}")]
-    Reservation { path: PathBuf, source: std::io::Error },
+    Reservation {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl OutboxError {
     fn open(path: &Path, source: rusqlite::Error) -> OutboxError {
-        OutboxError::Open { path: path.to_path_buf(), source }
+        OutboxError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
     }
     fn commit(path: &Path, source: rusqlite::Error) -> OutboxError {
-        OutboxError::Commit { path: path.to_path_buf(), source }
+        OutboxError::Commit {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// Worth retrying: a busy or full disk may clear; a schema or permission problem will not.
@@ -118,7 +141,9 @@ impl OutboxError {
 
     pub fn is_disk_full(&self) -> bool {
         match self {
-            OutboxError::Commit { source, .. } => source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            OutboxError::Commit { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
             OutboxError::Reservation { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
             _ => false,
         }
@@ -164,10 +189,24 @@ pub struct OutboxOptions {
 /// committed when this returns.
 pub fn open_store(opts: &OutboxOptions) -> Result<(Store, Option<Recovery>), OutboxError> {
     match recovery::check(&opts.path) {
-        Ok(()) => Ok((Store::open(&opts.path, &opts.station, opts.max_bytes, opts.durability, 1)?, None)),
+        Ok(()) => Ok((
+            Store::open(
+                &opts.path,
+                &opts.station,
+                opts.max_bytes,
+                opts.durability,
+                1,
+            )?,
+            None,
+        )),
         Err(reason) => {
-            let (mut store, rec) =
-                recovery::recover(&opts.path, &opts.station, opts.max_bytes, opts.durability, reason)?;
+            let (mut store, rec) = recovery::recover(
+                &opts.path,
+                &opts.station,
+                opts.max_bytes,
+                opts.durability,
+                reason,
+            )?;
             let alarm = Event::internal(
                 "outbox",
                 "outbox.recovered",

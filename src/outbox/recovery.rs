@@ -43,7 +43,10 @@ pub fn check(path: &Path) -> Result<(), String> {
     })();
     match result {
         Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(()),
-        Ok(lines) => Err(format!("integrity check failed: {}", lines.into_iter().take(3).collect::<Vec<_>>().join("; "))),
+        Ok(lines) => Err(format!(
+            "integrity check failed: {}",
+            lines.into_iter().take(3).collect::<Vec<_>>().join("; ")
+        )),
         Err(e) => Err(format!("integrity check failed: {e}")),
     }
 }
@@ -56,19 +59,28 @@ pub fn recover(
     durability: Durability,
     reason: String,
 ) -> Result<(Store, Recovery), OutboxError> {
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let moved_to = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
     for suffix in ["", "-wal", "-shm"] {
         let from = PathBuf::from(format!("{}{suffix}", path.display()));
         let to = PathBuf::from(format!("{}{suffix}", moved_to.display()));
         if from.exists() {
-            std::fs::rename(&from, &to).map_err(|e| OutboxError::MoveAside { from, to, source: e })?;
+            std::fs::rename(&from, &to).map_err(|e| OutboxError::MoveAside {
+                from,
+                to,
+                source: e,
+            })?;
         }
     }
     let reserved = store::read_reservation(path);
     let (rows, old_next) = salvage(&moved_to);
     let highest = rows.iter().map(|r| r.seq).max();
-    let readable_floor = old_next.unwrap_or(0).max(highest.map(|h| h + 1).unwrap_or(1));
+    let readable_floor = old_next
+        .unwrap_or(0)
+        .max(highest.map(|h| h + 1).unwrap_or(1));
     let floor = match reserved {
         Some(r) => r.max(readable_floor),
         None => readable_floor + store::RESERVATION_BLOCK,
@@ -93,7 +105,9 @@ fn salvage(path: &Path) -> (Vec<SalvagedRow>, Option<u64>) {
         return (Vec::new(), None);
     };
     let old_next = conn
-        .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| r.get::<_, i64>(0))
+        .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
+            r.get::<_, i64>(0)
+        })
         .ok()
         .map(|v| v.max(0) as u64);
     let started = Instant::now();

@@ -3,7 +3,7 @@
 //! Synchronous code only. It runs on the writer thread (`writer.rs`) or, for reads, under
 //! `spawn_blocking`; never on the async workers.
 
-use super::{Lane, OutboxError, OutboxStats, ClassStats};
+use super::{ClassStats, Lane, OutboxError, OutboxStats};
 use crate::config::Durability;
 use crate::event::{Event, Priority};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -108,30 +108,42 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
         Durability::PowerCut => "FULL",
         Durability::ProcessCrash => "NORMAL",
     };
-    conn.execute_batch(&format!("PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-2048;"))?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-2048;"
+    ))?;
     Ok(())
 }
 
 /// Creates the schema in an empty file, or checks the version of an existing one.
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OutboxError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| OutboxError::open(path, e))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| OutboxError::open(path, e))?;
     if version > SCHEMA_VERSION {
-        return Err(OutboxError::NewerSchema { path: path.to_path_buf(), found: version, supported: SCHEMA_VERSION });
+        return Err(OutboxError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
     }
     if version == SCHEMA_VERSION {
         return Ok(());
     }
     // version 0: a new file. All migrations run in one transaction.
     let tx = conn.transaction().map_err(|e| OutboxError::open(path, e))?;
-    tx.execute_batch(SCHEMA_V1).map_err(|e| OutboxError::open(path, e))?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| OutboxError::open(path, e))?;
+    tx.execute_batch(SCHEMA_V1)
+        .map_err(|e| OutboxError::open(path, e))?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(|e| OutboxError::open(path, e))?;
     tx.commit().map_err(|e| OutboxError::open(path, e))?;
     Ok(())
 }
 
 fn meta_get(conn: &Connection, key: &str) -> rusqlite::Result<u64> {
-    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get::<_, i64>(0))
-        .map(|v| v.max(0) as u64)
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|v| v.max(0) as u64)
 }
 
 /// Path of the seq reservation side file: "no seq at or above N has been issued".
@@ -142,7 +154,11 @@ pub fn reservation_path(db: &Path) -> PathBuf {
 }
 
 pub fn read_reservation(db: &Path) -> Option<u64> {
-    std::fs::read_to_string(reservation_path(db)).ok()?.trim().parse().ok()
+    std::fs::read_to_string(reservation_path(db))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Writes the reservation atomically: temp file, fsync, rename, fsync the directory.
@@ -176,7 +192,9 @@ impl Store {
         migrate(&mut conn, path)?;
         let map = |e| OutboxError::open(path, e);
         let meta_next = meta_get(&conn, "next_seq").map_err(map)?;
-        let max_seq: Option<i64> = conn.query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0)).map_err(map)?;
+        let max_seq: Option<i64> = conn
+            .query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0))
+            .map_err(map)?;
         let bytes: i64 = conn
             .query_row(
                 "SELECT coalesce(sum(length(payload) + length(topic)), 0) + count(*) * ?1 FROM outbox",
@@ -184,7 +202,10 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(map)?;
-        let next_seq = meta_next.max(max_seq.map(|s| s as u64 + 1).unwrap_or(1)).max(seq_floor).max(1);
+        let next_seq = meta_next
+            .max(max_seq.map(|s| s as u64 + 1).unwrap_or(1))
+            .max(seq_floor)
+            .max(1);
         let reserved = read_reservation(path).unwrap_or(0);
         let mut store = Store {
             conn,
@@ -197,7 +218,13 @@ impl Store {
         };
         store.reserve(0)?;
         if next_seq != meta_next {
-            store.conn.execute("UPDATE meta SET value = ?1 WHERE key = 'next_seq'", [next_seq as i64]).map_err(map)?;
+            store
+                .conn
+                .execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
+                    [next_seq as i64],
+                )
+                .map_err(map)?;
         }
         Ok(store)
     }
@@ -242,10 +269,15 @@ impl Store {
         let tx = self.conn.transaction().map_err(map)?;
         {
             let mut del = tx
-                .prepare_cached("DELETE FROM outbox WHERE seq = ?1 RETURNING length(payload) + length(topic)")
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE seq = ?1 RETURNING length(payload) + length(topic)",
+                )
                 .map_err(map)?;
             for &seq in acks {
-                let size: Option<i64> = del.query_row([seq as i64], |r| r.get(0)).optional().map_err(map)?;
+                let size: Option<i64> = del
+                    .query_row([seq as i64], |r| r.get(0))
+                    .optional()
+                    .map_err(map)?;
                 if let Some(size) = size {
                     bytes = bytes.saturating_sub(size as u64 + ROW_OVERHEAD);
                     outcome.acked += 1;
@@ -264,7 +296,13 @@ impl Store {
                 bytes += insert_row(
                     &mut ins,
                     seq,
-                    &NewRow { lane: Lane::of(ev), prio: ev.prio, created_ms: ev.ts_ms, topic: &topic, payload: &payload },
+                    &NewRow {
+                        lane: Lane::of(ev),
+                        prio: ev.prio,
+                        created_ms: ev.ts_ms,
+                        topic: &topic,
+                        payload: &payload,
+                    },
                 )
                 .map_err(map)?;
                 outcome.seqs.push(seq);
@@ -288,7 +326,13 @@ impl Store {
                 bytes += insert_row(
                     &mut ins,
                     seq,
-                    &NewRow { lane: Lane::of(&report), prio: report.prio, created_ms: report.ts_ms, topic: &topic, payload: &payload },
+                    &NewRow {
+                        lane: Lane::of(&report),
+                        prio: report.prio,
+                        created_ms: report.ts_ms,
+                        topic: &topic,
+                        payload: &payload,
+                    },
                 )
                 .map_err(map)?;
                 drop(ins);
@@ -297,13 +341,21 @@ impl Store {
                     [eviction.rows() as i64],
                 )
                 .map_err(map)?;
-                tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'eviction_rounds'", []).map_err(map)?;
+                tx.execute(
+                    "UPDATE meta SET value = value + 1 WHERE key = 'eviction_rounds'",
+                    [],
+                )
+                .map_err(map)?;
                 outcome.eviction = Some(eviction);
             }
             outcome.over_quota_with_alarms_only = bytes > self.max_bytes;
         }
         if next_seq != self.next_seq {
-            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'next_seq'", [next_seq as i64]).map_err(map)?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
+                [next_seq as i64],
+            )
+            .map_err(map)?;
         }
         tx.commit().map_err(map)?;
         self.next_seq = next_seq;
@@ -327,7 +379,13 @@ impl Store {
                 added += insert_row(
                     &mut ins,
                     r.seq,
-                    &NewRow { lane: r.lane, prio: r.prio, created_ms: r.created_ms, topic: &r.topic, payload: &r.payload },
+                    &NewRow {
+                        lane: r.lane,
+                        prio: r.prio,
+                        created_ms: r.created_ms,
+                        topic: &r.topic,
+                        payload: &r.payload,
+                    },
                 )
                 .map_err(map)?;
             }
@@ -354,7 +412,11 @@ pub struct SalvagedRow {
     pub payload: Vec<u8>,
 }
 
-fn insert_row(ins: &mut rusqlite::CachedStatement<'_>, seq: u64, row: &NewRow<'_>) -> rusqlite::Result<u64> {
+fn insert_row(
+    ins: &mut rusqlite::CachedStatement<'_>,
+    seq: u64,
+    row: &NewRow<'_>,
+) -> rusqlite::Result<u64> {
     let n = ins.execute(params![
         seq as i64,
         row.lane as i64,
@@ -363,7 +425,11 @@ fn insert_row(ins: &mut rusqlite::CachedStatement<'_>, seq: u64, row: &NewRow<'_
         row.topic,
         row.payload
     ])?;
-    Ok(if n == 1 { row.topic.len() as u64 + row.payload.len() as u64 + ROW_OVERHEAD } else { 0 })
+    Ok(if n == 1 {
+        row.topic.len() as u64 + row.payload.len() as u64 + ROW_OVERHEAD
+    } else {
+        0
+    })
 }
 
 /// Deletes the oldest telemetry, then the oldest events, until `need` bytes are freed.
@@ -377,7 +443,9 @@ fn evict(tx: &rusqlite::Transaction<'_>, need: u64) -> rusqlite::Result<Eviction
                 "SELECT seq, length(payload) + length(topic) FROM outbox WHERE prio = ?1 ORDER BY seq LIMIT ?2",
             )?;
             let rows: Vec<(i64, i64)> = stmt
-                .query_map(params![prio as i64, EVICT_CHUNK], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(params![prio as i64, EVICT_CHUNK], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
                 .collect::<Result<_, _>>()?;
             if rows.is_empty() {
                 break;
@@ -442,15 +510,24 @@ impl Reader {
     pub fn open(path: &Path) -> Result<Reader, OutboxError> {
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(|e| OutboxError::open(path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| OutboxError::open(path, e))?;
-        conn.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-1024;").map_err(|e| OutboxError::open(path, e))?;
-        let version: i64 =
-            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| OutboxError::open(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| OutboxError::open(path, e))?;
+        conn.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-1024;")
+            .map_err(|e| OutboxError::open(path, e))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| OutboxError::open(path, e))?;
         if version != SCHEMA_VERSION {
-            return Err(OutboxError::NewerSchema { path: path.to_path_buf(), found: version, supported: SCHEMA_VERSION });
+            return Err(OutboxError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
         Ok(Reader { conn })
     }
@@ -461,7 +538,11 @@ impl Reader {
             .conn
             .prepare_cached("SELECT seq, topic, payload FROM outbox WHERE lane = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
         let rows = stmt.query_map(params![lane as i64, after as i64, limit as i64], |r| {
-            Ok(OutRow { seq: r.get::<_, i64>(0)? as u64, topic: r.get(1)?, payload: r.get(2)? })
+            Ok(OutRow {
+                seq: r.get::<_, i64>(0)? as u64,
+                topic: r.get(1)?,
+                payload: r.get(2)?,
+            })
         })?;
         rows.collect()
     }
@@ -479,12 +560,23 @@ impl Reader {
              FROM outbox GROUP BY prio",
         )?;
         let rows = stmt.query_map([ROW_OVERHEAD as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
         })?;
         for row in rows {
             let (prio, count, oldest, bytes) = row?;
-            let Some(prio) = Priority::from_i64(prio) else { continue };
-            let c = ClassStats { rows: count as u64, oldest_ms: oldest, bytes: bytes.unwrap_or(0) as u64 };
+            let Some(prio) = Priority::from_i64(prio) else {
+                continue;
+            };
+            let c = ClassStats {
+                rows: count as u64,
+                oldest_ms: oldest,
+                bytes: bytes.unwrap_or(0) as u64,
+            };
             stats.bytes += c.bytes;
             match prio {
                 Priority::Alarm => stats.alarm = c,

@@ -44,13 +44,27 @@ fn seq_is_assigned_in_order_and_continues_after_reopen() {
     let o = opts(dir.path(), 1 << 30);
     let (mut store, rec) = open_store(&o).unwrap();
     assert!(rec.is_none());
-    let out = store.commit(&[ev(Priority::Event, false, 1), ev(Priority::Telemetry, false, 1)], &[]).unwrap();
+    let out = store
+        .commit(
+            &[
+                ev(Priority::Event, false, 1),
+                ev(Priority::Telemetry, false, 1),
+            ],
+            &[],
+        )
+        .unwrap();
     assert_eq!(out.seqs, [1, 2]);
     store.commit(&[], &[1]).unwrap();
     drop(store);
     let (mut store, _) = open_store(&o).unwrap();
     // Seq 2 is the highest row, but 1 was issued and deleted: next is 3, never a reuse.
-    assert_eq!(store.commit(&[ev(Priority::Event, false, 1)], &[]).unwrap().seqs, [3]);
+    assert_eq!(
+        store
+            .commit(&[ev(Priority::Event, false, 1)], &[])
+            .unwrap()
+            .seqs,
+        [3]
+    );
     let rows = all_rows(&Reader::open(&o.path).unwrap());
     assert_eq!(rows.keys().copied().collect::<Vec<_>>(), [2, 3]);
     let payload: serde_json::Value = serde_json::from_slice(&rows[&3].1.payload).unwrap();
@@ -63,11 +77,20 @@ fn seq_survives_losing_every_row_and_the_meta_counter_is_authoritative() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(dir.path(), 1 << 30);
     let (mut store, _) = open_store(&o).unwrap();
-    let seqs = store.commit(&vec![ev(Priority::Event, false, 1); 10], &[]).unwrap().seqs;
+    let seqs = store
+        .commit(&vec![ev(Priority::Event, false, 1); 10], &[])
+        .unwrap()
+        .seqs;
     store.commit(&[], &seqs).unwrap();
     drop(store);
     let (mut store, _) = open_store(&o).unwrap();
-    assert_eq!(store.commit(&[ev(Priority::Alarm, false, 1)], &[]).unwrap().seqs, [11]);
+    assert_eq!(
+        store
+            .commit(&[ev(Priority::Alarm, false, 1)], &[])
+            .unwrap()
+            .seqs,
+        [11]
+    );
 }
 
 #[test]
@@ -76,7 +99,14 @@ fn lanes_split_alarms_live_and_backlog() {
     let o = opts(dir.path(), 1 << 30);
     let (mut store, _) = open_store(&o).unwrap();
     store
-        .commit(&[ev(Priority::Telemetry, true, 1), ev(Priority::Alarm, true, 1), ev(Priority::Event, false, 1)], &[])
+        .commit(
+            &[
+                ev(Priority::Telemetry, true, 1),
+                ev(Priority::Alarm, true, 1),
+                ev(Priority::Event, false, 1),
+            ],
+            &[],
+        )
         .unwrap();
     let rows = all_rows(&Reader::open(&o.path).unwrap());
     let lanes: Vec<Lane> = rows.values().map(|(l, _)| *l).collect();
@@ -91,8 +121,12 @@ fn live_rows_are_not_starved_by_a_backlog() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(dir.path(), 1 << 30);
     let (mut store, _) = open_store(&o).unwrap();
-    store.commit(&vec![ev(Priority::Telemetry, true, 1); 1000], &[]).unwrap();
-    store.commit(&vec![ev(Priority::Telemetry, false, 1); 10], &[]).unwrap();
+    store
+        .commit(&vec![ev(Priority::Telemetry, true, 1); 1000], &[])
+        .unwrap();
+    store
+        .commit(&vec![ev(Priority::Telemetry, false, 1); 10], &[])
+        .unwrap();
     let plan = crate::uplink::plan_fetch(&Reader::open(&o.path).unwrap(), [0; 3], 8).unwrap();
     let live = plan.iter().filter(|(l, _)| *l == Lane::Live).count();
     assert_eq!(live, 4, "half of the window goes to live rows");
@@ -105,11 +139,17 @@ fn quota_evicts_oldest_telemetry_then_events_never_alarms() {
     let o = opts(dir.path(), 1 << 20);
     let (mut store, _) = open_store(&o).unwrap();
     // ~1.2 KB rows: 300 alarms, then 600 events, then telemetry until well over 1 MiB.
-    store.commit(&vec![ev(Priority::Alarm, true, 1000); 300], &[]).unwrap();
-    store.commit(&vec![ev(Priority::Event, true, 1000); 300], &[]).unwrap();
+    store
+        .commit(&vec![ev(Priority::Alarm, true, 1000); 300], &[])
+        .unwrap();
+    store
+        .commit(&vec![ev(Priority::Event, true, 1000); 300], &[])
+        .unwrap();
     let mut evictions = Vec::new();
     for _ in 0..10 {
-        let out = store.commit(&vec![ev(Priority::Telemetry, true, 1000); 100], &[]).unwrap();
+        let out = store
+            .commit(&vec![ev(Priority::Telemetry, true, 1000); 100], &[])
+            .unwrap();
         evictions.extend(out.eviction);
     }
     assert!(store.bytes() <= 1 << 20);
@@ -119,14 +159,31 @@ fn quota_evicts_oldest_telemetry_then_events_never_alarms() {
     assert_eq!(first.ranges[0].0, 601, "the oldest telemetry goes first");
     let rows = all_rows(&Reader::open(&o.path).unwrap());
     let alarms = rows.values().filter(|(l, _)| *l == Lane::Alarm).count();
-    assert_eq!(alarms, 300 + evictions.len(), "every alarm kept, plus one outbox.evicted per round");
-    let report: serde_json::Value = serde_json::from_slice(&rows.values().rev().find(|(l, _)| *l == Lane::Alarm).unwrap().1.payload).unwrap();
+    assert_eq!(
+        alarms,
+        300 + evictions.len(),
+        "every alarm kept, plus one outbox.evicted per round"
+    );
+    let report: serde_json::Value = serde_json::from_slice(
+        &rows
+            .values()
+            .rev()
+            .find(|(l, _)| *l == Lane::Alarm)
+            .unwrap()
+            .1
+            .payload,
+    )
+    .unwrap();
     assert_eq!(report["kind"], "outbox.evicted");
     assert_eq!(report["prio"], "alarm");
-    assert!(report["data"]["ranges"].as_array().is_some_and(|r| !r.is_empty()));
+    assert!(report["data"]["ranges"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
     // Keep filling with alarms only: nothing is evicted any more, alarms are kept over quota.
     for _ in 0..10 {
-        store.commit(&vec![ev(Priority::Alarm, true, 1000); 100], &[]).unwrap();
+        store
+            .commit(&vec![ev(Priority::Alarm, true, 1000); 100], &[])
+            .unwrap();
     }
     let stats = Reader::open(&o.path).unwrap().stats().unwrap();
     assert_eq!(stats.telemetry.rows, 0);
@@ -140,7 +197,8 @@ fn newer_schema_is_refused_not_touched() {
     let o = opts(dir.path(), 1 << 30);
     drop(open_store(&o).unwrap());
     let conn = rusqlite::Connection::open(&o.path).unwrap();
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
     drop(conn);
     match open_store(&o) {
         Err(OutboxError::NewerSchema { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
@@ -155,17 +213,30 @@ fn garbage_file_is_moved_aside_and_seq_continues_past_the_reservation() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(dir.path(), 1 << 30);
     let (mut store, _) = open_store(&o).unwrap();
-    store.commit(&vec![ev(Priority::Event, false, 1); 5], &[]).unwrap();
+    store
+        .commit(&vec![ev(Priority::Event, false, 1); 5], &[])
+        .unwrap();
     drop(store);
-    std::fs::write(&o.path, b"this is not an SQLite database, it was overwritten by a bad flash block").unwrap();
+    std::fs::write(
+        &o.path,
+        b"this is not an SQLite database, it was overwritten by a bad flash block",
+    )
+    .unwrap();
     let (mut store, rec) = open_store(&o).unwrap();
     let rec = rec.expect("recovery must happen");
-    assert!(rec.moved_to.exists(), "the damaged file is kept for inspection");
+    assert!(
+        rec.moved_to.exists(),
+        "the damaged file is kept for inspection"
+    );
     assert!(rec.resumed_at_seq > 5);
-    let next = store.commit(&[ev(Priority::Event, false, 1)], &[]).unwrap().seqs[0];
+    let next = store
+        .commit(&[ev(Priority::Event, false, 1)], &[])
+        .unwrap()
+        .seqs[0];
     assert!(next > 6, "no seq reuse after recovery, got {next}");
     let rows = all_rows(&Reader::open(&o.path).unwrap());
-    let alarm: serde_json::Value = serde_json::from_slice(&rows.values().next().unwrap().1.payload).unwrap();
+    let alarm: serde_json::Value =
+        serde_json::from_slice(&rows.values().next().unwrap().1.payload).unwrap();
     assert_eq!(alarm["kind"], "outbox.recovered");
     assert_eq!(alarm["prio"], "alarm");
 }
@@ -176,7 +247,9 @@ fn damaged_pages_are_skipped_and_readable_rows_salvaged() {
     let o = opts(dir.path(), 1 << 30);
     let (mut store, _) = open_store(&o).unwrap();
     for _ in 0..20 {
-        store.commit(&vec![ev(Priority::Event, false, 400); 100], &[]).unwrap();
+        store
+            .commit(&vec![ev(Priority::Event, false, 400); 100], &[])
+            .unwrap();
     }
     store.checkpoint();
     drop(store);
@@ -189,7 +262,11 @@ fn damaged_pages_are_skipped_and_readable_rows_salvaged() {
     std::fs::write(&o.path, &bytes).unwrap();
     let (_store, rec) = open_store(&o).unwrap();
     let rec = rec.expect("corruption must be detected");
-    assert!(rec.rows_recovered > 1000, "most rows survive: {}", rec.rows_recovered);
+    assert!(
+        rec.rows_recovered > 1000,
+        "most rows survive: {}",
+        rec.rows_recovered
+    );
     assert!(rec.rows_recovered < 2000);
     assert!(rec.resumed_at_seq > 2000);
     let rows = all_rows(&Reader::open(&o.path).unwrap());

@@ -54,7 +54,10 @@ impl EventSink {
         if !self.link.is_up() {
             ev.historical = true;
         }
-        self.tx.send(WriterCmd::Event(ev)).await.map_err(|_| SinkClosed)
+        self.tx
+            .send(WriterCmd::Event(ev))
+            .await
+            .map_err(|_| SinkClosed)
     }
 }
 
@@ -69,13 +72,19 @@ impl WriterControl {
         if seqs.is_empty() {
             return Ok(());
         }
-        self.tx.send(WriterCmd::Acks(seqs)).await.map_err(|_| SinkClosed)
+        self.tx
+            .send(WriterCmd::Acks(seqs))
+            .await
+            .map_err(|_| SinkClosed)
     }
 
     /// Returns once everything queued before it is committed.
     pub async fn flush(&self) -> Result<(), SinkClosed> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(WriterCmd::Flush(tx)).await.map_err(|_| SinkClosed)?;
+        self.tx
+            .send(WriterCmd::Flush(tx))
+            .await
+            .map_err(|_| SinkClosed)?;
         rx.await.map_err(|_| SinkClosed)
     }
 }
@@ -98,7 +107,14 @@ impl WriterThread {
             .name("outbox-writer".into())
             .spawn(move || run(store, rx, new_data))
             .expect("spawn the outbox writer thread");
-        (WriterThread { handle }, EventSink { tx: tx.clone(), link }, WriterControl { tx })
+        (
+            WriterThread { handle },
+            EventSink {
+                tx: tx.clone(),
+                link,
+            },
+            WriterControl { tx },
+        )
     }
 
     /// Waits for the writer to commit what is queued and close the file.
@@ -115,7 +131,10 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
     let mut events: Vec<Event> = Vec::with_capacity(MAX_BATCH);
     let mut acks: Vec<u64> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
-    let take = |cmd: WriterCmd, events: &mut Vec<Event>, acks: &mut Vec<u64>, flushes: &mut Vec<_>| match cmd {
+    let take = |cmd: WriterCmd,
+                events: &mut Vec<Event>,
+                acks: &mut Vec<u64>,
+                flushes: &mut Vec<_>| match cmd {
         WriterCmd::Event(e) => events.push(e),
         WriterCmd::Acks(a) => acks.extend(a),
         WriterCmd::Flush(f) => flushes.push(f),

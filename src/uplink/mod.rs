@@ -22,7 +22,9 @@ use crate::config::{BrokerUrl, Config};
 use crate::metrics;
 use crate::outbox::{Lane, LinkState, OutRow, Reader, WriterControl};
 use backoff::Backoff;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,7 +59,10 @@ pub enum UplinkError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("cannot read the MQTT password file {path}: {source}")]
-    Password { path: std::path::PathBuf, source: std::io::Error },
+    Password {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl UplinkOptions {
@@ -66,14 +71,20 @@ impl UplinkOptions {
         let tls = match &up.ca_file {
             Some(ca) => Some(tls::client_config(
                 ca.get_ref(),
-                up.client_cert.as_ref().zip(up.client_key.as_ref()).map(|(c, k)| (c.get_ref().as_path(), k.get_ref().as_path())),
+                up.client_cert
+                    .as_ref()
+                    .zip(up.client_key.as_ref())
+                    .map(|(c, k)| (c.get_ref().as_path(), k.get_ref().as_path())),
             )?),
             None => None,
         };
         let credentials = match (&up.username, &up.password_file) {
             (Some(u), Some(p)) => {
-                let pw = std::fs::read_to_string(p.get_ref())
-                    .map_err(|e| UplinkError::Password { path: p.get_ref().clone(), source: e })?;
+                let pw =
+                    std::fs::read_to_string(p.get_ref()).map_err(|e| UplinkError::Password {
+                        path: p.get_ref().clone(),
+                        source: e,
+                    })?;
                 Some((u.clone(), pw.trim_end_matches(['\n', '\r']).to_string()))
             }
             (Some(u), None) => Some((u.clone(), String::new())),
@@ -88,7 +99,10 @@ impl UplinkOptions {
             window: up.window,
             tls,
             credentials,
-            backoff: Backoff { min_ms: up.reconnect_min_ms, max_ms: up.reconnect_max_ms },
+            backoff: Backoff {
+                min_ms: up.reconnect_min_ms,
+                max_ms: up.reconnect_max_ms,
+            },
             version: env!("CARGO_PKG_VERSION").to_string(),
             boot_id: boot_id.to_string(),
             profile: cfg.station.profile.clone(),
@@ -99,7 +113,12 @@ impl UplinkOptions {
         format!("{}/status", self.topic_root)
     }
 
-    fn status_payload(&self, state: &str, reason: Option<&str>, broker: Option<&BrokerUrl>) -> Vec<u8> {
+    fn status_payload(
+        &self,
+        state: &str,
+        reason: Option<&str>,
+        broker: Option<&BrokerUrl>,
+    ) -> Vec<u8> {
         let (ts_ms, clock) = crate::clock::now();
         let mut v = serde_json::json!({
             "v": crate::event::CONTRACT_VERSION,
@@ -140,7 +159,9 @@ impl UplinkOptions {
         }
         if broker.tls {
             if let Some(cfg) = &self.tls {
-                o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(cfg.clone())));
+                o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                    cfg.clone(),
+                )));
             }
         }
         o
@@ -233,7 +254,11 @@ impl Uplink {
             }
             let delay = self.opts.backoff.delay_random(attempt);
             attempt = attempt.saturating_add(1);
-            tracing::debug!(delay_ms = delay.as_millis() as u64, attempt, "reconnect backoff");
+            tracing::debug!(
+                delay_ms = delay.as_millis() as u64,
+                attempt,
+                "reconnect backoff"
+            );
             let mut shutdown = self.shutdown.clone();
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -250,7 +275,10 @@ impl Uplink {
     }
 
     async fn session(&mut self, broker: &BrokerUrl) -> SessionEnd {
-        let (client, mut eventloop) = AsyncClient::new(self.opts.mqtt_options(broker), self.opts.window as usize + 16);
+        let (client, mut eventloop) = AsyncClient::new(
+            self.opts.mqtt_options(broker),
+            self.opts.window as usize + 16,
+        );
         let (ntx, mut nrx) = mpsc::channel::<Note>(2 * self.opts.window as usize + 64);
         // The poll task: forwards notifications, never publishes. Its channel holds every note a
         // full window can produce (sent + acked per publish), so it never blocks the event loop.
@@ -282,7 +310,12 @@ impl Uplink {
             Ok(Some(Note::ConnAck)) => {}
             Ok(Some(Note::Error(e))) => return SessionEnd::ConnectFailed(e),
             Ok(_) => return SessionEnd::ConnectFailed("unexpected packet before CONNACK".into()),
-            Err(_) => return SessionEnd::ConnectFailed(format!("no CONNACK within {}s", CONNECT_TIMEOUT.as_secs())),
+            Err(_) => {
+                return SessionEnd::ConnectFailed(format!(
+                    "no CONNACK within {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            }
         }
         let since = Instant::now();
         self.link.set_up(true);
@@ -302,10 +335,16 @@ impl Uplink {
             Ok(()) => {
                 let _ = client.disconnect().await;
                 // Let the poll task write DISCONNECT before it is aborted.
-                let _ = tokio::time::timeout(Duration::from_millis(500), async { while nrx.recv().await.is_some() {} }).await;
+                let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                    while nrx.recv().await.is_some() {}
+                })
+                .await;
                 SessionEnd::Shutdown
             }
-            Err(reason) => SessionEnd::Lost { after: since.elapsed(), reason },
+            Err(reason) => SessionEnd::Lost {
+                after: since.elapsed(),
+                reason,
+            },
         }
     }
 
@@ -319,8 +358,15 @@ impl Uplink {
     ) -> Result<(), String> {
         let published = metrics::counter("uplink.published", "");
         let acked = metrics::counter("uplink.acked", "");
-        publish(client, s, self.opts.status_topic(), true, self.opts.status_payload("online", None, Some(broker)), None)
-            .await?;
+        publish(
+            client,
+            s,
+            self.opts.status_topic(),
+            true,
+            self.opts.status_payload("online", None, Some(broker)),
+            None,
+        )
+        .await?;
         let window = self.opts.window as usize;
         let mut maybe_more = true;
         let mut shutdown = self.shutdown.clone();
@@ -336,7 +382,10 @@ impl Uplink {
                     publish(client, s, topic, false, row.payload, Some(row.seq)).await?;
                     metrics::inc(&published);
                 }
-                self.status.lock().unwrap_or_else(|p| p.into_inner()).in_flight = s.in_window();
+                self.status
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .in_flight = s.in_window();
                 continue;
             }
             tokio::select! {
@@ -372,7 +421,12 @@ impl Uplink {
     }
 
     /// Clean shutdown: wait (briefly) for what is in flight, then say offline.
-    async fn goodbye(&mut self, client: &AsyncClient, nrx: &mut mpsc::Receiver<Note>, s: &mut SessionState) -> Result<(), String> {
+    async fn goodbye(
+        &mut self,
+        client: &AsyncClient,
+        nrx: &mut mpsc::Receiver<Note>,
+        s: &mut SessionState,
+    ) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
         while s.in_window() > 0 {
             match tokio::time::timeout_at(deadline, nrx.recv()).await {
@@ -399,7 +453,10 @@ impl Uplink {
                 _ => break,
             }
         }
-        tracing::info!(event = "uplink.offline_published", "told central this station is going offline");
+        tracing::info!(
+            event = "uplink.offline_published",
+            "told central this station is going offline"
+        );
         Ok(())
     }
 
@@ -417,9 +474,17 @@ impl Uplink {
 }
 
 /// The refill policy, kept apart from the session so it can be tested on a plain `Reader`.
-pub fn plan_fetch(reader: &Reader, cursors: [u64; 3], free: usize) -> rusqlite::Result<Vec<(Lane, OutRow)>> {
+pub fn plan_fetch(
+    reader: &Reader,
+    cursors: [u64; 3],
+    free: usize,
+) -> rusqlite::Result<Vec<(Lane, OutRow)>> {
     let mut out = Vec::with_capacity(free);
-    let take = |out: &mut Vec<(Lane, OutRow)>, lane: Lane, after: u64, n: usize| -> rusqlite::Result<u64> {
+    let take = |out: &mut Vec<(Lane, OutRow)>,
+                lane: Lane,
+                after: u64,
+                n: usize|
+     -> rusqlite::Result<u64> {
         if n == 0 {
             return Ok(after);
         }
@@ -430,9 +495,19 @@ pub fn plan_fetch(reader: &Reader, cursors: [u64; 3], free: usize) -> rusqlite::
     };
     take(&mut out, Lane::Alarm, cursors[Lane::Alarm as usize], free)?;
     let live_share = (free - out.len()).div_ceil(2);
-    let live_after = take(&mut out, Lane::Live, cursors[Lane::Live as usize], live_share)?;
+    let live_after = take(
+        &mut out,
+        Lane::Live,
+        cursors[Lane::Live as usize],
+        live_share,
+    )?;
     let room = free - out.len();
-    take(&mut out, Lane::Backlog, cursors[Lane::Backlog as usize], room)?;
+    take(
+        &mut out,
+        Lane::Backlog,
+        cursors[Lane::Backlog as usize],
+        room,
+    )?;
     let room = free - out.len();
     take(&mut out, Lane::Live, live_after, room)?;
     Ok(out)
@@ -479,7 +554,10 @@ async fn publish(
     seq: Option<u64>,
 ) -> Result<(), String> {
     s.queued.push_back(seq);
-    client.publish(topic, QoS::AtLeastOnce, retain, payload).await.map_err(|e| format!("MQTT client closed: {e}"))
+    client
+        .publish(topic, QoS::AtLeastOnce, retain, payload)
+        .await
+        .map_err(|e| format!("MQTT client closed: {e}"))
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

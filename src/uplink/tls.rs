@@ -18,7 +18,10 @@ pub enum TlsError {
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bad = |reason: String| TlsError::Certs { path: path.to_path_buf(), reason };
+    let bad = |reason: String| TlsError::Certs {
+        path: path.to_path_buf(),
+        reason,
+    };
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
         .map_err(|e| bad(e.to_string()))?
         .collect::<Result<_, _>>()
@@ -30,20 +33,30 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 /// Builds the client configuration from the CA file and an optional (cert, key) pair.
-pub fn client_config(ca_file: &Path, client: Option<(&Path, &Path)>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+pub fn client_config(
+    ca_file: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in certs(ca_file)? {
-        roots.add(cert).map_err(|e| TlsError::Certs { path: ca_file.to_path_buf(), reason: e.to_string() })?;
+        roots.add(cert).map_err(|e| TlsError::Certs {
+            path: ca_file.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots);
     let config = match client {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let chain = certs(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| TlsError::Key { path: key.to_path_buf(), reason: e.to_string() })?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+                path: key.to_path_buf(),
+                reason: e.to_string(),
+            })?;
             builder.with_client_auth_cert(chain, key)?
         }
     };

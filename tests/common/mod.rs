@@ -3,6 +3,7 @@
 //!   subscriber's session and queued messages survive restarts of the broker.
 //! - [`Subscriber`]: a real MQTT client (rumqttc) standing in for central dispatch.
 //! - [`Daemon`]: the `stationd` binary under test, killed in `Drop`.
+//!
 //! Every spawned child is killed when its guard drops, so a failing test leaks nothing.
 #![allow(dead_code)]
 
@@ -16,7 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes (for other processes' state,
@@ -33,7 +38,11 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 fn mosquitto_bin() -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/sbin", "/usr/local/sbin"]) {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/sbin"])
+    {
         let p = Path::new(dir).join("mosquitto");
         if p.exists() {
             return p;
@@ -61,7 +70,11 @@ impl Broker {
             dir.path().display()
         );
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
-        Broker { port, dir, child: None }
+        Broker {
+            port,
+            dir,
+            child: None,
+        }
     }
 
     pub fn started() -> Broker {
@@ -83,7 +96,11 @@ impl Broker {
         self.child = Some(child);
         let port = self.port;
         assert!(
-            wait_until(Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            wait_until(Duration::from_secs(5), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
             "mosquitto did not listen on {port}"
         );
     }
@@ -91,7 +108,10 @@ impl Broker {
     /// SIGTERM (mosquitto saves its persistence file) and wait.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let _ = c.wait();
         }
     }
@@ -129,7 +149,12 @@ impl Subscriber {
     /// Connects and subscribes; returns once the broker confirmed the subscription.
     pub fn connect(port: u16, client_id: &str) -> Subscriber {
         let s = Subscriber::spawn(port, client_id);
-        assert!(wait_until(Duration::from_secs(5), || s.subscribed.load(Ordering::SeqCst)), "subscriber could not subscribe");
+        assert!(
+            wait_until(Duration::from_secs(5), || s
+                .subscribed
+                .load(Ordering::SeqCst)),
+            "subscriber could not subscribe"
+        );
         s
     }
 
@@ -143,21 +168,40 @@ impl Subscriber {
         let msgs = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let subscribed = Arc::new(AtomicBool::new(false));
-        let (m, s, sub, id) = (msgs.clone(), stop.clone(), subscribed.clone(), client_id.to_string());
+        let (m, s, sub, id) = (
+            msgs.clone(),
+            stop.clone(),
+            subscribed.clone(),
+            client_id.to_string(),
+        );
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
                 let mut o = MqttOptions::new(id, "127.0.0.1", port);
-                o.set_clean_session(false).set_keep_alive(Duration::from_secs(5)).set_max_packet_size(1 << 21, 1 << 21);
+                o.set_clean_session(false)
+                    .set_keep_alive(Duration::from_secs(5))
+                    .set_max_packet_size(1 << 21, 1 << 21);
                 let (client, mut el) = AsyncClient::new(o, 100);
-                client.subscribe("stations/#", QoS::AtLeastOnce).await.unwrap();
+                client
+                    .subscribe("stations/#", QoS::AtLeastOnce)
+                    .await
+                    .unwrap();
                 while !s.load(Ordering::SeqCst) {
                     match tokio::time::timeout(Duration::from_millis(200), el.poll()).await {
-                        Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => sub.store(true, Ordering::SeqCst),
+                        Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                            sub.store(true, Ordering::SeqCst)
+                        }
                         Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
                             let json = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                            m.lock().unwrap().push(Msg { topic: p.topic.clone(), json, retain: p.retain });
+                            m.lock().unwrap().push(Msg {
+                                topic: p.topic.clone(),
+                                json,
+                                retain: p.retain,
+                            });
                         }
                         Ok(Ok(_)) | Err(_) => {}
                         Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -165,7 +209,12 @@ impl Subscriber {
                 }
             });
         });
-        Subscriber { msgs, stop, subscribed, thread: Some(thread) }
+        Subscriber {
+            msgs,
+            stop,
+            subscribed,
+            thread: Some(thread),
+        }
     }
 
     pub fn all(&self) -> Vec<Msg> {
@@ -174,15 +223,25 @@ impl Subscriber {
 
     /// Telemetry and event envelopes (those with a seq), in arrival order.
     pub fn envelopes(&self) -> Vec<Value> {
-        self.all().into_iter().filter(|m| m.json.get("seq").is_some()).map(|m| m.json).collect()
+        self.all()
+            .into_iter()
+            .filter(|m| m.json.get("seq").is_some())
+            .map(|m| m.json)
+            .collect()
     }
 
     pub fn seqs(&self) -> Vec<u64> {
-        self.envelopes().iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+        self.envelopes()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
     }
 
     pub fn status(&self) -> Vec<Msg> {
-        self.all().into_iter().filter(|m| m.topic.ends_with("/status")).collect()
+        self.all()
+            .into_iter()
+            .filter(|m| m.topic.ends_with("/status"))
+            .collect()
     }
 
     pub fn wait(&self, timeout: Duration, mut cond: impl FnMut(&[Msg]) -> bool) -> bool {
@@ -253,7 +312,11 @@ listen = "unix://{sock}"
             sock = dir.path().join("ingest.sock").display(),
         );
         std::fs::write(&config, text).unwrap();
-        Station { dir, ingest_port, config }
+        Station {
+            dir,
+            ingest_port,
+            config,
+        }
     }
 
     pub fn db(&self) -> PathBuf {
@@ -265,7 +328,11 @@ listen = "unix://{sock}"
     }
 
     pub fn start(&self) -> Daemon {
-        Daemon::start(&self.config, &self.dir.path().join("stationd.log"), self.ingest_port)
+        Daemon::start(
+            &self.config,
+            &self.dir.path().join("stationd.log"),
+            self.ingest_port,
+        )
     }
 
     /// `stationd outbox --json` as the technician would run it.
@@ -275,13 +342,20 @@ listen = "unix://{sock}"
             .arg(&self.config)
             .output()
             .unwrap();
-        assert!(out.status.success(), "stationd outbox failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "stationd outbox failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     pub fn outbox_rows(&self) -> u64 {
         let s = self.outbox_stats();
-        ["alarm", "event", "telemetry"].iter().map(|c| s[c]["rows"].as_u64().unwrap()).sum()
+        ["alarm", "event", "telemetry"]
+            .iter()
+            .map(|c| s[c]["rows"].as_u64().unwrap())
+            .sum()
     }
 }
 
@@ -292,7 +366,11 @@ pub struct Daemon {
 
 impl Daemon {
     fn start(config: &Path, log: &Path, ingest_port: u16) -> Daemon {
-        let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_stationd"))
             .arg("run")
             .arg("--config")
@@ -304,9 +382,16 @@ impl Daemon {
             .stderr(logf)
             .spawn()
             .expect("start stationd");
-        let d = Daemon { child: Some(child), log: log.to_path_buf() };
+        let d = Daemon {
+            child: Some(child),
+            log: log.to_path_buf(),
+        };
         assert!(
-            wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", ingest_port)).is_ok()),
+            wait_until(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                ingest_port
+            ))
+            .is_ok()),
             "stationd did not start listening; log:\n{}",
             d.log_text()
         );
@@ -332,7 +417,11 @@ impl Daemon {
     pub fn terminate(mut self) -> (Option<i32>, Duration) {
         let mut c = self.child.take().unwrap();
         let start = Instant::now();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
         loop {
             if let Some(status) = c.try_wait().unwrap() {
                 return (status.code(), start.elapsed());

@@ -10,6 +10,8 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod drivers;
 pub mod event;
 pub mod logging;

@@ -39,6 +39,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The whole station simulated on one command: inputs, the daemon, central dispatch
+    /// (an embedded MQTT broker) and a live view of what central receives. Nothing to install.
+    #[cfg(feature = "demo")]
+    Demo {
+        /// Stop after this many seconds (0: until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+        /// Seconds the uplink stays up between simulated outages.
+        #[arg(long, default_value_t = 20)]
+        up: u64,
+        /// Seconds each simulated outage lasts (0: no outages).
+        #[arg(long, default_value_t = 10)]
+        down: u64,
+        /// Print one status line per second instead of redrawing the screen.
+        #[arg(long)]
+        plain: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +103,16 @@ fn main() -> ExitCode {
                     tracing::error!(event = "daemon.failed", error = %e, "stationd cannot run");
                     eprintln!("stationd: {e}");
                     ExitCode::from(e.exit_code() as u8)
+                }
+            }
+        }
+        #[cfg(feature = "demo")]
+        Command::Demo { seconds, up, down, plain } => {
+            match stationd::demo::run(stationd::demo::DemoOptions { seconds, up_secs: up.max(1), down_secs: down, plain }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stationd demo: {e:#}");
+                    ExitCode::from(1)
                 }
             }
         }

@@ -1,0 +1,387 @@
+//! `stationd demo`: the whole station on one command, with nothing installed.
+//!
+//! - **Central dispatch** is an embedded MQTT broker (rumqttd) on a free loopback port, and a
+//!   viewer subscribed to `stations/#` on it that shows what central receives.
+//! - **The uplink** goes through a link simulator: a loopback TCP relay that is cut every so
+//!   often (connections dropped, new ones refused), as a 4G link or the police network would.
+//!   While it is down the outbox fills; when it is back the backlog drains, flagged
+//!   `historical`, alarms first.
+//! - **The station** is the real daemon (`daemon::start`) on embedded defaults, its outbox in a
+//!   temporary directory, fed by simulated inputs over its real `jsonl` socket: three patrol
+//!   cars reporting positions, radio status events and now and then an emergency alarm.
+//!
+//! Everything stays on 127.0.0.1. Later drivers (radios, trackers, docks, cameras) add their
+//! simulators here.
+
+use crate::config::Config;
+use crate::outbox::Reader;
+use anyhow::Context;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const STATION: &str = "demo-st01";
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Stop after this many seconds (0: run until Ctrl-C).
+    pub seconds: u64,
+    /// Seconds the uplink stays up between outages.
+    pub up_secs: u64,
+    /// Seconds each outage lasts.
+    pub down_secs: u64,
+    /// One status line per second instead of a redrawn screen.
+    pub plain: bool,
+}
+
+/// What central has received, as the viewer tallies it.
+#[derive(Default)]
+struct CentralView {
+    received: u64,
+    historical: u64,
+    seqs: HashSet<u64>,
+    duplicates: u64,
+    evicted: HashSet<u64>,
+    by_kind: BTreeMap<String, u64>,
+    station_state: String,
+    recent: VecDeque<String>,
+}
+
+impl CentralView {
+    fn take(&mut self, topic: &str, payload: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else { return };
+        if topic.ends_with("/status") {
+            let reason = v["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
+            self.station_state = format!("{}{reason}", v["state"].as_str().unwrap_or("?"));
+            return;
+        }
+        let Some(seq) = v["seq"].as_u64() else { return };
+        self.received += 1;
+        if !self.seqs.insert(seq) {
+            self.duplicates += 1;
+        }
+        let historical = v["historical"] == true;
+        if historical {
+            self.historical += 1;
+        }
+        let kind = v["kind"].as_str().unwrap_or("?").to_string();
+        if kind == "outbox.evicted" {
+            for r in v["data"]["ranges"].as_array().into_iter().flatten() {
+                if let (Some(a), Some(b)) = (r[0].as_u64(), r[1].as_u64()) {
+                    self.evicted.extend(a..=b);
+                }
+            }
+        }
+        *self.by_kind.entry(kind.clone()).or_default() += 1;
+        let line = format!(
+            "seq {:>6}  {:<9} {:<10} {:<16} {:<8} {}",
+            seq,
+            v["prio"].as_str().unwrap_or(""),
+            if historical { "HISTORICAL" } else { "live" },
+            kind,
+            v["device"].as_str().unwrap_or(""),
+            v["ts"].as_str().unwrap_or("")
+        );
+        self.recent.push_back(line);
+        while self.recent.len() > 10 {
+            self.recent.pop_front();
+        }
+    }
+
+    fn highest(&self) -> u64 {
+        self.seqs.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Seqs below the highest one received that neither arrived nor were reported evicted.
+    fn missing(&self) -> u64 {
+        (1..=self.highest()).filter(|s| !self.seqs.contains(s) && !self.evicted.contains(s)).count() as u64
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The station config the demo runs on, built from embedded defaults.
+fn demo_config(dir: &Path, uplink_port: u16, ingest_port: u16) -> anyhow::Result<Config> {
+    let text = format!(
+        r#"[station]
+id = "{STATION}"
+name = "演示驻巡站 (demo station)"
+profile = "sim"
+
+[uplink]
+brokers = ["mqtt://127.0.0.1:{uplink_port}"]
+reconnect_min_ms = 200
+reconnect_max_ms = 2000
+
+[buffer]
+path = "{db}"
+max_bytes = 67108864
+
+[[device]]
+id = "ingest0"
+driver = "jsonl"
+listen = "tcp://127.0.0.1:{ingest_port}"
+"#,
+        db = dir.join("outbox.db").display()
+    );
+    Ok(Config::parse(&dir.join("demo.toml"), &text)?)
+}
+
+/// Starts rumqttd as central dispatch; returns a channel of (topic, payload) it receives.
+fn start_central(port: u16) -> anyhow::Result<std::sync::mpsc::Receiver<(String, Vec<u8>)>> {
+    let text = format!(
+        r#"id = 0
+[router]
+max_connections = 64
+max_outgoing_packet_count = 1000
+max_segment_size = 10485760
+max_segment_count = 10
+
+[v4.1]
+name = "central"
+listen = "127.0.0.1:{port}"
+next_connection_delay_ms = 1
+[v4.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 1048576
+max_inflight_count = 1000
+dynamic_filters = true
+"#
+    );
+    let config: rumqttd::Config = toml::from_str(&text).context("embedded broker configuration")?;
+    let mut broker = rumqttd::Broker::new(config);
+    let (mut link_tx, mut link_rx) = broker.link("dispatch-viewer").context("embedded broker link")?;
+    std::thread::Builder::new().name("central-broker".into()).spawn(move || {
+        if let Err(e) = broker.start() {
+            tracing::error!(error = %e, "embedded broker stopped");
+        }
+    })?;
+    link_tx.subscribe("stations/#").context("subscribe the viewer")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("central-viewer".into()).spawn(move || loop {
+        match link_rx.recv() {
+            Ok(Some(rumqttd::Notification::Forward(f))) => {
+                let topic = String::from_utf8_lossy(&f.publish.topic).into_owned();
+                if tx.send((topic, f.publish.payload.to_vec())).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    })?;
+    Ok(rx)
+}
+
+/// A TCP relay to central that drops every connection and refuses new ones while `up` is false.
+async fn link_simulator(listener: TcpListener, upstream: SocketAddr, up: watch::Receiver<bool>) {
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else { continue };
+        if !*up.borrow() {
+            drop(inbound);
+            continue;
+        }
+        let mut up = up.clone();
+        tokio::spawn(async move {
+            let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                _ = up.wait_for(|u| !*u) => {}
+            }
+        });
+    }
+}
+
+/// Three patrol cars, radio status and the occasional emergency, as JSON lines.
+async fn simulate_inputs(port: u16, mut stop: watch::Receiver<bool>) {
+    let mut tick: u64 = 0;
+    let mut conn: Option<TcpStream> = None;
+    let mut interval = tokio::time::interval(Duration::from_millis(250));
+    // Jinan, around Quancheng Square.
+    let cars = [("car-01", 36.6612, 117.0201), ("car-02", 36.6680, 117.0302), ("car-03", 36.6551, 117.0105)];
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        tick += 1;
+        let mut lines = String::new();
+        if tick == 1 {
+            lines.push_str("{\"kind\":\"duty.roster\",\"prio\":\"event\",\"device\":\"roster\",\"data\":{\"shift\":\"B\",\"officers\":4,\"auxiliaries\":8}}\n");
+        }
+        for (i, (car, lat, lon)) in cars.iter().enumerate() {
+            let t = tick as f64 / 40.0 + i as f64 * 2.1;
+            lines.push_str(&format!(
+                "{{\"kind\":\"position\",\"prio\":\"telemetry\",\"device\":\"{car}\",\"data\":{{\"lat\":{:.6},\"lon\":{:.6},\"speed_kmh\":{:.1},\"course\":{:.0}}}}}\n",
+                lat + 0.004 * t.sin(),
+                lon + 0.005 * t.cos(),
+                30.0 + 15.0 * (t * 3.0).sin().abs(),
+                (t.to_degrees() + 90.0).rem_euclid(360.0)
+            ));
+        }
+        if tick % 28 == 0 {
+            lines.push_str(&format!("{{\"kind\":\"radio.status\",\"prio\":\"event\",\"device\":\"radio-{:02}\",\"data\":{{\"rssi_dbm\":-{}}}}}\n", tick % 7 + 1, 70 + tick % 20));
+        }
+        if tick % 100 == 50 {
+            lines.push_str("{\"kind\":\"radio.emergency\",\"prio\":\"alarm\",\"device\":\"radio-07\",\"data\":{\"issi\":1001007,\"lat\":36.6601,\"lon\":117.0222}}\n");
+        }
+        if conn.is_none() {
+            conn = TcpStream::connect(("127.0.0.1", port)).await.ok();
+        }
+        if let Some(c) = conn.as_mut() {
+            if c.write_all(lines.as_bytes()).await.is_err() {
+                conn = None;
+            }
+        }
+    }
+}
+
+fn render(view: &CentralView, link_up: bool, phase_left: u64, outbox: &str, elapsed: u64, plain: bool) -> String {
+    let link = if link_up {
+        format!("UP   (outage in {phase_left:>2}s)")
+    } else {
+        format!("DOWN (back in {phase_left:>2}s)")
+    };
+    if plain {
+        return format!(
+            "t={elapsed:>4}s uplink {link} | outbox {outbox} | central: {} received, {} historical, {} duplicates, {} missing | station {}\n",
+            view.received,
+            view.historical,
+            view.duplicates,
+            view.missing(),
+            view.station_state
+        );
+    }
+    let mut s = String::from("\x1b[2J\x1b[H");
+    s.push_str(&format!("stationd demo — station {STATION} → central dispatch (embedded MQTT broker)   t={elapsed}s\n"));
+    s.push_str("Ctrl-C stops. The uplink is cut now and then: watch the outbox fill, then drain as HISTORICAL.\n\n");
+    s.push_str(&format!("  uplink          {link}\n"));
+    s.push_str(&format!("  station outbox  {outbox}\n"));
+    s.push_str(&format!("  station status  {} (retained P/status as central sees it)\n\n", view.station_state));
+    s.push_str(&format!(
+        "  central received {} messages: {} live, {} historical; {} duplicates; {} missing seqs\n",
+        view.received,
+        view.received - view.historical,
+        view.historical,
+        view.duplicates,
+        view.missing()
+    ));
+    let kinds: Vec<String> = view.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    s.push_str(&format!("  by kind: {}\n\n  latest at central:\n", kinds.join(", ")));
+    for l in &view.recent {
+        s.push_str(&format!("    {l}\n"));
+    }
+    s
+}
+
+fn outbox_summary(db: &Path) -> String {
+    match Reader::open(db).and_then(|r| r.stats().map_err(|e| crate::outbox::OutboxError::Open { path: db.to_path_buf(), source: e })) {
+        Ok(s) => format!(
+            "{:>6} rows waiting (alarm {}, event {}, telemetry {}), next seq {}",
+            s.rows(),
+            s.alarm.rows,
+            s.event.rows,
+            s.telemetry.rows,
+            s.next_seq
+        ),
+        Err(_) => "opening".into(),
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
+    let dir = TempDir(std::env::temp_dir().join(format!("stationd-demo-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).with_context(|| format!("create {}", dir.0.display()))?;
+    let log = std::fs::File::create(dir.0.join("stationd.log"))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(Mutex::new(log))
+        .with_ansi(false)
+        .try_init();
+    let plain = opts.plain || !std::io::stdout().is_terminal();
+    let (central_port, uplink_port, ingest_port) = (free_port()?, free_port()?, free_port()?);
+    let received = start_central(central_port)?;
+    let cfg = demo_config(&dir.0, uplink_port, ingest_port)?;
+    let db = cfg.buffer.path.get_ref().clone();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let (link_tx, link_rx) = watch::channel(true);
+        let relay = TcpListener::bind(("127.0.0.1", uplink_port)).await?;
+        tokio::spawn(link_simulator(relay, SocketAddr::from(([127, 0, 0, 1], central_port)), link_rx));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let station = crate::daemon::start(cfg, stop_rx.clone()).await?;
+        let (inputs_stop_tx, inputs_stop_rx) = watch::channel(false);
+        let inputs = tokio::spawn(simulate_inputs(ingest_port, inputs_stop_rx));
+        let mut view = CentralView::default();
+        let started = Instant::now();
+        let mut ticker = tokio::time::interval(Duration::from_millis(if plain { 1000 } else { 500 }));
+        let cycle = opts.up_secs + opts.down_secs;
+        let mut out = std::io::stdout();
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = tokio::signal::ctrl_c() => break,
+            }
+            let elapsed = started.elapsed().as_secs();
+            if opts.seconds > 0 && elapsed >= opts.seconds {
+                break;
+            }
+            let in_cycle = elapsed % cycle.max(1);
+            let up = opts.down_secs == 0 || in_cycle < opts.up_secs;
+            let phase_left = if up { opts.up_secs - in_cycle } else { cycle - in_cycle };
+            if *link_tx.borrow() != up {
+                let _ = link_tx.send(up);
+            }
+            while let Ok((topic, payload)) = received.try_recv() {
+                view.take(&topic, &payload);
+            }
+            let _ = out.write_all(render(&view, up, phase_left, &outbox_summary(&db), elapsed, plain).as_bytes());
+            let _ = out.flush();
+        }
+        // Wind down: stop the inputs, restore the link, let the backlog drain, stop the station.
+        let _ = inputs_stop_tx.send(true);
+        let _ = inputs.await;
+        let _ = link_tx.send(true);
+        let drain_deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            while let Ok((topic, payload)) = received.try_recv() {
+                view.take(&topic, &payload);
+            }
+            let drained = Reader::open(&db).ok().and_then(|r| r.stats().ok()).is_some_and(|s| s.rows() == 0);
+            if drained || Instant::now() > drain_deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = stop_tx.send(true);
+        station.stop().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while let Ok((topic, payload)) = received.try_recv() {
+            view.take(&topic, &payload);
+        }
+        println!(
+            "\ndemo summary: central received {} messages ({} historical, delivered late after outages), {} duplicates, {} missing seqs; station {}",
+            view.received,
+            view.historical,
+            view.duplicates,
+            view.missing(),
+            view.station_state
+        );
+        anyhow::Ok(())
+    })
+}

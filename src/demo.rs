@@ -55,9 +55,14 @@ struct CentralView {
 
 impl CentralView {
     fn take(&mut self, topic: &str, payload: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else { return };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            return;
+        };
         if topic.ends_with("/status") {
-            let reason = v["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
+            let reason = v["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             self.station_state = format!("{}{reason}", v["state"].as_str().unwrap_or("?"));
             return;
         }
@@ -100,12 +105,16 @@ impl CentralView {
 
     /// Seqs below the highest one received that neither arrived nor were reported evicted.
     fn missing(&self) -> u64 {
-        (1..=self.highest()).filter(|s| !self.seqs.contains(s) && !self.evicted.contains(s)).count() as u64
+        (1..=self.highest())
+            .filter(|s| !self.seqs.contains(s) && !self.evicted.contains(s))
+            .count() as u64
     }
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The station config the demo runs on, built from embedded defaults.
@@ -158,40 +167,52 @@ dynamic_filters = true
     );
     let config: rumqttd::Config = toml::from_str(&text).context("embedded broker configuration")?;
     let mut broker = rumqttd::Broker::new(config);
-    let (mut link_tx, mut link_rx) = broker.link("dispatch-viewer").context("embedded broker link")?;
-    std::thread::Builder::new().name("central-broker".into()).spawn(move || {
-        if let Err(e) = broker.start() {
-            tracing::error!(error = %e, "embedded broker stopped");
-        }
-    })?;
-    link_tx.subscribe("stations/#").context("subscribe the viewer")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new().name("central-viewer".into()).spawn(move || loop {
-        match link_rx.recv() {
-            Ok(Some(rumqttd::Notification::Forward(f))) => {
-                let topic = String::from_utf8_lossy(&f.publish.topic).into_owned();
-                if tx.send((topic, f.publish.payload.to_vec())).is_err() {
-                    return;
-                }
+    let (mut link_tx, mut link_rx) = broker
+        .link("dispatch-viewer")
+        .context("embedded broker link")?;
+    std::thread::Builder::new()
+        .name("central-broker".into())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "embedded broker stopped");
             }
-            Ok(_) => {}
-            Err(_) => return,
-        }
-    })?;
+        })?;
+    link_tx
+        .subscribe("stations/#")
+        .context("subscribe the viewer")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("central-viewer".into())
+        .spawn(move || loop {
+            match link_rx.recv() {
+                Ok(Some(rumqttd::Notification::Forward(f))) => {
+                    let topic = String::from_utf8_lossy(&f.publish.topic).into_owned();
+                    if tx.send((topic, f.publish.payload.to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        })?;
     Ok(rx)
 }
 
 /// A TCP relay to central that drops every connection and refuses new ones while `up` is false.
 async fn link_simulator(listener: TcpListener, upstream: SocketAddr, up: watch::Receiver<bool>) {
     loop {
-        let Ok((mut inbound, _)) = listener.accept().await else { continue };
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            continue;
+        };
         if !*up.borrow() {
             drop(inbound);
             continue;
         }
         let mut up = up.clone();
         tokio::spawn(async move {
-            let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
+            let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                return;
+            };
             tokio::select! {
                 _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                 _ = up.wait_for(|u| !*u) => {}
@@ -206,7 +227,11 @@ async fn simulate_inputs(port: u16, mut stop: watch::Receiver<bool>) {
     let mut conn: Option<TcpStream> = None;
     let mut interval = tokio::time::interval(Duration::from_millis(250));
     // Jinan, around Quancheng Square.
-    let cars = [("car-01", 36.6612, 117.0201), ("car-02", 36.6680, 117.0302), ("car-03", 36.6551, 117.0105)];
+    let cars = [
+        ("car-01", 36.6612, 117.0201),
+        ("car-02", 36.6680, 117.0302),
+        ("car-03", 36.6551, 117.0105),
+    ];
     loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -244,7 +269,14 @@ async fn simulate_inputs(port: u16, mut stop: watch::Receiver<bool>) {
     }
 }
 
-fn render(view: &CentralView, link_up: bool, phase_left: u64, outbox: &str, elapsed: u64, plain: bool) -> String {
+fn render(
+    view: &CentralView,
+    link_up: bool,
+    phase_left: u64,
+    outbox: &str,
+    elapsed: u64,
+    plain: bool,
+) -> String {
     let link = if link_up {
         format!("UP   (outage in {phase_left:>2}s)")
     } else {
@@ -265,7 +297,10 @@ fn render(view: &CentralView, link_up: bool, phase_left: u64, outbox: &str, elap
     s.push_str("Ctrl-C stops. The uplink is cut now and then: watch the outbox fill, then drain as HISTORICAL.\n\n");
     s.push_str(&format!("  uplink          {link}\n"));
     s.push_str(&format!("  station outbox  {outbox}\n"));
-    s.push_str(&format!("  station status  {} (retained P/status as central sees it)\n\n", view.station_state));
+    s.push_str(&format!(
+        "  station status  {} (retained P/status as central sees it)\n\n",
+        view.station_state
+    ));
     s.push_str(&format!(
         "  central received {} messages: {} live, {} historical; {} duplicates; {} missing seqs\n",
         view.received,
@@ -274,8 +309,15 @@ fn render(view: &CentralView, link_up: bool, phase_left: u64, outbox: &str, elap
         view.duplicates,
         view.missing()
     ));
-    let kinds: Vec<String> = view.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    s.push_str(&format!("  by kind: {}\n\n  latest at central:\n", kinds.join(", ")));
+    let kinds: Vec<String> = view
+        .by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    s.push_str(&format!(
+        "  by kind: {}\n\n  latest at central:\n",
+        kinds.join(", ")
+    ));
     for l in &view.recent {
         s.push_str(&format!("    {l}\n"));
     }
@@ -283,7 +325,12 @@ fn render(view: &CentralView, link_up: bool, phase_left: u64, outbox: &str, elap
 }
 
 fn outbox_summary(db: &Path) -> String {
-    match Reader::open(db).and_then(|r| r.stats().map_err(|e| crate::outbox::OutboxError::Open { path: db.to_path_buf(), source: e })) {
+    match Reader::open(db).and_then(|r| {
+        r.stats().map_err(|e| crate::outbox::OutboxError::Open {
+            path: db.to_path_buf(),
+            source: e,
+        })
+    }) {
         Ok(s) => format!(
             "{:>6} rows waiting (alarm {}, event {}, telemetry {}), next seq {}",
             s.rows(),
@@ -309,7 +356,9 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir.0).with_context(|| format!("create {}", dir.0.display()))?;
     let log = std::fs::File::create(dir.0.join("stationd.log"))?;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(Mutex::new(log))
         .with_ansi(false)
         .try_init();
@@ -318,7 +367,9 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let received = start_central(central_port)?;
     let cfg = demo_config(&dir.0, uplink_port, ingest_port)?;
     let db = cfg.buffer.path.get_ref().clone();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let (link_tx, link_rx) = watch::channel(true);
         let relay = TcpListener::bind(("127.0.0.1", uplink_port)).await?;

@@ -107,8 +107,18 @@ fn main() -> ExitCode {
             }
         }
         #[cfg(feature = "demo")]
-        Command::Demo { seconds, up, down, plain } => {
-            match stationd::demo::run(stationd::demo::DemoOptions { seconds, up_secs: up.max(1), down_secs: down, plain }) {
+        Command::Demo {
+            seconds,
+            up,
+            down,
+            plain,
+        } => {
+            match stationd::demo::run(stationd::demo::DemoOptions {
+                seconds,
+                up_secs: up.max(1),
+                down_secs: down,
+                plain,
+            }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stationd demo: {e:#}");

@@ -4,19 +4,49 @@
 #[test]
 fn demo_runs_outages_and_central_receives_everything() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
-        .args(["demo", "--seconds", "11", "--up", "4", "--down", "3", "--plain"])
+        .args([
+            "demo",
+            "--seconds",
+            "11",
+            "--up",
+            "4",
+            "--down",
+            "3",
+            "--plain",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("uplink DOWN"), "an outage was simulated:\n{stdout}");
-    let summary = stdout.lines().find(|l| l.starts_with("demo summary")).expect("summary line");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("uplink DOWN"),
+        "an outage was simulated:\n{stdout}"
+    );
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("demo summary"))
+        .expect("summary line");
     let number_before = |word: &str| -> u64 {
-        let i = summary.find(word).unwrap_or_else(|| panic!("{word} in {summary}"));
-        summary[..i].split_whitespace().last().unwrap().trim_start_matches('(').parse().unwrap()
+        let i = summary
+            .find(word)
+            .unwrap_or_else(|| panic!("{word} in {summary}"));
+        summary[..i]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .trim_start_matches('(')
+            .parse()
+            .unwrap()
     };
     assert!(number_before(" messages") > 50, "{summary}");
-    assert!(number_before(" historical") > 5, "backlog from the outage delivered late: {summary}");
+    assert!(
+        number_before(" historical") > 5,
+        "backlog from the outage delivered late: {summary}"
+    );
     assert_eq!(number_before(" missing seqs"), 0, "{summary}");
     assert!(summary.ends_with("station offline (shutdown)"), "{summary}");
 }

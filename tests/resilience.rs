@@ -98,7 +98,11 @@ fn producer(
                 continue;
             };
             while !stop.load(Ordering::SeqCst) {
-                let prio = if n.is_multiple_of(100) { "alarm" } else { "telemetry" };
+                let prio = if n.is_multiple_of(100) {
+                    "alarm"
+                } else {
+                    "telemetry"
+                };
                 if s.write_all(line("load", prio, n).as_bytes()).is_err() {
                     break;
                 }

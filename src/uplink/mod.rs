@@ -7,7 +7,8 @@
 //!   poll loop); this task publishes. Because every connection is new (`clean_session`), the
 //!   uplink, not rumqttc, decides what is resent: after a reconnect it reads the outbox from
 //!   the start again, and whatever is still there (never acknowledged) goes out again.
-//! - A window of QoS 1 publishes is kept in flight. rumqttc reports the packet id of each
+//! - A window of QoS 1 publishes is kept in flight, fed from a read-ahead of about one window
+//!   read from the outbox in one go. rumqttc reports the packet id of each
 //!   publish in the order they were queued, so a FIFO maps packet ids back to seqs; a PUBACK
 //!   turns its seq into an ack for the outbox writer, which deletes the row.
 //! - Send order per refill: alarms, then live rows and the historical backlog sharing the
@@ -371,16 +372,26 @@ impl Uplink {
         let mut maybe_more = true;
         let mut shutdown = self.shutdown.clone();
         loop {
+            // Publish from the read-ahead while the window has room: an ack is answered with
+            // the next publish at once, with no outbox read in between. (Pausing until many
+            // acks are back lets Nagle's algorithm on the broker and delayed ACKs here stall
+            // the link for 40 ms at a time.)
             let stopping = *shutdown.borrow();
-            if maybe_more && s.in_window() < window && !stopping {
-                let free = window - s.in_window();
-                let rows = self.fetch(s.cursors, free).await?;
-                maybe_more = rows.len() >= free;
+            while s.in_window() < window && !stopping {
+                let Some(row) = s.ready.pop_front() else {
+                    break;
+                };
+                let topic = format!("{}/{}", self.opts.topic_root, row.topic);
+                publish(client, s, topic, false, row.payload, Some(row.seq)).await?;
+                metrics::inc(&published);
+            }
+            // Read ahead in chunks of a whole window: one outbox read per window, not per ack.
+            if maybe_more && !stopping && s.ready.len() < window / 2 {
+                let rows = self.fetch(s.cursors, window).await?;
+                maybe_more = rows.len() >= window;
                 for (lane, row) in rows {
                     s.cursors[lane as usize] = row.seq;
-                    let topic = format!("{}/{}", self.opts.topic_root, row.topic);
-                    publish(client, s, topic, false, row.payload, Some(row.seq)).await?;
-                    metrics::inc(&published);
+                    s.ready.push_back(row);
                 }
                 self.status
                     .lock()
@@ -515,8 +526,10 @@ pub fn plan_fetch(
 
 #[derive(Default)]
 struct SessionState {
-    /// Last seq handed to MQTT per lane (indexed by `Lane as usize`).
+    /// Last seq read from the outbox per lane (indexed by `Lane as usize`).
     cursors: [u64; 3],
+    /// Rows read ahead, in send order, not yet published.
+    ready: VecDeque<OutRow>,
     /// Publishes queued to rumqttc whose packet id is not known yet (None: a status message).
     queued: VecDeque<Option<u64>>,
     /// Packet id -> seq of publishes awaiting PUBACK.

@@ -1,0 +1,297 @@
+//! The core's figures on this machine (README "Benchmark"): `cargo bench --bench pipeline`.
+//!
+//! 1. Outbox ingest: events/s committed through the writer thread (group commit), 200-byte
+//!    `data` payloads, for both durability settings; bytes written to disk per event.
+//! 2. The ceiling: a bare rumqttc publisher, QoS 1, same window and message size, against a
+//!    local mosquitto.
+//! 3. Backlog drain through the uplink into the same broker (rows deleted on PUBACK).
+//! 4. The real daemon started on a 1,000,000-event backlog: peak RSS (VmHWM) while it opens the
+//!    outbox and drains it, its drain rate, and bytes written per drained event.
+//!
+//! `BENCH_SCALE=0.1` shrinks every size (a quick look); the goals are judged at scale 1.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use serde_json::value::RawValue;
+use stationd::config::Durability;
+use stationd::event::{ClockQuality, Event, Priority};
+use stationd::outbox::{self, LinkState, OutboxOptions, Reader, WriterThread};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+fn scale(n: u64) -> u64 {
+    let s: f64 = std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64) * s).max(1000.0) as u64
+}
+
+fn event(n: u64) -> Event {
+    // 200 bytes of data: {"n":…,"pad":"…"}
+    let head = format!("{{\"n\":{n},\"pad\":\"");
+    let pad = "x".repeat(200 - head.len() - 2);
+    Event {
+        ts_ms: 1_795_940_102_120 + n as i64,
+        clock: ClockQuality::Synced,
+        device: "car-03".into(),
+        kind: "position".into(),
+        prio: Priority::Telemetry,
+        historical: true,
+        data: RawValue::from_string(format!("{head}{pad}\"}}")).unwrap(),
+    }
+}
+
+/// Bytes this process caused to be written to the block layer (/proc/self/io write_bytes).
+fn io_write_bytes(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("write_bytes:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmHWM:")
+                    .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn bench_dir(name: &str) -> std::path::PathBuf {
+    // On the project's disk (not tmpfs), so fsync and write_bytes are real.
+    let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-tmp")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn opts(dir: &std::path::Path, durability: Durability) -> OutboxOptions {
+    OutboxOptions {
+        path: dir.join("outbox.db"),
+        station: "bench-st01".into(),
+        max_bytes: 8 << 30,
+        durability,
+    }
+}
+
+/// Fills an outbox with `n` events through the writer; returns (events/s, disk bytes/event).
+async fn ingest(o: &OutboxOptions, n: u64) -> (f64, f64) {
+    let (store, _) = outbox::open_store(o).unwrap();
+    let (writer, sink, control) = WriterThread::start(
+        store,
+        16 * 1024,
+        Arc::new(Notify::new()),
+        Arc::new(LinkState::default()),
+    );
+    let events: Vec<Event> = (0..n).map(event).collect();
+    let io0 = io_write_bytes("self");
+    let start = Instant::now();
+    let producer = tokio::spawn(async move {
+        for e in events {
+            sink.send(e).await.unwrap();
+        }
+    });
+    producer.await.unwrap();
+    control.flush().await.unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    drop(control);
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .unwrap();
+    let written = io_write_bytes("self").saturating_sub(io0);
+    (n as f64 / secs, written as f64 / n as f64)
+}
+
+/// A bare rumqttc publisher: QoS 1, `window` in flight, until every PUBACK is back.
+async fn bare_publisher(port: u16, n: u64, payload: Vec<u8>, window: u16) -> f64 {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut o = MqttOptions::new("bench-bare", "127.0.0.1", port);
+    o.set_inflight(window)
+        .set_request_channel_capacity(window as usize + 16)
+        .set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut el) = AsyncClient::new(o, window as usize + 16);
+    let start = Instant::now();
+    let publisher = tokio::spawn(async move {
+        for _ in 0..n {
+            client
+                .publish(
+                    "stations/bench/telemetry/car-03/position",
+                    QoS::AtLeastOnce,
+                    false,
+                    payload.clone(),
+                )
+                .await
+                .unwrap();
+        }
+        client
+    });
+    let mut acks = 0;
+    while acks < n {
+        if let Event::Incoming(Packet::PubAck(_)) = el.poll().await.unwrap() {
+            acks += 1;
+        }
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    drop(publisher.await);
+    rate
+}
+
+fn rows(path: &std::path::Path) -> u64 {
+    Reader::open(path).unwrap().stats().unwrap().rows()
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let n_ingest = scale(300_000);
+    let n_drain = scale(200_000);
+    let n_backlog = scale(1_000_000);
+    println!(
+        "stationd pipeline benchmark ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+
+    // 1. Ingest.
+    for durability in [Durability::PowerCut, Durability::ProcessCrash] {
+        let dir = bench_dir("ingest");
+        let (rate, bytes) = rt.block_on(ingest(&opts(&dir, durability), n_ingest));
+        println!("ingest   {durability:?}: {rate:>10.0} events/s committed ({n_ingest} events, 200-byte data); {bytes:.0} bytes written to disk per event");
+    }
+
+    // 2 + 3. Ceiling and drain against one local mosquitto.
+    let broker = common::Broker::started();
+    let sample = event(1).to_envelope_json("bench-st01", 1_000_000);
+    let window: u16 = std::env::var("BENCH_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let ceiling = rt.block_on(bare_publisher(broker.port, n_drain, sample.clone(), window));
+    println!(
+        "ceiling  bare rumqttc publisher: {ceiling:>10.0} msg/s (QoS 1, window {window}, {} bytes)",
+        sample.len()
+    );
+
+    let dir = bench_dir("drain");
+    let o = opts(&dir, Durability::PowerCut);
+    rt.block_on(ingest(&o, n_drain));
+    let config_text = format!(
+        "[station]\nid = \"bench-st01\"\nname = \"bench\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:{}\"]\nwindow = {window}\n[buffer]\npath = \"{}\"\nmax_bytes = 8589934592\n",
+        broker.port,
+        o.path.display()
+    );
+    std::fs::write(dir.join("stationd.toml"), &config_text).unwrap();
+    let cfg = stationd::config::Config::load(&dir.join("stationd.toml")).unwrap();
+    let drain_rate = rt.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let start = Instant::now();
+        let running = stationd::daemon::start(cfg, stop_rx).await.unwrap();
+        while rows(&o.path) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rate = n_drain as f64 / start.elapsed().as_secs_f64();
+        let _ = stop_tx.send(true);
+        running.stop().await;
+        rate
+    });
+    println!(
+        "drain    uplink from the outbox:   {drain_rate:>10.0} events/s acknowledged and deleted ({n_drain} backlog) = {:.0}% of the ceiling",
+        100.0 * drain_rate / ceiling
+    );
+
+    // 4. The daemon process on a 1M backlog.
+    let dir = bench_dir("backlog");
+    let o = opts(&dir, Durability::PowerCut);
+    let t = Instant::now();
+    let (rate, _) = rt.block_on(ingest(&o, n_backlog));
+    println!(
+        "backlog  built {n_backlog} events in {:.1}s ({rate:.0}/s); file {} MB",
+        t.elapsed().as_secs_f64(),
+        std::fs::metadata(&o.path).unwrap().len() / 1_000_000
+    );
+    let cfg_path = dir.join("stationd.toml");
+    std::fs::write(
+        &cfg_path,
+        config_text.replace(&dir_path_in(&config_text), &o.path.display().to_string()),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = Instant::now();
+    let mut io_start = None;
+    let mut peak = 0;
+    let mut last_check = Instant::now();
+    loop {
+        peak = peak.max(vm_hwm_kb(pid));
+        if io_start.is_none() {
+            io_start = Some(io_write_bytes(&pid.to_string()));
+        }
+        if last_check.elapsed() > Duration::from_millis(500) {
+            last_check = Instant::now();
+            if Reader::open(&o.path)
+                .and_then(|r| {
+                    r.stats().map_err(|e| outbox::OutboxError::Open {
+                        path: o.path.clone(),
+                        source: e,
+                    })
+                })
+                .map(|s| s.rows())
+                .unwrap_or(1)
+                == 0
+            {
+                break;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            println!("backlog  did not drain within 600 s");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let written = io_write_bytes(&pid.to_string()).saturating_sub(io_start.unwrap_or(0));
+    peak = peak.max(vm_hwm_kb(pid));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    println!(
+        "daemon   stationd run on a {n_backlog}-event backlog: peak RSS {:.1} MB; drained in {secs:.1}s = {:.0} events/s (incl. start-up check); {:.0} bytes written per drained event",
+        peak as f64 / 1024.0,
+        n_backlog as f64 / secs,
+        written as f64 / n_backlog as f64
+    );
+    println!("goals: ingest >= 100000/s; drain >= 80% of the ceiling; peak RSS <= 30 MB with the 1M backlog");
+}
+
+fn dir_path_in(config: &str) -> String {
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("path = \""))
+        .map(|p| p.trim_end_matches('"').to_string())
+        .unwrap()
+}

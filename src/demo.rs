@@ -252,7 +252,7 @@ async fn simulate_inputs(port: u16, mut stop: watch::Receiver<bool>) {
                 (t.to_degrees() + 90.0).rem_euclid(360.0)
             ));
         }
-        if tick % 28 == 0 {
+        if tick.is_multiple_of(28) {
             lines.push_str(&format!("{{\"kind\":\"radio.status\",\"prio\":\"event\",\"device\":\"radio-{:02}\",\"data\":{{\"rssi_dbm\":-{}}}}}\n", tick % 7 + 1, 70 + tick % 20));
         }
         if tick % 100 == 50 {

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian/Ubuntu box: installs what the tests need where it
+# can (mosquitto from the distribution, rustfmt/clippy through rustup), says what is missing
+# where it cannot, then runs formatting, lints, config checks of the shipped examples, and every
+# test. Usage: bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '==> %s\n' "$*"; }
+missing=()
+
+# --- what the tests need -------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+  missing+=("a Rust toolchain (https://rustup.rs: curl ... | sh, then 'rustup default stable')")
+fi
+have_mosquitto() { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; }
+if ! have_mosquitto; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing mosquitto (the tests start their own brokers on free loopback ports)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+  elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    say "installing mosquitto with sudo"
+    sudo DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+  fi
+  have_mosquitto || missing+=("mosquitto (apt-get install mosquitto)")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  printf 'cannot run the tests; missing:\n' >&2
+  printf '  - %s\n' "${missing[@]}" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+
+# --- checks ----------------------------------------------------------------------------------
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+say "cargo build (binary used by the config checks and the integration tests)"
+cargo build --locked
+say "check-config on every shipped example"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+for f in examples/*.toml; do
+  # Examples name production paths (/var/lib/stationd); check them against a scratch dir.
+  sed "s#/var/lib/stationd#$scratch#g; s#/run/stationd#$scratch#g" "$f" > "$scratch/$(basename "$f")"
+  ./target/debug/stationd check-config --config "$scratch/$(basename "$f")"
+done
+say "cargo test (unit, model, integration against real mosquitto, demo)"
+cargo test --locked -- --test-threads 2

@@ -312,4 +312,49 @@ mod tests {
             );
         }
     }
+
+    /// The framer agrees with a plain split of the whole stream, however it is chunked, and
+    /// never holds more than the limit. (The fuzz target checks the same with coverage.)
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn reference(stream: &[u8], max: usize) -> Vec<Option<Vec<u8>>> {
+            let mut out = Vec::new();
+            let mut parts: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
+            let last = parts.pop().unwrap_or(&[]);
+            for p in parts.into_iter().chain((!last.is_empty()).then_some(last)) {
+                let p = p.strip_suffix(b"\r").unwrap_or(p);
+                if p.len() > max {
+                    out.push(None);
+                } else if !p.iter().all(|b| b.is_ascii_whitespace()) {
+                    out.push(Some(p.to_vec()));
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn framer_matches_a_plain_split(
+                stream in prop::collection::vec(prop_oneof![4 => any::<u8>(), 1 => Just(b'\n'), 1 => Just(b'\r')], 0..600),
+                chunk in 1usize..50,
+                max in 1usize..40,
+            ) {
+                let mut f = LineFramer::new(max);
+                let mut got = Vec::new();
+                for piece in stream.chunks(chunk) {
+                    f.push(piece, |fr| got.push(match fr { Frame::Line(l) => Some(l.to_vec()), Frame::Oversized { .. } => None }));
+                    prop_assert!(f.buffered() <= max + 1);
+                }
+                f.finish(|fr| got.push(match fr { Frame::Line(l) => Some(l.to_vec()), Frame::Oversized { .. } => None }));
+                prop_assert_eq!(got, reference(&stream, max));
+            }
+
+            #[test]
+            fn parser_never_panics(line in prop::collection::vec(any::<u8>(), 0..200)) {
+                let _ = parse_line(&line, "i", NOW);
+            }
+        }
+    }
 }

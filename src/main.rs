@@ -86,10 +86,7 @@ fn main() -> ExitCode {
                 }
             };
             logging::init(Some(cfg.station.id.as_str()));
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("stationd")
-                .build();
+            let rt = stationd::daemon::runtime();
             let rt = match rt {
                 Ok(rt) => rt,
                 Err(e) => {

@@ -556,6 +556,14 @@ impl Reader {
         rows.collect()
     }
 
+    /// True when no row is waiting (cheap: reads one index entry).
+    pub fn is_empty(&self) -> rusqlite::Result<bool> {
+        let row: Option<i64> = self
+            .conn
+            .query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0))?;
+        Ok(row.is_none())
+    }
+
     /// Depth, age and size per class, and the eviction counters.
     pub fn stats(&self) -> rusqlite::Result<OutboxStats> {
         let mut stats = OutboxStats {

@@ -147,7 +147,7 @@ impl UplinkOptions {
         o.set_keep_alive(self.keep_alive)
             .set_clean_session(true)
             .set_inflight(self.window)
-            .set_request_channel_capacity(self.window as usize + 16)
+            .set_request_channel_capacity(2 * self.window as usize + 16)
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_last_will(LastWill::new(
                 self.status_topic(),
@@ -278,9 +278,9 @@ impl Uplink {
     async fn session(&mut self, broker: &BrokerUrl) -> SessionEnd {
         let (client, mut eventloop) = AsyncClient::new(
             self.opts.mqtt_options(broker),
-            self.opts.window as usize + 16,
+            2 * self.opts.window as usize + 16,
         );
-        let (ntx, mut nrx) = mpsc::channel::<Note>(2 * self.opts.window as usize + 64);
+        let (ntx, mut nrx) = mpsc::channel::<Note>(4 * self.opts.window as usize + 64);
         // The poll task: forwards notifications, never publishes. Its channel holds every note a
         // full window can produce (sent + acked per publish), so it never blocks the event loop.
         let poller = tokio::spawn(async move {
@@ -370,14 +370,19 @@ impl Uplink {
         .await?;
         let window = self.opts.window as usize;
         let mut maybe_more = true;
+        let mut reading: Option<PendingRead> = None;
+        let mut renotified = false;
         let mut shutdown = self.shutdown.clone();
         loop {
             // Publish from the read-ahead while the window has room: an ack is answered with
             // the next publish at once, with no outbox read in between. (Pausing until many
             // acks are back lets Nagle's algorithm on the broker and delayed ACKs here stall
             // the link for 40 ms at a time.)
+            // Up to one more window waits in rumqttc's request queue, so that each PUBACK
+            // lets rumqttc send the next publish at once, without a round trip through this
+            // task; rumqttc itself keeps `window` in flight.
             let stopping = *shutdown.borrow();
-            while s.in_window() < window && !stopping {
+            while s.in_window() < 2 * window && !stopping {
                 let Some(row) = s.ready.pop_front() else {
                     break;
                 };
@@ -385,19 +390,11 @@ impl Uplink {
                 publish(client, s, topic, false, row.payload, Some(row.seq)).await?;
                 metrics::inc(&published);
             }
-            // Read ahead in chunks of a whole window: one outbox read per window, not per ack.
-            if maybe_more && !stopping && s.ready.len() < window / 2 {
-                let rows = self.fetch(s.cursors, window).await?;
-                maybe_more = rows.len() >= window;
-                for (lane, row) in rows {
-                    s.cursors[lane as usize] = row.seq;
-                    s.ready.push_back(row);
-                }
-                self.status
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .in_flight = s.in_window();
-                continue;
+            // Read ahead a whole window at a time, in the background, so publishing never
+            // waits for the disk: one outbox read per window, not per ack.
+            if maybe_more && !stopping && reading.is_none() && s.ready.len() < window {
+                reading = Some(self.start_fetch(s.cursors, window));
+                renotified = false;
             }
             tokio::select! {
                 biased;
@@ -423,7 +420,23 @@ impl Uplink {
                         self.control.ack(std::mem::take(&mut s.pending_acks)).await.map_err(|e| e.to_string())?;
                     }
                 }
-                _ = self.new_data.notified() => maybe_more = true,
+                read = async { reading.as_mut().expect("guarded").await }, if reading.is_some() => {
+                    reading = None;
+                    let rows = read
+                        .map_err(|e| format!("outbox read task failed: {e}"))?
+                        .map_err(|e| format!("cannot read the outbox: {e}"))?;
+                    // A commit notified while the read ran may not be in it: read again.
+                    maybe_more = rows.len() >= window || renotified;
+                    for (lane, row) in rows {
+                        s.cursors[lane as usize] = row.seq;
+                        s.ready.push_back(row);
+                    }
+                    self.status.lock().unwrap_or_else(|p| p.into_inner()).in_flight = s.in_window();
+                }
+                _ = self.new_data.notified() => {
+                    maybe_more = true;
+                    renotified = true;
+                }
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
                     return self.goodbye(client, nrx, s).await;
                 }
@@ -471,18 +484,19 @@ impl Uplink {
         Ok(())
     }
 
-    /// Next rows to send, in send order: alarms, then live and backlog sharing the window.
-    async fn fetch(&self, cursors: [u64; 3], free: usize) -> Result<Vec<(Lane, OutRow)>, String> {
+    /// Starts reading the next rows to send, in send order: alarms, then live and backlog
+    /// sharing the window.
+    fn start_fetch(&self, cursors: [u64; 3], limit: usize) -> PendingRead {
         let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
             let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
-            plan_fetch(&reader, cursors, free)
+            plan_fetch(&reader, cursors, limit)
         })
-        .await
-        .map_err(|e| format!("outbox read task failed: {e}"))?
-        .map_err(|e| format!("cannot read the outbox: {e}"))
     }
 }
+
+/// A read-ahead running on the blocking pool.
+type PendingRead = tokio::task::JoinHandle<rusqlite::Result<Vec<(Lane, OutRow)>>>;
 
 /// The refill policy, kept apart from the session so it can be tested on a plain `Reader`.
 pub fn plan_fetch(

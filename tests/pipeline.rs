@@ -244,12 +244,26 @@ fn brokers_are_tried_in_order_and_a_dead_first_one_is_skipped() {
     let broker = Broker::started();
     let central = Subscriber::connect(broker.port, "central-order");
     let dead = free_port();
-    let station = Station::with_uplink(&format!("brokers = [\"mqtt://127.0.0.1:{dead}\", \"mqtt://127.0.0.1:{}\"]", broker.port), "");
+    let station = Station::with_uplink(
+        &format!(
+            "brokers = [\"mqtt://127.0.0.1:{dead}\", \"mqtt://127.0.0.1:{}\"]",
+            broker.port
+        ),
+        "",
+    );
     let daemon = station.start();
-    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")), "log:\n{}", daemon.log_text());
+    assert!(
+        central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")),
+        "log:\n{}",
+        daemon.log_text()
+    );
     let log = daemon.log_text();
-    let failed = log.find(&format!("127.0.0.1:{dead}")).expect("the first broker was tried");
-    let connected = log.find("uplink.connected").expect("then the second one connected");
+    let failed = log
+        .find(&format!("127.0.0.1:{dead}"))
+        .expect("the first broker was tried");
+    let connected = log
+        .find("uplink.connected")
+        .expect("then the second one connected");
     assert!(failed < connected, "{log}");
 }
 
@@ -261,9 +275,13 @@ fn a_killed_daemon_leaves_the_retained_last_will_offline() {
     let daemon = station.start();
     assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
     daemon.kill9();
-    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "offline" && m.json["reason"] == "connection lost")));
+    assert!(central.wait(LONG, |m| m.iter().any(
+        |m| m.json["state"] == "offline" && m.json["reason"] == "connection lost"
+    )));
     let late = Subscriber::connect(broker.port, "central-will-late");
-    assert!(late.wait(Duration::from_secs(5), |m| m.iter().any(|m| m.retain && m.json["state"] == "offline")));
+    assert!(late.wait(Duration::from_secs(5), |m| m
+        .iter()
+        .any(|m| m.retain && m.json["state"] == "offline")));
 }
 
 #[test]
@@ -287,10 +305,19 @@ fn many_connections_at_once_all_delivered_in_order_per_connection() {
     for s in senders {
         s.join().unwrap();
     }
-    assert!(central.wait(LONG, |m| m.iter().filter(|m| m.json["kind"] == "c").count() == 2000), "log:\n{}", daemon.log_text());
+    assert!(
+        central.wait(LONG, |m| m.iter().filter(|m| m.json["kind"] == "c").count()
+            == 2000),
+        "log:\n{}",
+        daemon.log_text()
+    );
     let env = central.envelopes();
     for c in 0..40 {
-        let ns: Vec<u64> = env.iter().filter(|e| e["device"] == format!("dev-{c}")).map(|e| e["data"]["n"].as_u64().unwrap()).collect();
+        let ns: Vec<u64> = env
+            .iter()
+            .filter(|e| e["device"] == format!("dev-{c}"))
+            .map(|e| e["data"]["n"].as_u64().unwrap())
+            .collect();
         assert_eq!(ns, (0..50).collect::<Vec<_>>(), "connection {c}");
     }
 }

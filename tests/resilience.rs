@@ -367,3 +367,63 @@ fn corrupt_database_at_start_is_moved_aside_recovered_and_reported() {
     assert!(after["seq"].as_u64().unwrap() > rec["seq"].as_u64().unwrap());
     assert!(daemon.log_text().contains("outbox.recovered"));
 }
+
+#[test]
+fn full_disk_holds_inputs_back_and_loses_nothing_once_space_returns() {
+    let mut broker = Broker::started();
+    let central = central_with_session(&mut broker, "central-disk-full");
+    let station = Station::new(broker.port, "");
+    // ~3 MB of room: the outbox and its WAL can no longer grow after a few thousand events.
+    let daemon = station.start_with_file_size_limit(3 << 20);
+    let pad = "f".repeat(800);
+    let lines: Vec<String> = (0..8000u64)
+        .map(|n| {
+            format!(
+                "{{\"kind\":\"d\",\"prio\":\"event\",\"data\":{{\"n\":{n},\"pad\":\"{pad}\"}}}}\n"
+            )
+        })
+        .collect();
+    let port = station.ingest_port;
+    let producer = std::thread::spawn(move || send_lines(port, &lines));
+    assert!(
+        wait_until(LONG, || daemon.log_text().contains("outbox.commit_failed")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        !producer.is_finished() || highest_committed(&station) < 8000,
+        "inputs are held back while the disk is full"
+    );
+    eprintln!(
+        "{}",
+        daemon
+            .log_text()
+            .lines()
+            .find(|l| l.contains("outbox.commit_failed"))
+            .unwrap_or("")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.lift_file_size_limit();
+    producer.join().unwrap();
+    assert!(
+        wait_until(LONG, || highest_committed(&station) >= 8000),
+        "{}",
+        station.outbox_stats()
+    );
+    broker.start();
+    assert!(
+        central.wait(LONG, |m| m.iter().filter(|m| m.json["kind"] == "d").count()
+            >= 8000),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let ns: HashSet<u64> = central
+        .envelopes()
+        .iter()
+        .filter(|e| e["kind"] == "d")
+        .map(|e| e["data"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns.len(), 8000, "every line that was sent arrived");
+    let seqs = central.seqs();
+    assert!(missing_seqs(&seqs, highest_committed(&station)).is_empty());
+}

@@ -346,6 +346,19 @@ listen = "unix://{sock}"
             &self.config,
             &self.dir.path().join("stationd.log"),
             self.ingest_port,
+            None,
+        )
+    }
+
+    /// Starts the daemon unable to grow any file beyond `bytes` (RLIMIT_FSIZE, SIGXFSZ
+    /// ignored): to the daemon this looks like a full disk. `Daemon::lift_file_size_limit`
+    /// frees the space again.
+    pub fn start_with_file_size_limit(&self, bytes: u64) -> Daemon {
+        Daemon::start(
+            &self.config,
+            &self.dir.path().join("stationd.log"),
+            self.ingest_port,
+            Some(bytes),
         )
     }
 
@@ -379,13 +392,31 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    fn start(config: &Path, log: &Path, ingest_port: u16) -> Daemon {
+    fn start(config: &Path, log: &Path, ingest_port: u16, fsize: Option<u64>) -> Daemon {
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_stationd"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stationd"));
+        if let Some(limit) = fsize {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: libc::RLIM_INFINITY,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
             .arg("run")
             .arg("--config")
             .arg(config)
@@ -414,6 +445,24 @@ impl Daemon {
 
     pub fn pid(&self) -> nix::unistd::Pid {
         nix::unistd::Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
+    }
+
+    /// Raises RLIMIT_FSIZE of the running daemon to unlimited (prlimit(2) as root).
+    pub fn lift_file_size_limit(&self) {
+        let lim = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: prlimit with a valid pid and a valid new limit; the old limit is not read.
+        let rc = unsafe {
+            libc::prlimit(
+                self.pid().as_raw(),
+                libc::RLIMIT_FSIZE,
+                &lim,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, 0, "prlimit failed: {}", std::io::Error::last_os_error());
     }
 
     pub fn log_text(&self) -> String {

@@ -457,32 +457,11 @@ impl Uplink {
         nrx: &mut mpsc::Receiver<Note>,
         s: &mut SessionState,
     ) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
-        while s.in_window() > 0 {
-            match tokio::time::timeout_at(deadline, nrx.recv()).await {
-                Ok(Some(Note::Sent(p))) => s.sent(p),
-                Ok(Some(Note::PubAck(p))) => {
-                    s.acked(p);
-                }
-                Ok(Some(Note::ConnAck)) => {}
-                Ok(Some(Note::Error(e))) => return Err(e),
-                Ok(None) | Err(_) => break,
-            }
-        }
+        wait_for_acks(nrx, s, Duration::from_millis(1500)).await?;
         let _ = self.control.ack(std::mem::take(&mut s.pending_acks)).await;
         let payload = self.opts.status_payload("offline", Some("shutdown"), None);
         publish(client, s, self.opts.status_topic(), true, payload, None).await?;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
-        while s.in_window() > 0 {
-            match tokio::time::timeout_at(deadline, nrx.recv()).await {
-                Ok(Some(Note::Sent(p))) => s.sent(p),
-                Ok(Some(Note::PubAck(p))) => {
-                    s.acked(p);
-                }
-                Ok(Some(Note::ConnAck)) => {}
-                _ => break,
-            }
-        }
+        wait_for_acks(nrx, s, Duration::from_millis(1000)).await?;
         tracing::info!(
             event = "uplink.offline_published",
             "told central this station is going offline"
@@ -576,6 +555,27 @@ impl SessionState {
             _ => false,
         }
     }
+}
+
+/// Processes notes until nothing is in flight or `limit` has passed; Err if the session ends.
+async fn wait_for_acks(
+    nrx: &mut mpsc::Receiver<Note>,
+    s: &mut SessionState,
+    limit: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while s.in_window() > 0 {
+        match tokio::time::timeout_at(deadline, nrx.recv()).await {
+            Ok(Some(Note::Sent(p))) => s.sent(p),
+            Ok(Some(Note::PubAck(p))) => {
+                s.acked(p);
+            }
+            Ok(Some(Note::ConnAck)) => {}
+            Ok(Some(Note::Error(e))) => return Err(e),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(())
 }
 
 async fn publish(

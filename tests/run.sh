@@ -53,4 +53,9 @@ for f in examples/*.toml; do
   ./target/debug/stationd check-config --config "$scratch/$(basename "$f")"
 done
 say "cargo test (unit, model, integration against real mosquitto, demo)"
-cargo test --locked -- --test-threads 2
+cargo test --locked --lib --bins --tests -- --test-threads 2 2>&1 | tee "$scratch/test.log"
+# One closing line for the whole suite (the per-binary lines above end with the last binary's).
+passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$scratch/test.log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$scratch/test.log" | awk '{s+=$1} END {print s+0}')
+echo "tests: $passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]

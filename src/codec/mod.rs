@@ -2,3 +2,4 @@
 //! cannot be handed in. Each codec has unit tests beside it and a fuzz target in `fuzz/`.
 
 pub mod jsonl;
+pub mod nmea;

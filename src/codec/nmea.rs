@@ -464,11 +464,8 @@ impl EpochAssembler {
             Sentence::Rmc(r) => self.current.rmc = Some(r.clone()),
             Sentence::Gga(g) => self.current.gga = Some(g.clone()),
             Sentence::Vtg(v) => self.current.vtg = Some(v.clone()),
-            Sentence::Gsa(g) => {
-                if self.current.gsa.is_none() {
-                    self.current.gsa = Some(g.clone());
-                }
-            }
+            // One GSA per constellation: keep the first.
+            Sentence::Gsa(g) if self.current.gsa.is_none() => self.current.gsa = Some(g.clone()),
             _ => {}
         }
         let kinds = self.current.kinds();

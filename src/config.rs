@@ -310,24 +310,152 @@ impl TryFrom<String> for ListenAddr {
 #[derive(Debug, Clone)]
 pub enum Device {
     Jsonl(JsonlDevice),
+    Nmea(NmeaDevice),
 }
 
 impl Device {
     pub fn id(&self) -> &str {
         match self {
             Device::Jsonl(d) => &d.id,
+            Device::Nmea(d) => &d.id,
         }
     }
 
     pub fn driver(&self) -> &'static str {
         match self {
             Device::Jsonl(_) => "jsonl",
+            Device::Nmea(_) => "nmea",
         }
     }
 }
 
 /// The drivers this build knows, for the error that lists them.
-pub const DRIVERS: &[&str] = &["jsonl"];
+pub const DRIVERS: &[&str] = &["jsonl", "nmea"];
+
+/// Line settings of a serial port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialSettings {
+    pub path: PathBuf,
+    pub baud: u32,
+    pub data_bits: u8,
+    /// `none`, `odd`, `even`.
+    pub parity: String,
+    pub stop_bits: u8,
+    /// `none`, `hardware`, `software`.
+    pub flow_control: String,
+}
+
+/// A GNSS receiver speaking NMEA 0183 on a serial port (`driver = "nmea"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NmeaDevice {
+    pub id: String,
+    pub driver: String,
+    pub path: PathBuf,
+    #[serde(default = "default_nmea_baud")]
+    pub baud: u32,
+    #[serde(default = "default_data_bits")]
+    pub data_bits: u8,
+    #[serde(default = "default_none")]
+    pub parity: String,
+    #[serde(default = "default_stop_bits")]
+    pub stop_bits: u8,
+    #[serde(default = "default_none")]
+    pub flow_control: String,
+    /// Report a position when the receiver moved at least this far…
+    #[serde(default = "default_min_distance_m")]
+    pub min_distance_m: f64,
+    /// …or turned at least this much while moving…
+    #[serde(default = "default_min_course_deg")]
+    pub min_course_deg: f64,
+    /// …but not more often than this…
+    #[serde(default = "default_min_interval_s")]
+    pub min_interval_s: u64,
+    /// …and at least this often, even when still.
+    #[serde(default = "default_max_interval_s")]
+    pub max_interval_s: u64,
+    /// Silence after which the receiver counts as offline.
+    #[serde(default = "default_offline_after_s")]
+    pub offline_after_s: u64,
+}
+
+fn default_nmea_baud() -> u32 {
+    9600
+}
+fn default_data_bits() -> u8 {
+    8
+}
+fn default_stop_bits() -> u8 {
+    1
+}
+fn default_none() -> String {
+    "none".into()
+}
+fn default_min_distance_m() -> f64 {
+    50.0
+}
+fn default_min_course_deg() -> f64 {
+    30.0
+}
+fn default_min_interval_s() -> u64 {
+    5
+}
+fn default_max_interval_s() -> u64 {
+    60
+}
+fn default_offline_after_s() -> u64 {
+    10
+}
+
+impl NmeaDevice {
+    pub fn serial(&self) -> SerialSettings {
+        SerialSettings {
+            path: self.path.clone(),
+            baud: self.baud,
+            data_bits: self.data_bits,
+            parity: self.parity.clone(),
+            stop_bits: self.stop_bits,
+            flow_control: self.flow_control.clone(),
+        }
+    }
+
+    /// Values serde cannot check alone.
+    fn check(&self) -> Result<(), String> {
+        if self.baud == 0 {
+            return Err("baud must be positive (e.g. 4800, 9600, 115200)".into());
+        }
+        if !(5..=8).contains(&self.data_bits) {
+            return Err("data_bits must be 5, 6, 7 or 8".into());
+        }
+        if !["none", "odd", "even"].contains(&self.parity.as_str()) {
+            return Err(format!(
+                "parity {:?} must be none, odd or even",
+                self.parity
+            ));
+        }
+        if !(1..=2).contains(&self.stop_bits) {
+            return Err("stop_bits must be 1 or 2".into());
+        }
+        if !["none", "hardware", "software"].contains(&self.flow_control.as_str()) {
+            return Err(format!(
+                "flow_control {:?} must be none, hardware or software",
+                self.flow_control
+            ));
+        }
+        if self.min_interval_s > self.max_interval_s || self.max_interval_s == 0 {
+            return Err(
+                "min_interval_s must not exceed max_interval_s, which must be positive".into(),
+            );
+        }
+        if self.offline_after_s == 0 {
+            return Err("offline_after_s must be positive".into());
+        }
+        if !self.path.is_absolute() {
+            return Err(format!("path {} must be absolute", self.path.display()));
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -405,6 +533,20 @@ impl Config {
                             )
                         })?,
                 ),
+                "nmea" => {
+                    let d = toml::Value::Table(table)
+                        .try_into::<NmeaDevice>()
+                        .map_err(|e| {
+                            err(
+                                Some(span.clone()),
+                                Some(&label),
+                                e.message().trim().to_string(),
+                            )
+                        })?;
+                    d.check()
+                        .map_err(|why| err(Some(span.clone()), Some(&label), why))?;
+                    Device::Nmea(d)
+                }
                 other => {
                     return Err(err(
                         Some(span),

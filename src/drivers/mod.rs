@@ -2,7 +2,10 @@
 //! thin I/O task that owns the port or socket and hands [`crate::event::Event`]s to an
 //! [`crate::outbox::EventSink`]. Drivers know events, not SQLite or MQTT.
 
+pub mod gps;
 pub mod jsonl;
+pub mod nmea;
+pub mod serial;
 
 use crate::config::Device;
 use crate::outbox::EventSink;
@@ -37,6 +40,11 @@ pub async fn start_all(
                     sink.clone(),
                     shutdown.clone(),
                 ));
+            }
+            // A serial device that is absent at start is not an error: it is reported offline
+            // and opened when it appears.
+            Device::Nmea(d) => {
+                set.spawn(nmea::run(d.clone(), sink.clone(), shutdown.clone()));
             }
         }
     }

@@ -1,0 +1,185 @@
+//! The `nmea` driver's I/O: a GNSS receiver on a serial port.
+//!
+//! Bytes from the port go through the sans-I/O codec (`codec::nmea`): framer → parser →
+//! epoch assembler; epochs go to the [`GpsTracker`] (report by exception, health), whose
+//! reports become events. Positions carry the receiver's own UTC as `ts` with
+//! `clock = "synced"` (GNSS time is trustworthy once the receiver has a fix).
+
+use super::gps::{position_data, GpsTracker, Report, ReportPolicy};
+use super::serial::{self, Reopener};
+use crate::codec::nmea::{parse, EpochAssembler, Frame, SentenceFramer};
+use crate::config::NmeaDevice;
+use crate::event::{ClockQuality, Event, Priority};
+use crate::metrics::{self, Counter};
+use crate::outbox::EventSink;
+use serde_json::value::RawValue;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+/// Bad sentences logged in full per port session before logging thins out.
+const LOG_FIRST_REJECTS: u64 = 10;
+
+struct Counters {
+    sentences: Counter,
+    rejected: Counter,
+    malformed: Counter,
+    positions: Counter,
+}
+
+/// Runs until shutdown: open, read, report; reopen with backoff when the port goes away.
+pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<bool>) {
+    let counters = Counters {
+        sentences: metrics::counter("nmea.sentences", &d.id),
+        rejected: metrics::counter("nmea.sentences_rejected", &d.id),
+        malformed: metrics::counter("nmea.sentences_malformed", &d.id),
+        positions: metrics::counter("gps.positions_reported", &d.id),
+    };
+    let policy = ReportPolicy {
+        min_distance_m: d.min_distance_m,
+        min_course_deg: d.min_course_deg,
+        min_interval_ms: d.min_interval_s * 1000,
+        max_interval_ms: d.max_interval_s * 1000,
+    };
+    let mut tracker = GpsTracker::new(policy, d.offline_after_s * 1000);
+    let started = Instant::now();
+    let now_ms = move || started.elapsed().as_millis() as u64;
+    let mut reopen = Reopener::new();
+    let mut open_error_logged = false;
+    loop {
+        match serial::open(&d.serial()) {
+            Ok(mut port) => {
+                tracing::info!(event = "device.port_opened", device = %d.id, driver = "nmea", path = %d.path.display(), baud = d.baud, "serial port open");
+                open_error_logged = false;
+                reopen.reset();
+                let mut framer = SentenceFramer::new();
+                let mut epochs = EpochAssembler::new();
+                let mut buf = [0u8; 1024];
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                let mut rejects: u64 = 0;
+                let mut reports = Vec::new();
+                let lost = loop {
+                    tokio::select! {
+                        r = port.read(&mut buf) => match r {
+                            Ok(0) => break "end of file".to_string(),
+                            Err(e) => break e.to_string(),
+                            Ok(n) => {
+                                let now = now_ms();
+                                framer.push(&buf[..n], |f| match f {
+                                    Frame::Sentence(s) => match parse(s) {
+                                        Ok(p) => {
+                                            metrics::inc(&counters.sentences);
+                                            reports.extend(tracker.heard(now));
+                                            if let Some(outcome) = epochs.push(&p.sentence) {
+                                                reports.extend(tracker.epoch(now, outcome));
+                                            }
+                                        }
+                                        Err(e) => {
+                                            metrics::inc(&counters.malformed);
+                                            rejects += 1;
+                                            log_reject(&d.id, rejects, &e.to_string());
+                                        }
+                                    },
+                                    Frame::Rejected(r) => {
+                                        metrics::inc(&counters.rejected);
+                                        rejects += 1;
+                                        log_reject(&d.id, rejects, r.as_str());
+                                    }
+                                });
+                            }
+                        },
+                        _ = tick.tick() => reports.extend(tracker.tick(now_ms())),
+                        _ = shutdown.wait_for(|s| *s) => return,
+                    }
+                    if !send(&d.id, &sink, &counters, &mut reports).await {
+                        return;
+                    }
+                };
+                tracing::warn!(event = "device.port_lost", device = %d.id, driver = "nmea", path = %d.path.display(), error = %lost, "serial port went away; will reopen");
+                reports.extend(tracker.port_lost());
+                if !send(&d.id, &sink, &counters, &mut reports).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                if !open_error_logged {
+                    tracing::warn!(event = "device.open_failed", device = %d.id, driver = "nmea", path = %d.path.display(), error = %e, "cannot open the serial port; retrying (check the cable, the path and the dialout group)");
+                    open_error_logged = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(reopen.next_delay()) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+fn log_reject(device: &str, n: u64, why: &str) {
+    if n <= LOG_FIRST_REJECTS || n.is_multiple_of(1000) {
+        tracing::warn!(
+            event = "nmea.sentence_rejected",
+            device,
+            rejected_on_port = n,
+            reason = why,
+            "skipped a bad NMEA sentence"
+        );
+    }
+}
+
+/// Turns reports into events and hands them to the outbox. False when the outbox is gone.
+async fn send(
+    device: &str,
+    sink: &EventSink,
+    counters: &Counters,
+    reports: &mut Vec<Report>,
+) -> bool {
+    for r in reports.drain(..) {
+        let (now, clock) = crate::clock::now();
+        let ev = match r {
+            Report::Position(fix) => {
+                metrics::inc(&counters.positions);
+                let (ts_ms, clock) = match fix.utc_ms {
+                    Some(t) => (t, ClockQuality::Synced),
+                    None => (now, clock),
+                };
+                event(
+                    device,
+                    "position",
+                    Priority::Telemetry,
+                    ts_ms,
+                    clock,
+                    position_data(&fix),
+                )
+            }
+            Report::Health { kind, mut data } => {
+                tracing::info!(event = kind, device, "receiver state changed");
+                data["driver"] = "nmea".into();
+                event(device, kind, Priority::Event, now, clock, data)
+            }
+        };
+        if sink.send(ev).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+fn event(
+    device: &str,
+    kind: &str,
+    prio: Priority,
+    ts_ms: i64,
+    clock: ClockQuality,
+    data: serde_json::Value,
+) -> Event {
+    Event {
+        ts_ms,
+        clock,
+        device: device.to_string(),
+        kind: kind.to_string(),
+        prio,
+        historical: false,
+        data: RawValue::from_string(data.to_string()).expect("serde_json::Value is valid JSON"),
+    }
+}

@@ -333,6 +333,13 @@ listen = "unix://{sock}"
         }
     }
 
+    /// Adds TOML (e.g. another `[[device]]`) to the end of the config.
+    pub fn append_config(&self, text: &str) {
+        let mut cfg = std::fs::read_to_string(&self.config).unwrap();
+        cfg.push_str(text);
+        std::fs::write(&self.config, cfg).unwrap();
+    }
+
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("outbox.db")
     }

@@ -183,6 +183,9 @@ fn main() {
         println!("ingest   {durability:?}: {rate:>10.0} events/s committed ({n_ingest} events, 200-byte data); {bytes:.0} bytes written to disk per event");
     }
 
+    // NMEA: decode rate, and decode + report + commit of every fix (report-by-exception off).
+    nmea(&rt, scale(200_000));
+
     // 2 + 3. Ceiling and drain against one local mosquitto, alternated three times (medians):
     // the two compete with the broker for the same 2 cores, so single runs are noisy.
     let broker = common::Broker::started();
@@ -294,6 +297,108 @@ fn main() {
     );
     println!("daemon   CPU seconds by thread during start + drain: {threads}");
     println!("goals: ingest >= 100000/s; drain >= 80% of the ceiling; peak RSS <= 30 MB with the 1M backlog");
+}
+
+/// The four receiver captures, comment lines dropped, repeated to about `sentences` lines.
+fn nmea_stream(sentences: u64) -> (Vec<u8>, u64) {
+    let mut one = Vec::new();
+    let mut lines = 0u64;
+    for f in [
+        "gpsd-bu353s4.log",
+        "gpsd-mtk-3301.log",
+        "gpsd-beidou-gb.log",
+        "gpsd-quectel-l76k-nmea.log",
+    ] {
+        let text =
+            std::fs::read_to_string(format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            one.extend_from_slice(l.as_bytes());
+            one.extend_from_slice(b"\r\n");
+            lines += 1;
+        }
+    }
+    let reps = sentences.div_ceil(lines);
+    (one.repeat(reps as usize), lines * reps)
+}
+
+fn nmea(rt: &tokio::runtime::Runtime, n: u64) {
+    use stationd::codec::nmea::{parse, EpochAssembler, EpochOutcome, Frame, SentenceFramer};
+    use stationd::drivers::gps::{position_data, GpsTracker, Report, ReportPolicy};
+    let (stream, lines) = nmea_stream(n);
+    let decode = |mut on_fix: Box<dyn FnMut(EpochOutcome) + '_>| {
+        let mut framer = SentenceFramer::new();
+        let mut epochs = EpochAssembler::new();
+        for chunk in stream.chunks(512) {
+            framer.push(chunk, |f| {
+                if let Frame::Sentence(s) = f {
+                    if let Ok(p) = parse(s) {
+                        if let Some(o) = epochs.push(&p.sentence) {
+                            on_fix(o);
+                        }
+                    }
+                }
+            });
+        }
+    };
+    let start = Instant::now();
+    let mut fixes = 0u64;
+    decode(Box::new(|o| {
+        fixes += matches!(o, EpochOutcome::Fix(_)) as u64
+    }));
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "nmea     decode: {:>10.0} sentences/s ({lines} sentences, {fixes} fixes, one core)",
+        lines as f64 / secs
+    );
+
+    let dir = bench_dir("nmea");
+    let (store, _) = outbox::open_store(&opts(&dir, Durability::PowerCut)).unwrap();
+    let (writer, sink, control) = WriterThread::start(
+        store,
+        16 * 1024,
+        Arc::new(Notify::new()),
+        Arc::new(LinkState::default()),
+    );
+    let policy = ReportPolicy {
+        min_distance_m: 0.0,
+        min_course_deg: 0.0,
+        min_interval_ms: 0,
+        max_interval_ms: 1,
+    };
+    let mut tracker = GpsTracker::new(policy, 10_000);
+    let mut events = Vec::new();
+    let start = Instant::now();
+    decode(Box::new(|o| {
+        for r in tracker.epoch(0, o) {
+            if let Report::Position(f) = r {
+                events.push(Event {
+                    ts_ms: f.utc_ms.unwrap_or(0),
+                    clock: ClockQuality::Synced,
+                    device: "gps0".into(),
+                    kind: "position".into(),
+                    prio: Priority::Telemetry,
+                    historical: false,
+                    data: RawValue::from_string(position_data(&f).to_string()).unwrap(),
+                });
+            }
+        }
+    }));
+    let positions = events.len() as u64;
+    rt.block_on(async {
+        for e in events {
+            sink.send(e).await.unwrap();
+        }
+        control.flush().await.unwrap();
+    });
+    let secs = start.elapsed().as_secs_f64();
+    drop((sink, control));
+    writer.join();
+    println!(
+        "nmea     decode + commit every fix: {:>10.0} sentences/s = {:.0} positions/s committed",
+        lines as f64 / secs,
+        positions as f64 / secs
+    );
 }
 
 /// CPU seconds (user + system) per thread name of a process, largest first.

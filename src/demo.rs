@@ -8,7 +8,9 @@
 //!   `historical`, alarms first.
 //! - **The station** is the real daemon (`daemon::start`) on embedded defaults, its outbox in a
 //!   temporary directory, fed by simulated inputs over its real `jsonl` socket: three patrol
-//!   cars reporting positions, radio status events and now and then an emergency alarm.
+//!   cars reporting positions, radio status events and now and then an emergency alarm; and a
+//!   GNSS receiver (patrol car 04's, GPS + BeiDou) speaking NMEA 0183 into a pseudo-terminal
+//!   that the daemon reads as a serial port with its `nmea` driver.
 //!
 //! Everything stays on 127.0.0.1. Later drivers (radios, trackers, docks, cameras) add their
 //! simulators here.
@@ -49,6 +51,8 @@ struct CentralView {
     duplicates: u64,
     evicted: HashSet<u64>,
     by_kind: BTreeMap<String, u64>,
+    /// Positions that came from the simulated NMEA receiver over the pseudo-terminal.
+    receiver_positions: u64,
     station_state: String,
     recent: VecDeque<String>,
 }
@@ -84,6 +88,9 @@ impl CentralView {
             }
         }
         *self.by_kind.entry(kind.clone()).or_default() += 1;
+        if kind == "position" && v["device"] == "car-04" {
+            self.receiver_positions += 1;
+        }
         let line = format!(
             "seq {:>6}  {:<9} {:<10} {:<16} {:<8} {}",
             seq,
@@ -138,10 +145,98 @@ max_bytes = 67108864
 id = "ingest0"
 driver = "jsonl"
 listen = "tcp://127.0.0.1:{ingest_port}"
+
+[[device]]
+id = "car-04"
+driver = "nmea"
+path = "{gps}"
+min_distance_m = 30
+min_interval_s = 2
+max_interval_s = 30
 "#,
-        db = dir.join("outbox.db").display()
+        db = dir.join("outbox.db").display(),
+        gps = dir.join("gps0").display()
     );
     Ok(Config::parse(&dir.join("demo.toml"), &text)?)
+}
+
+/// NMEA 0183 with its checksum: `$body*hh\r\n`.
+fn nmea_sentence(body: &str) -> String {
+    let sum = body.bytes().fold(0u8, |a, b| a ^ b);
+    format!("${body}*{sum:02X}\r\n")
+}
+
+/// `ddmm.mmmm,N` / `dddmm.mmmm,E`.
+fn nmea_coord(v: f64, lat: bool) -> String {
+    let hemi = match (lat, v >= 0.0) {
+        (true, true) => "N",
+        (true, false) => "S",
+        (false, true) => "E",
+        (false, false) => "W",
+    };
+    let a = v.abs();
+    let deg = a.trunc();
+    let min = (a - deg) * 60.0;
+    if lat {
+        format!("{:02}{:07.4},{hemi}", deg as u32, min)
+    } else {
+        format!("{:03}{:07.4},{hemi}", deg as u32, min)
+    }
+}
+
+/// One epoch of a receiver (RMC, GGA, GSA) for a car at `t` seconds into its route.
+fn receiver_epoch(t: u64) -> String {
+    let tf = t as f64 / 60.0;
+    let (lat, lon) = (36.6650 + 0.006 * tf.sin(), 117.0150 + 0.008 * tf.cos());
+    let speed_kn = 20.0 + 8.0 * (tf * 2.0).sin().abs();
+    let course = (tf.to_degrees() + 180.0).rem_euclid(360.0);
+    let now = time::OffsetDateTime::now_utc();
+    let hms = format!("{:02}{:02}{:02}.00", now.hour(), now.minute(), now.second());
+    let date = format!(
+        "{:02}{:02}{:02}",
+        now.day(),
+        now.month() as u8,
+        now.year() % 100
+    );
+    let (la, lo) = (nmea_coord(lat, true), nmea_coord(lon, false));
+    let mut out = nmea_sentence(&format!(
+        "GNRMC,{hms},A,{la},{lo},{speed_kn:.2},{course:.1},{date},,,A"
+    ));
+    out += &nmea_sentence(&format!("GNGGA,{hms},{la},{lo},1,12,0.8,48.5,M,-4.2,M,,"));
+    out += &nmea_sentence("GNGSA,A,3,02,07,14,15,17,20,,,,,,,1.4,0.8,1.1,1");
+    out += &nmea_sentence("BDGSV,1,1,03,13,19,043,17,27,38,127,33,37,36,091,24,0");
+    out
+}
+
+/// Patrol car 04's GNSS receiver: a pseudo-terminal whose slave is linked at `link`; one
+/// epoch a second until `stop`.
+fn simulate_receiver(
+    link: &Path,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    let pty = nix::pty::openpty(None, None)
+        .context("open a pseudo-terminal for the simulated receiver")?;
+    let mut t = tcgetattr(&pty.slave)?;
+    cfmakeraw(&mut t);
+    tcsetattr(&pty.slave, SetArg::TCSANOW, &t)?;
+    let name = nix::unistd::ttyname(&pty.slave)?;
+    std::os::unix::fs::symlink(&name, link)?;
+    let mut master = std::fs::File::from(pty.master);
+    let slave = pty.slave;
+    Ok(std::thread::Builder::new()
+        .name("demo-gnss".into())
+        .spawn(move || {
+            let _keep_open = slave;
+            let mut t = 0u64;
+            while !*stop.borrow() {
+                if master.write_all(receiver_epoch(t).as_bytes()).is_err() {
+                    return;
+                }
+                t += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })?)
 }
 
 /// Starts rumqttd as central dispatch; returns a channel of (topic, payload) it receives.
@@ -375,8 +470,9 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let relay = TcpListener::bind(("127.0.0.1", uplink_port)).await?;
         tokio::spawn(link_simulator(relay, SocketAddr::from(([127, 0, 0, 1], central_port)), link_rx));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let station = crate::daemon::start(cfg, stop_rx.clone()).await?;
         let (inputs_stop_tx, inputs_stop_rx) = watch::channel(false);
+        let receiver = simulate_receiver(&dir.0.join("gps0"), inputs_stop_rx.clone())?;
+        let station = crate::daemon::start(cfg, stop_rx.clone()).await?;
         let inputs = tokio::spawn(simulate_inputs(ingest_port, inputs_stop_rx));
         let mut view = CentralView::default();
         let started = Instant::now();
@@ -407,6 +503,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         // Wind down: stop the inputs, restore the link, let the backlog drain, stop the station.
         let _ = inputs_stop_tx.send(true);
         let _ = inputs.await;
+        let _ = tokio::task::spawn_blocking(move || receiver.join()).await;
         let _ = link_tx.send(true);
         let drain_deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -426,9 +523,10 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             view.take(&topic, &payload);
         }
         println!(
-            "\ndemo summary: central received {} messages ({} historical, delivered late after outages), {} duplicates, {} missing seqs; station {}",
+            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from the NMEA receiver), {} duplicates, {} missing seqs; station {}",
             view.received,
             view.historical,
+            view.receiver_positions,
             view.duplicates,
             view.missing(),
             view.station_state

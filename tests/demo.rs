@@ -48,5 +48,9 @@ fn demo_runs_outages_and_central_receives_everything() {
         "backlog from the outage delivered late: {summary}"
     );
     assert_eq!(number_before(" missing seqs"), 0, "{summary}");
+    assert!(
+        number_before(" positions from the NMEA receiver") >= 2,
+        "{summary}"
+    );
     assert!(summary.ends_with("station offline (shutdown)"), "{summary}");
 }

@@ -2,4 +2,5 @@
 //! cannot be handed in. Each codec has unit tests beside it and a fuzz target in `fuzz/`.
 
 pub mod jsonl;
+pub mod jt808;
 pub mod nmea;

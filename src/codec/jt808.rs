@@ -488,12 +488,19 @@ const MAX_PACKETS: u16 = 256;
 /// (msg_id, total, serial of packet 1): one sub-packaged message.
 type PartsKey = (u16, u16, u16);
 
+/// The packets of one message received so far, and when it started (arrival order).
+#[derive(Debug)]
+struct Parts {
+    started: u64,
+    parts: Vec<Option<Vec<u8>>>,
+}
+
 /// Collects sub-packages until a message is whole. Holds at most a few messages and 64 KiB;
 /// beyond that the oldest incomplete message is dropped (and counted by the caller).
 #[derive(Debug, Default)]
 pub struct Reassembler {
     /// (msg_id, total, serial of packet 1) → parts by number.
-    pending: HashMap<PartsKey, (u64, Vec<Option<Vec<u8>>>)>,
+    pending: HashMap<PartsKey, Parts>,
     bytes: usize,
     arrivals: u64,
 }
@@ -524,7 +531,7 @@ impl Reassembler {
                 let Some(oldest) = self
                     .pending
                     .iter()
-                    .min_by_key(|(_, (t, _))| *t)
+                    .min_by_key(|(_, p)| p.started)
                     .map(|(k, _)| *k)
                 else {
                     break;
@@ -535,17 +542,22 @@ impl Reassembler {
                 return Reassembled::Dropped("sub-packaged message larger than 64 KiB");
             }
             self.arrivals += 1;
-            self.pending
-                .insert(key, (self.arrivals, vec![None; total as usize]));
+            self.pending.insert(
+                key,
+                Parts {
+                    started: self.arrivals,
+                    parts: vec![None; total as usize],
+                },
+            );
         }
-        let (_, parts) = self.pending.get_mut(&key).expect("inserted above");
+        let parts = &mut self.pending.get_mut(&key).expect("inserted above").parts;
         let slot = &mut parts[(number - 1) as usize];
         if slot.is_none() {
             self.bytes += frame.body.len();
             *slot = Some(frame.body);
         }
         if parts.iter().all(Option::is_some) {
-            let (_, parts) = self.pending.remove(&key).expect("present");
+            let parts = self.pending.remove(&key).expect("present").parts;
             let body: Vec<u8> = parts.into_iter().flatten().flatten().collect();
             self.bytes -= body.len();
             return Reassembled::Whole(body);
@@ -554,8 +566,8 @@ impl Reassembler {
     }
 
     fn remove(&mut self, key: &PartsKey) {
-        if let Some((_, parts)) = self.pending.remove(key) {
-            self.bytes -= parts.iter().flatten().map(Vec::len).sum::<usize>();
+        if let Some(p) = self.pending.remove(key) {
+            self.bytes -= p.parts.iter().flatten().map(Vec::len).sum::<usize>();
         }
     }
 

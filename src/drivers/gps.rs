@@ -53,13 +53,65 @@ pub enum Report {
     },
 }
 
+/// Report by exception: decides whether a fix is worth sending, given the last one sent.
+#[derive(Debug)]
+pub struct ReportFilter {
+    policy: ReportPolicy,
+    last_sent: Option<(u64, Fix)>,
+}
+
+impl ReportFilter {
+    pub fn new(policy: ReportPolicy) -> ReportFilter {
+        ReportFilter {
+            policy,
+            last_sent: None,
+        }
+    }
+
+    /// True when `fix` should be sent now; then it becomes the reference for the next one.
+    /// `force` sends regardless (first fix, a fix carrying an alarm).
+    pub fn offer(&mut self, now_ms: u64, fix: &Fix, force: bool) -> bool {
+        if force || self.should_send(now_ms, fix) {
+            self.last_sent = Some((now_ms, fix.clone()));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forget the reference (the next fix is sent).
+    pub fn reset(&mut self) {
+        self.last_sent = None;
+    }
+
+    fn should_send(&self, now_ms: u64, fix: &Fix) -> bool {
+        let Some((sent_ms, sent)) = &self.last_sent else {
+            return true;
+        };
+        let elapsed = now_ms.saturating_sub(*sent_ms);
+        if elapsed < self.policy.min_interval_ms {
+            return false;
+        }
+        if elapsed >= self.policy.max_interval_ms {
+            return true;
+        }
+        if distance_m((sent.lat, sent.lon), (fix.lat, fix.lon)) >= self.policy.min_distance_m {
+            return true;
+        }
+        let moving = fix.speed_kmh.unwrap_or(0.0) >= MOVING_KMH;
+        match (moving, sent.course_deg, fix.course_deg) {
+            (true, Some(a), Some(b)) => course_change(a, b) >= self.policy.min_course_deg,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct GpsTracker {
-    policy: ReportPolicy,
+    filter: ReportFilter,
     offline_after_ms: u64,
     health: Health,
     last_heard_ms: Option<u64>,
-    last_sent: Option<(u64, Fix)>,
     last_fix: Option<Fix>,
 }
 
@@ -100,11 +152,10 @@ pub fn position_data(f: &Fix) -> serde_json::Value {
 impl GpsTracker {
     pub fn new(policy: ReportPolicy, offline_after_ms: u64) -> GpsTracker {
         GpsTracker {
-            policy,
+            filter: ReportFilter::new(policy),
             offline_after_ms,
             health: Health::Offline,
             last_heard_ms: None,
-            last_sent: None,
             last_fix: None,
         }
     }
@@ -149,35 +200,13 @@ impl GpsTracker {
                         data: position_data(&fix),
                     });
                 }
-                if acquired || self.should_send(now_ms, &fix) {
-                    self.last_sent = Some((now_ms, fix.clone()));
+                if self.filter.offer(now_ms, &fix, acquired) {
                     out.push(Report::Position(fix.clone()));
                 }
                 self.last_fix = Some(fix);
             }
         }
         out
-    }
-
-    fn should_send(&self, now_ms: u64, fix: &Fix) -> bool {
-        let Some((sent_ms, sent)) = &self.last_sent else {
-            return true;
-        };
-        let elapsed = now_ms.saturating_sub(*sent_ms);
-        if elapsed < self.policy.min_interval_ms {
-            return false;
-        }
-        if elapsed >= self.policy.max_interval_ms {
-            return true;
-        }
-        if distance_m((sent.lat, sent.lon), (fix.lat, fix.lon)) >= self.policy.min_distance_m {
-            return true;
-        }
-        let moving = fix.speed_kmh.unwrap_or(0.0) >= MOVING_KMH;
-        match (moving, sent.course_deg, fix.course_deg) {
-            (true, Some(a), Some(b)) => course_change(a, b) >= self.policy.min_course_deg,
-            _ => false,
-        }
     }
 
     /// Time passes: silence longer than `offline_after` makes the receiver offline.
@@ -203,7 +232,7 @@ impl GpsTracker {
 
     fn go_offline(&mut self, reason: &str) -> Vec<Report> {
         self.health = Health::Offline;
-        self.last_sent = None;
+        self.filter.reset();
         vec![Report::Health {
             kind: "device.offline",
             data: json!({ "reason": reason }),

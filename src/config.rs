@@ -311,6 +311,7 @@ impl TryFrom<String> for ListenAddr {
 pub enum Device {
     Jsonl(JsonlDevice),
     Nmea(NmeaDevice),
+    Jt808(Jt808Device),
 }
 
 impl Device {
@@ -318,6 +319,7 @@ impl Device {
         match self {
             Device::Jsonl(d) => &d.id,
             Device::Nmea(d) => &d.id,
+            Device::Jt808(d) => &d.id,
         }
     }
 
@@ -325,12 +327,104 @@ impl Device {
         match self {
             Device::Jsonl(_) => "jsonl",
             Device::Nmea(_) => "nmea",
+            Device::Jt808(_) => "jt808",
         }
     }
 }
 
 /// The drivers this build knows, for the error that lists them.
-pub const DRIVERS: &[&str] = &["jsonl", "nmea"];
+pub const DRIVERS: &[&str] = &["jsonl", "nmea", "jt808"];
+
+/// Vehicle terminals (JT/T 808) connecting over TCP (`driver = "jt808"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jt808Device {
+    pub id: String,
+    pub driver: String,
+    /// `tcp://IP:PORT`.
+    pub listen: ListenAddr,
+    /// Whether terminals not listed in `terminals` may register (they are reported either way).
+    #[serde(default)]
+    pub allow_unknown: bool,
+    /// Terminal phone number → the car: `"013912345678" = "car-03"` or
+    /// `"013912345678" = { car = "car-03", plate = "鲁A12345" }`.
+    #[serde(default)]
+    pub terminals: std::collections::BTreeMap<String, TerminalEntry>,
+    #[serde(default = "default_jt808_connections")]
+    pub max_connections: usize,
+    /// A terminal silent this long is disconnected (terminals heartbeat every 30-60 s).
+    #[serde(default = "default_idle_timeout_s")]
+    pub idle_timeout_s: u64,
+    #[serde(default = "default_min_distance_m")]
+    pub min_distance_m: f64,
+    #[serde(default = "default_min_course_deg")]
+    pub min_course_deg: f64,
+    #[serde(default = "default_min_interval_s")]
+    pub min_interval_s: u64,
+    #[serde(default = "default_max_interval_s")]
+    pub max_interval_s: u64,
+}
+
+/// One known terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TerminalEntry {
+    Car(String),
+    Detailed {
+        car: String,
+        #[serde(default)]
+        plate: Option<String>,
+    },
+}
+
+impl TerminalEntry {
+    pub fn car(&self) -> &str {
+        match self {
+            TerminalEntry::Car(c) | TerminalEntry::Detailed { car: c, .. } => c,
+        }
+    }
+    pub fn plate(&self) -> Option<&str> {
+        match self {
+            TerminalEntry::Car(_) => None,
+            TerminalEntry::Detailed { plate, .. } => plate.as_deref(),
+        }
+    }
+}
+
+fn default_jt808_connections() -> usize {
+    1000
+}
+fn default_idle_timeout_s() -> u64 {
+    300
+}
+
+impl Jt808Device {
+    fn check(&self) -> Result<(), String> {
+        if !matches!(self.listen, ListenAddr::Tcp(_)) {
+            return Err("listen must be tcp://IP:PORT (terminals connect over TCP)".into());
+        }
+        for (phone, t) in &self.terminals {
+            if phone.is_empty() || phone.len() > 20 || !phone.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "terminal {phone:?}: a terminal phone number is 1-20 digits"
+                ));
+            }
+            if !crate::event::is_valid_device_id(t.car()) {
+                return Err(format!(
+                    "terminal {phone:?}: car id {:?} must be 1-64 characters of [A-Za-z0-9_.-]",
+                    t.car()
+                ));
+            }
+        }
+        if self.min_interval_s > self.max_interval_s
+            || self.max_interval_s == 0
+            || self.idle_timeout_s == 0
+        {
+            return Err("min_interval_s must not exceed max_interval_s; intervals and idle_timeout_s must be positive".into());
+        }
+        Ok(())
+    }
+}
 
 /// Line settings of a serial port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -546,6 +640,20 @@ impl Config {
                     d.check()
                         .map_err(|why| err(Some(span.clone()), Some(&label), why))?;
                     Device::Nmea(d)
+                }
+                "jt808" => {
+                    let d = toml::Value::Table(table)
+                        .try_into::<Jt808Device>()
+                        .map_err(|e| {
+                            err(
+                                Some(span.clone()),
+                                Some(&label),
+                                e.message().trim().to_string(),
+                            )
+                        })?;
+                    d.check()
+                        .map_err(|why| err(Some(span.clone()), Some(&label), why))?;
+                    Device::Jt808(d)
                 }
                 other => {
                     return Err(err(

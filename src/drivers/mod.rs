@@ -4,6 +4,7 @@
 
 pub mod gps;
 pub mod jsonl;
+pub mod jt808;
 pub mod nmea;
 pub mod serial;
 
@@ -45,6 +46,15 @@ pub async fn start_all(
             // and opened when it appears.
             Device::Nmea(d) => {
                 set.spawn(nmea::run(d.clone(), sink.clone(), shutdown.clone()));
+            }
+            Device::Jt808(d) => {
+                let listener = jt808::bind(d).await?;
+                set.spawn(jt808::serve(
+                    d.clone(),
+                    listener,
+                    sink.clone(),
+                    shutdown.clone(),
+                ));
             }
         }
     }

@@ -1,0 +1,587 @@
+//! The `jt808` driver: the station box as the platform for the patrol cars' JT/T 808
+//! terminals, over TCP.
+//!
+//! [`Session`] is the pure protocol state of one connection (registration, authentication,
+//! replies, events); [`serve`] is the I/O: a listener with a connection limit, one task per
+//! terminal, an idle timeout, and disconnection of a terminal that keeps sending garbage.
+//!
+//! - Registration (0x0100) is answered with 0x8100 and a fresh authentication code; a
+//!   terminal not listed in `terminals` is refused (result 4) unless `allow_unknown`, and is
+//!   reported (`jt808.unknown_terminal`) either way.
+//! - Authentication (0x0102) must present the code issued by this daemon; until then other
+//!   messages are answered "fail" (terminals then register again, which they do after every
+//!   reset anyway).
+//! - Every message that needs it gets a 0x8001 general response; unknown messages get
+//!   "unsupported".
+//! - Locations (0x0200) become `position` telemetry for the car, by exception
+//!   ([`ReportFilter`]) — except while an alarm bit is set: those always pass. A newly set
+//!   alarm bit becomes an alarm-priority event (`vehicle.emergency` for bit 0,
+//!   `vehicle.alarm` otherwise) with the car's position. Batches of stored locations (0x0704)
+//!   become positions with their own time and `historical: true`.
+
+use super::gps::{ReportFilter, ReportPolicy};
+use crate::codec::jt808::{
+    self, decode_body, encode, general_response, register_response, result, Edition, Frame,
+    FrameDecoder, Location, Message, Reassembled, Reassembler, ALARM_BITS,
+};
+use crate::codec::nmea::Fix;
+use crate::config::{Jt808Device, ListenAddr, TerminalEntry};
+use crate::event::{ClockQuality, Event, Priority};
+use crate::metrics::{self, Counter};
+use crate::outbox::EventSink;
+use serde_json::{json, value::RawValue};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+/// Bad frames tolerated on one connection before the terminal is disconnected.
+const MAX_BAD_FRAMES: u32 = 20;
+
+/// Terminal phone numbers compare without leading zeros (2013 sends 12 digits, 2019 20).
+pub fn normalize_phone(p: &str) -> String {
+    let t = p.trim_start_matches('0');
+    if t.is_empty() {
+        "0".into()
+    } else {
+        t.to_string()
+    }
+}
+
+/// What all connections of one `jt808` device share.
+pub struct Shared {
+    device: String,
+    known: BTreeMap<String, TerminalEntry>,
+    allow_unknown: bool,
+    policy: ReportPolicy,
+    /// Authentication codes issued since start, by normalised phone.
+    codes: Mutex<HashMap<String, String>>,
+}
+
+impl Shared {
+    pub fn new(d: &Jt808Device) -> Shared {
+        Shared {
+            device: d.id.clone(),
+            known: d
+                .terminals
+                .iter()
+                .map(|(p, t)| (normalize_phone(p), t.clone()))
+                .collect(),
+            allow_unknown: d.allow_unknown,
+            policy: ReportPolicy {
+                min_distance_m: d.min_distance_m,
+                min_course_deg: d.min_course_deg,
+                min_interval_ms: d.min_interval_s * 1000,
+                max_interval_ms: d.max_interval_s * 1000,
+            },
+            codes: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// What a session wants done.
+#[derive(Debug)]
+pub enum Action {
+    Reply(Vec<u8>),
+    Event(Event),
+    Close(&'static str),
+}
+
+/// The protocol state of one terminal connection.
+pub struct Session {
+    shared: Arc<Shared>,
+    phone: Option<String>,
+    car: Option<String>,
+    plate: Option<String>,
+    authenticated: bool,
+    edition: Edition,
+    out_serial: u16,
+    parts: Reassembler,
+    filter: ReportFilter,
+    alarm_word: u32,
+}
+
+fn event(
+    device: &str,
+    kind: &str,
+    prio: Priority,
+    ts: (i64, ClockQuality),
+    historical: bool,
+    data: serde_json::Value,
+) -> Event {
+    Event {
+        ts_ms: ts.0,
+        clock: ts.1,
+        device: device.to_string(),
+        kind: kind.to_string(),
+        prio,
+        historical,
+        data: RawValue::from_string(data.to_string()).expect("serde_json::Value is valid JSON"),
+    }
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>) -> Session {
+        let filter = ReportFilter::new(shared.policy);
+        Session {
+            shared,
+            phone: None,
+            car: None,
+            plate: None,
+            authenticated: false,
+            edition: Edition::V2013,
+            out_serial: 0,
+            parts: Reassembler::default(),
+            filter,
+            alarm_word: 0,
+        }
+    }
+
+    /// The car id once the terminal is known (for logs and the offline event).
+    pub fn car(&self) -> Option<&str> {
+        self.car.as_deref()
+    }
+
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    fn reply(&mut self, msg_id: u16, body: Vec<u8>) -> Action {
+        self.out_serial = self.out_serial.wrapping_add(1);
+        Action::Reply(encode(
+            msg_id,
+            self.edition,
+            self.phone.as_deref().unwrap_or("0"),
+            self.out_serial,
+            &body,
+        ))
+    }
+
+    fn ack(&mut self, f: &jt808::Header, code: u8) -> Action {
+        self.reply(0x8001, general_response(f.serial, f.msg_id, code))
+    }
+
+    /// The device id used for the terminal's events: its car, or the station-wide device.
+    fn device(&self) -> String {
+        self.car
+            .clone()
+            .unwrap_or_else(|| self.shared.device.clone())
+    }
+
+    /// Handles one verified frame. `now` is wall time and its quality, `mono_ms` monotonic.
+    pub fn on_frame(
+        &mut self,
+        frame: Frame,
+        now: (i64, ClockQuality),
+        mono_ms: u64,
+    ) -> Vec<Action> {
+        let header = frame.header.clone();
+        self.edition = header.edition;
+        if self.phone.is_none() {
+            self.phone = Some(header.phone.clone());
+        }
+        let mut out = Vec::new();
+        let body = match self.parts.push(frame) {
+            Reassembled::Whole(b) => b,
+            Reassembled::Pending => {
+                out.push(self.ack(&header, result::OK));
+                return out;
+            }
+            Reassembled::Dropped(_) => {
+                out.push(self.ack(&header, result::BAD_MESSAGE));
+                return out;
+            }
+        };
+        let message = match decode_body(&header, &body) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(event = "jt808.message_rejected", device = %self.device(), phone = %header.phone, error = %e, "malformed message");
+                out.push(self.ack(&header, result::BAD_MESSAGE));
+                return out;
+            }
+        };
+        let phone = normalize_phone(&header.phone);
+        match message {
+            Message::Register(r) => {
+                let entry = self.shared.known.get(&phone).cloned();
+                let plate = entry
+                    .as_ref()
+                    .and_then(|e| e.plate().map(str::to_string))
+                    .or(Some(r.plate.clone()).filter(|p| !p.is_empty()));
+                if entry.is_none() {
+                    out.push(Action::Event(event(
+                        &self.shared.device,
+                        "jt808.unknown_terminal",
+                        Priority::Event,
+                        now,
+                        false,
+                        json!({"phone": header.phone, "plate": r.plate, "maker": r.maker, "model": r.model, "terminal_id": r.terminal_id, "admitted": self.shared.allow_unknown}),
+                    )));
+                    if !self.shared.allow_unknown {
+                        out.push(self.reply(0x8100, register_response(header.serial, 4, "")));
+                        out.push(Action::Close("unknown terminal"));
+                        return out;
+                    }
+                }
+                let car = entry
+                    .map(|e| e.car().to_string())
+                    .unwrap_or_else(|| format!("jt808-{phone}"));
+                let code = format!("{:016x}", fastrand::u64(..));
+                self.shared
+                    .codes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(phone, code.clone());
+                out.push(Action::Event(event(
+                    &car,
+                    "jt808.registered",
+                    Priority::Event,
+                    now,
+                    false,
+                    json!({"phone": header.phone, "plate": plate, "maker": r.maker, "model": r.model, "terminal_id": r.terminal_id, "edition": edition_name(header.edition)}),
+                )));
+                self.car = Some(car);
+                self.plate = plate;
+                out.push(self.reply(0x8100, register_response(header.serial, 0, &code)));
+            }
+            Message::Authenticate { code } => {
+                let issued = self
+                    .shared
+                    .codes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&phone)
+                    .cloned();
+                if issued.as_deref() == Some(code.as_str()) {
+                    let entry = self.shared.known.get(&phone);
+                    let car = entry
+                        .map(|e| e.car().to_string())
+                        .unwrap_or_else(|| format!("jt808-{phone}"));
+                    if self.plate.is_none() {
+                        self.plate = entry.and_then(|e| e.plate().map(str::to_string));
+                    }
+                    self.car = Some(car.clone());
+                    self.authenticated = true;
+                    out.push(Action::Event(event(
+                        &car,
+                        "device.online",
+                        Priority::Event,
+                        now,
+                        false,
+                        json!({"driver": "jt808", "phone": header.phone, "plate": self.plate}),
+                    )));
+                    out.push(self.ack(&header, result::OK));
+                } else {
+                    out.push(self.ack(&header, result::FAIL));
+                }
+            }
+            Message::Heartbeat => out.push(self.ack(&header, result::OK)),
+            Message::Deregister => {
+                self.shared
+                    .codes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&phone);
+                out.push(self.ack(&header, result::OK));
+                if self.authenticated {
+                    out.push(Action::Event(event(
+                        &self.device(),
+                        "device.offline",
+                        Priority::Event,
+                        now,
+                        false,
+                        json!({"driver": "jt808", "reason": "deregistered"}),
+                    )));
+                    self.authenticated = false;
+                }
+                out.push(Action::Close("deregistered"));
+            }
+            Message::Location(l) => {
+                if !self.authenticated {
+                    out.push(self.ack(&header, result::FAIL));
+                    return out;
+                }
+                out.extend(self.location(&l, now, mono_ms, false));
+                out.push(self.ack(&header, result::OK));
+            }
+            Message::BatchLocation { items, .. } => {
+                if !self.authenticated {
+                    out.push(self.ack(&header, result::FAIL));
+                    return out;
+                }
+                for l in &items {
+                    out.extend(self.location(l, now, mono_ms, true));
+                }
+                out.push(self.ack(&header, result::OK));
+            }
+            Message::TerminalResponse { .. } => {}
+            Message::Other(_) => out.push(self.ack(&header, result::UNSUPPORTED)),
+        }
+        out
+    }
+
+    /// Events for one location: new alarms (always), and the position (by exception, or
+    /// always while an alarm is set, or always when `stored`).
+    fn location(
+        &mut self,
+        l: &Location,
+        now: (i64, ClockQuality),
+        mono_ms: u64,
+        stored: bool,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        let car = self.device();
+        let ts = match l.time_ms {
+            Some(t) => (t, ClockQuality::Synced),
+            None => now,
+        };
+        let data = self.position_json(l);
+        let new_alarms = if stored {
+            l.alarm
+        } else {
+            l.alarm & !self.alarm_word
+        };
+        if !stored {
+            self.alarm_word = l.alarm;
+        }
+        if new_alarms & 1 != 0 {
+            out.push(Action::Event(event(
+                &car,
+                "vehicle.emergency",
+                Priority::Alarm,
+                ts,
+                stored,
+                data.clone(),
+            )));
+        }
+        if new_alarms & !1 != 0 {
+            let names: Vec<&str> = (1..32)
+                .filter(|b| new_alarms & (1 << b) != 0)
+                .map(|b| ALARM_BITS[b])
+                .collect();
+            let mut d = data.clone();
+            d["alarms"] = json!(names);
+            out.push(Action::Event(event(
+                &car,
+                "vehicle.alarm",
+                Priority::Alarm,
+                ts,
+                stored,
+                d,
+            )));
+        }
+        if l.positioned() {
+            let fix = Fix {
+                utc_ms: l.time_ms,
+                lat: l.lat,
+                lon: l.lon,
+                altitude_m: Some(l.altitude_m as f64),
+                speed_kmh: Some(l.speed_kmh),
+                course_deg: Some(l.direction_deg as f64),
+                quality: 1,
+                fix_type: None,
+                satellites: l.satellites,
+                hdop: None,
+            };
+            if stored || self.filter.offer(mono_ms, &fix, l.alarm != 0) {
+                out.push(Action::Event(event(
+                    &car,
+                    "position",
+                    Priority::Telemetry,
+                    ts,
+                    stored,
+                    data,
+                )));
+            }
+        }
+        out
+    }
+
+    fn position_json(&self, l: &Location) -> serde_json::Value {
+        json!({
+            "lat": (l.lat * 1e7).round() / 1e7,
+            "lon": (l.lon * 1e7).round() / 1e7,
+            "alt_m": l.altitude_m,
+            "speed_kmh": l.speed_kmh,
+            "course_deg": l.direction_deg,
+            "valid": l.positioned(),
+            "gnss_time": l.time_ms.map(crate::event::format_ts_ms),
+            "satellites": l.satellites,
+            "signal_csq": l.signal,
+            "mileage_km": l.mileage_km,
+            "fuel_l": l.fuel_l,
+            "alarm_bits": l.alarm,
+            "status_bits": l.status,
+            "plate": self.plate,
+            "terminal": self.phone,
+        })
+    }
+}
+
+fn edition_name(e: Edition) -> &'static str {
+    match e {
+        Edition::V2013 => "2013",
+        Edition::V2019(_) => "2019",
+    }
+}
+
+struct Counters {
+    frames: Counter,
+    bad_frames: Counter,
+    refused: Counter,
+    garbage_disconnects: Counter,
+}
+
+pub async fn bind(d: &Jt808Device) -> Result<TcpListener, super::DriverError> {
+    let ListenAddr::Tcp(addr) = &d.listen else {
+        unreachable!("checked by config")
+    };
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| super::DriverError::Listen {
+            device: d.id.clone(),
+            addr: d.listen.to_string(),
+            source,
+        })
+}
+
+/// Accepts terminals until shutdown.
+pub async fn serve(
+    d: Jt808Device,
+    listener: TcpListener,
+    sink: EventSink,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let shared = Arc::new(Shared::new(&d));
+    let counters = Arc::new(Counters {
+        frames: metrics::counter("jt808.frames", &d.id),
+        bad_frames: metrics::counter("jt808.frames_rejected", &d.id),
+        refused: metrics::counter("jt808.connections_refused", &d.id),
+        garbage_disconnects: metrics::counter("jt808.garbage_disconnects", &d.id),
+    });
+    let slots = Arc::new(Semaphore::new(d.max_connections));
+    let idle = Duration::from_secs(d.idle_timeout_s);
+    let started = Instant::now();
+    let mut conns = JoinSet::new();
+    tracing::info!(event = "device.listening", device = %d.id, driver = "jt808", listen = %d.listen, "accepting vehicle terminals");
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break,
+            r = listener.accept() => r,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let Ok((stream, peer)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            metrics::inc(&counters.refused);
+            tracing::warn!(event = "jt808.connection_refused", device = %d.id, peer = %peer, limit = d.max_connections, "too many terminals connected");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (shared, sink, counters, shutdown) = (
+            shared.clone(),
+            sink.clone(),
+            counters.clone(),
+            shutdown.clone(),
+        );
+        conns.spawn(async move {
+            connection(
+                stream,
+                peer.to_string(),
+                shared,
+                sink,
+                counters,
+                idle,
+                started,
+                shutdown,
+            )
+            .await;
+            drop(permit);
+        });
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connection(
+    mut stream: tokio::net::TcpStream,
+    peer: String,
+    shared: Arc<Shared>,
+    sink: EventSink,
+    counters: Arc<Counters>,
+    idle: Duration,
+    started: Instant,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut session = Session::new(shared.clone());
+    let mut decoder = FrameDecoder::new();
+    let mut buf = vec![0u8; 4096];
+    let mut bad: u32 = 0;
+    let mut actions = Vec::new();
+    let reason = loop {
+        let n = tokio::select! {
+            r = tokio::time::timeout(idle, stream.read(&mut buf)) => match r {
+                Err(_) => break "idle timeout",
+                Ok(Ok(0)) => break "closed by the terminal",
+                Ok(Err(_)) => break "connection error",
+                Ok(Ok(n)) => n,
+            },
+            _ = shutdown.wait_for(|s| *s) => break "shutdown",
+        };
+        let now = crate::clock::now();
+        let mono = started.elapsed().as_millis() as u64;
+        decoder.push(&buf[..n], |f| match f {
+            Ok(frame) => {
+                metrics::inc(&counters.frames);
+                actions.extend(session.on_frame(frame, now, mono));
+            }
+            Err(e) => {
+                metrics::inc(&counters.bad_frames);
+                bad += 1;
+                if bad <= 3 {
+                    tracing::warn!(event = "jt808.frame_rejected", device = %shared.device, peer = %peer, error = %e, "skipped a bad frame");
+                }
+            }
+        });
+        let mut close = None;
+        for a in actions.drain(..) {
+            match a {
+                Action::Reply(bytes) => {
+                    if stream.write_all(&bytes).await.is_err() {
+                        close = Some("connection error");
+                    }
+                }
+                Action::Event(ev) => {
+                    if sink.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                Action::Close(why) => close = Some(why),
+            }
+        }
+        if let Some(why) = close {
+            break why;
+        }
+        if bad > MAX_BAD_FRAMES {
+            metrics::inc(&counters.garbage_disconnects);
+            break "too many bad frames";
+        }
+    };
+    tracing::info!(event = "jt808.disconnected", device = %shared.device, peer = %peer, car = session.car().unwrap_or("-"), reason, "terminal connection closed");
+    if session.authenticated() {
+        let ev = event(
+            session.car().unwrap_or(&shared.device),
+            "device.offline",
+            Priority::Event,
+            crate::clock::now(),
+            false,
+            json!({"driver": "jt808", "reason": reason}),
+        );
+        let _ = sink.send(ev).await;
+    }
+}

@@ -1,0 +1,462 @@
+//! JT/T 808 end to end: a terminal simulator speaking the real protocol over TCP to the
+//! daemon, central receiving positions and alarms.
+
+mod common;
+
+use common::*;
+use stationd::codec::jt808::{encode, Edition, Frame, FrameDecoder};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A vehicle terminal.
+struct Terminal {
+    stream: TcpStream,
+    phone: String,
+    edition: Edition,
+    serial: u16,
+    decoder: FrameDecoder,
+    inbox: Vec<Frame>,
+}
+
+impl Terminal {
+    fn connect(port: u16, phone: &str, edition: Edition) -> Terminal {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Terminal {
+            stream,
+            phone: phone.into(),
+            edition,
+            serial: 0,
+            decoder: FrameDecoder::new(),
+            inbox: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, msg_id: u16, body: &[u8]) -> u16 {
+        self.serial += 1;
+        let wire = encode(msg_id, self.edition, &self.phone, self.serial, body);
+        self.stream.write_all(&wire).unwrap();
+        self.serial
+    }
+
+    /// The next frame from the platform; None when the connection closed.
+    fn recv(&mut self) -> Option<Frame> {
+        let mut buf = [0u8; 2048];
+        while self.inbox.is_empty() {
+            let n = self.stream.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            let inbox = &mut self.inbox;
+            self.decoder.push(&buf[..n], |f| {
+                inbox.push(f.expect("the platform sends valid frames"))
+            });
+        }
+        Some(self.inbox.remove(0))
+    }
+
+    /// Sends and returns the platform's 0x8001 result for it.
+    fn request(&mut self, msg_id: u16, body: &[u8]) -> u8 {
+        let serial = self.send(msg_id, body);
+        let f = self.recv().expect("an answer");
+        assert_eq!(
+            f.header.msg_id, 0x8001,
+            "general response expected for 0x{msg_id:04X}"
+        );
+        assert_eq!(
+            u16::from_be_bytes([f.body[0], f.body[1]]),
+            serial,
+            "answers the right serial"
+        );
+        assert_eq!(u16::from_be_bytes([f.body[2], f.body[3]]), msg_id);
+        f.body[4]
+    }
+
+    /// 0x0100 → (result, code).
+    fn register(&mut self, plate: &str) -> (u8, String) {
+        let mut b = vec![0x00, 0x25, 0x01, 0x00];
+        let (maker, model, id) = match self.edition {
+            Edition::V2013 => (5, 20, 7),
+            Edition::V2019(_) => (11, 30, 30),
+        };
+        b.extend(pad(b"SIMUL", maker));
+        b.extend(pad(b"PATROL-T1", model));
+        b.extend(pad(b"T000001", id));
+        b.push(1);
+        b.extend(encoding_rs_gbk(plate));
+        let serial = self.send(0x0100, &b);
+        let f = self.recv().expect("a register answer");
+        assert_eq!(f.header.msg_id, 0x8100);
+        assert_eq!(u16::from_be_bytes([f.body[0], f.body[1]]), serial);
+        (
+            f.body[2],
+            String::from_utf8_lossy(&f.body[3..]).into_owned(),
+        )
+    }
+
+    fn authenticate(&mut self, code: &str) -> u8 {
+        let body = match self.edition {
+            Edition::V2013 => code.as_bytes().to_vec(),
+            Edition::V2019(_) => {
+                let mut b = vec![code.len() as u8];
+                b.extend(code.as_bytes());
+                b.extend(b"860000000000001");
+                b.extend(pad(b"V1.0", 20));
+                b
+            }
+        };
+        self.request(0x0102, &body)
+    }
+
+    fn online(port: u16, phone: &str, edition: Edition) -> Terminal {
+        let mut t = Terminal::connect(port, phone, edition);
+        let (r, code) = t.register("鲁A12345");
+        assert_eq!(r, 0);
+        assert_eq!(t.authenticate(&code), 0);
+        t
+    }
+}
+
+fn pad(b: &[u8], n: usize) -> Vec<u8> {
+    let mut v = b.to_vec();
+    v.resize(n, 0);
+    v
+}
+
+fn encoding_rs_gbk(s: &str) -> Vec<u8> {
+    encoding_rs::GBK.encode(s).0.into_owned()
+}
+
+/// A 0x0200 body. `time` is BCD YYMMDDhhmmss in GMT+8.
+fn location(
+    lat: f64,
+    lon: f64,
+    speed_dkmh: u16,
+    alarm: u32,
+    time: [u8; 6],
+    extra: &[u8],
+) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(alarm.to_be_bytes());
+    b.extend(0x2u32.to_be_bytes()); // positioned, north, east
+    b.extend(((lat * 1e6).round() as u32).to_be_bytes());
+    b.extend(((lon * 1e6).round() as u32).to_be_bytes());
+    b.extend(45u16.to_be_bytes());
+    b.extend(speed_dkmh.to_be_bytes());
+    b.extend(90u16.to_be_bytes());
+    b.extend(time);
+    b.extend(extra);
+    b
+}
+
+fn fleet_station(broker_port: u16, extra: &str) -> (Station, u16) {
+    let station = Station::new(broker_port, "");
+    let port = free_port();
+    station.append_config(&format!(
+        "\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\nmin_interval_s = 0\nmin_distance_m = 0\n{extra}\n[device.terminals]\n\"013912345678\" = {{ car = \"car-03\", plate = \"鲁A12345\" }}\n\"00000000013912344329\" = \"car-07\"\n"
+    ));
+    (station, port)
+}
+
+fn of_kind<'a>(m: &'a [Msg], kind: &str) -> Vec<&'a Msg> {
+    m.iter().filter(|m| m.json["kind"] == kind).collect()
+}
+
+#[test]
+fn a_known_terminal_registers_authenticates_and_reports() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-jt808");
+    let (station, port) = fleet_station(broker.port, "");
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+
+    let mut t = Terminal::connect(port, "013912345678", Edition::V2013);
+    assert_eq!(t.authenticate("wrong-code"), 1, "no code issued yet: fail");
+    let (r, code) = t.register("鲁A12345");
+    assert_eq!(r, 0);
+    assert!(code.len() >= 8);
+    assert_eq!(
+        t.request(
+            0x0200,
+            &location(
+                36.66,
+                117.02,
+                300,
+                0,
+                [0x26, 0x11, 0x29, 0x16, 0x15, 0x02],
+                &[]
+            )
+        ),
+        1,
+        "locations before authentication fail"
+    );
+    assert_eq!(t.authenticate(&code), 0);
+    assert_eq!(t.request(0x0002, &[]), 0, "heartbeat");
+    let items = [0x01, 4, 0, 0, 0x30, 0x39, 0x30, 1, 28, 0x31, 1, 12];
+    assert_eq!(
+        t.request(
+            0x0200,
+            &location(
+                36.661234,
+                117.020456,
+                423,
+                0,
+                [0x26, 0x11, 0x29, 0x16, 0x15, 0x02],
+                &items
+            )
+        ),
+        0
+    );
+    assert!(
+        central.wait(LONG, |m| !of_kind(m, "position").is_empty()),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let all = central.all();
+    let pos = of_kind(&all, "position")[0];
+    assert_eq!(pos.topic, "stations/test-st01/telemetry/car-03/position");
+    assert_eq!(
+        pos.json["ts"], "2026-11-29T08:15:02.000Z",
+        "the terminal's GMT+8 time in UTC"
+    );
+    assert_eq!(pos.json["clock"], "synced");
+    let d = &pos.json["data"];
+    assert_eq!(
+        (
+            d["lat"].as_f64(),
+            d["lon"].as_f64(),
+            d["speed_kmh"].as_f64()
+        ),
+        (Some(36.661234), Some(117.020456), Some(42.3))
+    );
+    assert_eq!(
+        (
+            d["mileage_km"].as_f64(),
+            d["signal_csq"].as_u64(),
+            d["satellites"].as_u64()
+        ),
+        (Some(1234.5), Some(28), Some(12))
+    );
+    assert_eq!(d["plate"], "鲁A12345");
+    assert_eq!(of_kind(&all, "device.online")[0].json["device"], "car-03");
+    assert_eq!(
+        of_kind(&all, "jt808.registered")[0].json["data"]["plate"],
+        "鲁A12345"
+    );
+
+    // Emergency: an alarm event with the position, once per rising edge; the position passes
+    // report-by-exception while the bit is set.
+    assert_eq!(
+        t.request(
+            0x0200,
+            &location(
+                36.6613,
+                117.0205,
+                0,
+                1,
+                [0x26, 0x11, 0x29, 0x16, 0x16, 0x00],
+                &[]
+            )
+        ),
+        0
+    );
+    assert_eq!(
+        t.request(
+            0x0200,
+            &location(
+                36.6613,
+                117.0205,
+                0,
+                1,
+                [0x26, 0x11, 0x29, 0x16, 0x16, 0x10],
+                &[]
+            )
+        ),
+        0
+    );
+    assert_eq!(
+        t.request(
+            0x0200,
+            &location(
+                36.6613,
+                117.0205,
+                0,
+                1 | (1 << 29),
+                [0x26, 0x11, 0x29, 0x16, 0x16, 0x20],
+                &[]
+            )
+        ),
+        0
+    );
+    assert!(central.wait(LONG, |m| !of_kind(m, "vehicle.alarm").is_empty()));
+    let all = central.all();
+    let sos = of_kind(&all, "vehicle.emergency");
+    assert_eq!(sos.len(), 1, "one event per rising edge");
+    assert_eq!(
+        (sos[0].json["prio"].as_str(), sos[0].topic.as_str()),
+        (Some("alarm"), "stations/test-st01/event/vehicle.emergency")
+    );
+    assert_eq!(sos[0].json["data"]["lat"], 36.6613);
+    assert_eq!(
+        of_kind(&all, "vehicle.alarm")[0].json["data"]["alarms"],
+        serde_json::json!(["collision"])
+    );
+
+    // Stored locations (blind-area back-fill): positions with their own time, historical.
+    let a = location(
+        36.60,
+        117.00,
+        100,
+        0,
+        [0x26, 0x11, 0x29, 0x10, 0x00, 0x00],
+        &[],
+    );
+    let b = location(
+        36.61,
+        117.01,
+        100,
+        0,
+        [0x26, 0x11, 0x29, 0x10, 0x00, 0x30],
+        &[],
+    );
+    let mut batch = vec![0, 2, 1];
+    for item in [&a, &b] {
+        batch.extend((item.len() as u16).to_be_bytes());
+        batch.extend(item.iter());
+    }
+    assert_eq!(t.request(0x0704, &batch), 0);
+    assert!(central.wait(LONG, |m| m
+        .iter()
+        .filter(|m| m.json["kind"] == "position" && m.json["ts"] == "2026-11-29T02:00:30.000Z")
+        .count()
+        == 1));
+    let all = central.all();
+    let stored = all
+        .iter()
+        .find(|m| m.json["ts"] == "2026-11-29T02:00:00.000Z")
+        .expect("the first stored location");
+    assert_eq!(
+        stored.json["historical"], true,
+        "delivered late, flagged as such"
+    );
+
+    assert_eq!(t.request(0x0900, &[1, 2, 3]), 3, "unsupported message");
+    assert_eq!(t.request(0x0003, &[]), 0, "deregister");
+    assert!(t.recv().is_none(), "closed after deregistration");
+    assert!(central.wait(LONG, |m| of_kind(m, "device.offline")
+        .iter()
+        .any(|o| o.json["data"]["reason"] == "deregistered")));
+}
+
+#[test]
+fn the_2019_edition_and_an_unknown_terminal() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-jt808-2019");
+    let (station, port) = fleet_station(broker.port, "");
+    let _daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    let mut t = Terminal::online(port, "00000000013912344329", Edition::V2019(1));
+    assert_eq!(
+        t.request(
+            0x0200,
+            &location(31.0, 121.0, 0, 0, [0x26, 0x11, 0x29, 0x16, 0x15, 0x02], &[])
+        ),
+        0
+    );
+    assert!(central.wait(LONG, |m| m
+        .iter()
+        .any(|m| m.topic == "stations/test-st01/telemetry/car-07/position")));
+
+    let mut stranger = Terminal::connect(port, "013800000000", Edition::V2013);
+    let (r, _) = stranger.register("苏E99999");
+    assert_eq!(r, 4, "terminal unknown");
+    assert!(stranger.recv().is_none(), "and disconnected");
+    assert!(central.wait(LONG, |m| of_kind(m, "jt808.unknown_terminal").len() == 1));
+    assert_eq!(
+        t.request(0x0002, &[]),
+        0,
+        "the known terminal is unaffected"
+    );
+}
+
+#[test]
+fn a_terminal_sending_garbage_is_disconnected_without_affecting_others() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-jt808-garbage");
+    let (station, port) = fleet_station(broker.port, "");
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    let mut good = Terminal::online(port, "013912345678", Edition::V2013);
+    let mut bad = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut garbage = Vec::new();
+    for i in 0..40u8 {
+        garbage.extend([0x7E, i, 0x55, 0xAA, i, 0x7E]);
+    }
+    let _ = bad.write_all(&garbage);
+    let mut sink = [0u8; 64];
+    assert!(
+        matches!(bad.read(&mut sink), Ok(0) | Err(_)),
+        "the garbage terminal is disconnected"
+    );
+    assert_eq!(good.request(0x0002, &[]), 0);
+    assert!(daemon.log_text().contains("too many bad frames"));
+}
+
+#[test]
+fn five_hundred_terminals_at_once() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-jt808-500");
+    let (station, port) = fleet_station(broker.port, "allow_unknown = true");
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    let handles: Vec<_> = (0..500u32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut t = Terminal::online(port, &format!("0139{i:08}"), Edition::V2013);
+                for k in 0..3u32 {
+                    let lat = 36.6 + i as f64 * 0.0001 + k as f64 * 0.01;
+                    assert_eq!(
+                        t.request(
+                            0x0200,
+                            &location(
+                                lat,
+                                117.0,
+                                300,
+                                0,
+                                [0x26, 0x11, 0x29, 0x16, 0x15, k as u8],
+                                &[]
+                            )
+                        ),
+                        0
+                    );
+                }
+                t
+            })
+        })
+        .collect();
+    let terminals: Vec<Terminal> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        central.wait(LONG, |m| of_kind(m, "position").len() == 1500),
+        "got {}; log:\n{}",
+        of_kind(&central.all(), "position").len(),
+        daemon
+            .log_text()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let cars: std::collections::HashSet<String> = of_kind(&central.all(), "position")
+        .iter()
+        .map(|m| m.json["device"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cars.len(), 500, "each terminal is its own car");
+    drop(terminals);
+}

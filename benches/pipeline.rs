@@ -186,6 +186,9 @@ fn main() {
     // NMEA: decode rate, and decode + report + commit of every fix (report-by-exception off).
     nmea(&rt, scale(200_000));
 
+    // JT/T 808: location reports decoded, answered and committed; RSS with 500 terminals.
+    jt808(&rt, scale(200_000));
+
     // 2 + 3. Ceiling and drain against one local mosquitto, alternated three times (medians):
     // the two compete with the broker for the same 2 cores, so single runs are noisy.
     let broker = common::Broker::started();
@@ -399,6 +402,191 @@ fn nmea(rt: &tokio::runtime::Runtime, n: u64) {
         lines as f64 / secs,
         positions as f64 / secs
     );
+}
+
+fn jt808_location(i: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(40);
+    b.extend(0u32.to_be_bytes());
+    b.extend(2u32.to_be_bytes());
+    b.extend((((36.6 + (i % 1000) as f64 * 1e-4) * 1e6) as u32).to_be_bytes());
+    b.extend(117_000_000u32.to_be_bytes());
+    b.extend(45u16.to_be_bytes());
+    b.extend(300u16.to_be_bytes());
+    b.extend(90u16.to_be_bytes());
+    b.extend([0x26, 0x11, 0x29, 0x16, 0x15, (i % 60) as u8]);
+    b.extend([0x30, 1, 25, 0x31, 1, 12]);
+    b
+}
+
+fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
+    use stationd::codec::jt808::{encode, Edition, FrameDecoder};
+    use stationd::drivers::jt808::{Action, Session, Shared};
+    let dir = bench_dir("jt808");
+    let cfg_text = format!(
+        "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:1\"]\n[buffer]\npath = \"{}\"\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:0\"\nmin_interval_s = 0\nmin_distance_m = 0\n[device.terminals]\n\"013912345678\" = \"car-03\"\n",
+        dir.join("outbox.db").display()
+    );
+    let cfg = stationd::config::Config::parse(&dir.join("s.toml"), &cfg_text).unwrap();
+    let stationd::config::Device::Jt808(dev) = &cfg.devices[0] else {
+        unreachable!()
+    };
+    let shared = Arc::new(Shared::new(dev));
+    let mut session = Session::new(shared);
+    // Register and authenticate, then a stream of location reports.
+    let mut wire = encode(
+        0x0100,
+        Edition::V2013,
+        "013912345678",
+        1,
+        &[
+            0, 37, 1, 0, b'M', b'A', b'K', b'E', b'R', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, b'T', b'0', b'0', b'0', b'0', b'0', b'1', 1, b'A',
+        ],
+    );
+    let mut decoder = FrameDecoder::new();
+    let mut code = String::new();
+    decoder.push(&wire, |f| {
+        for a in session.on_frame(f.unwrap(), (0, ClockQuality::Synced), 0) {
+            if let Action::Reply(r) = a {
+                let mut d = FrameDecoder::new();
+                d.push(&r, |g| {
+                    code = String::from_utf8_lossy(&g.unwrap().body[3..]).into_owned()
+                });
+            }
+        }
+    });
+    decoder.push(
+        &encode(0x0102, Edition::V2013, "013912345678", 2, code.as_bytes()),
+        |f| {
+            session.on_frame(f.unwrap(), (0, ClockQuality::Synced), 0);
+        },
+    );
+    wire.clear();
+    for i in 0..n {
+        wire.extend(encode(
+            0x0200,
+            Edition::V2013,
+            "013912345678",
+            (i % 65536) as u16,
+            &jt808_location(i),
+        ));
+    }
+    let (store, _) = outbox::open_store(&opts(&dir, Durability::PowerCut)).unwrap();
+    let (writer, sink, control) = WriterThread::start(
+        store,
+        16 * 1024,
+        Arc::new(Notify::new()),
+        Arc::new(LinkState::default()),
+    );
+    let start = Instant::now();
+    let mut events = Vec::with_capacity(n as usize);
+    let mut replies = 0u64;
+    for chunk in wire.chunks(1460) {
+        decoder.push(chunk, |f| {
+            for a in session.on_frame(f.unwrap(), (0, ClockQuality::Synced), 0) {
+                match a {
+                    Action::Event(e) => events.push(e),
+                    Action::Reply(_) => replies += 1,
+                    Action::Close(_) => {}
+                }
+            }
+        });
+    }
+    let positions = events.len() as u64;
+    rt.block_on(async {
+        for e in events {
+            sink.send(e).await.unwrap();
+        }
+        control.flush().await.unwrap();
+    });
+    let secs = start.elapsed().as_secs_f64();
+    drop((sink, control));
+    writer.join();
+    println!(
+        "jt808    location reports decoded, answered (0x8001) and committed: {:>10.0} reports/s ({positions} positions, {replies} replies)",
+        n as f64 / secs
+    );
+
+    // RSS of the daemon with 500 terminals connected (registered and authenticated).
+    let port = common::free_port();
+    let ingest = common::free_port();
+    let text = format!(
+        "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:1\"]\n[buffer]\npath = \"{}\"\n[[device]]\nid = \"in\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:{ingest}\"\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\nallow_unknown = true\n",
+        dir.join("rss.db").display()
+    );
+    std::fs::write(dir.join("rss.toml"), text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .args(["run", "--config"])
+        .arg(dir.join("rss.toml"))
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    let idle_kb = vm_rss_kb(child.id());
+    let mut streams = Vec::new();
+    for i in 0..500u32 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let phone = format!("0139{i:08}");
+        s.write_all(&encode(
+            0x0100,
+            Edition::V2013,
+            &phone,
+            1,
+            &[
+                0, 37, 1, 0, b'M', b'A', b'K', b'E', b'R', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0, 0, 0, 0, 0, 0, b'T', b'0', b'0', b'0', b'0', b'0', b'1', 1, b'A',
+            ],
+        ))
+        .unwrap();
+        let mut buf = [0u8; 256];
+        let k = s.read(&mut buf).unwrap();
+        let mut code = String::new();
+        FrameDecoder::new().push(&buf[..k], |g| {
+            code = String::from_utf8_lossy(&g.unwrap().body[3..]).into_owned()
+        });
+        s.write_all(&encode(0x0102, Edition::V2013, &phone, 2, code.as_bytes()))
+            .unwrap();
+        let _ = s.read(&mut buf).unwrap();
+        s.write_all(&encode(
+            0x0200,
+            Edition::V2013,
+            &phone,
+            3,
+            &jt808_location(i as u64),
+        ))
+        .unwrap();
+        let _ = s.read(&mut buf).unwrap();
+        streams.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let with_500 = vm_rss_kb(child.id());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    drop(streams);
+    println!(
+        "jt808    stationd RSS: {:.1} MB idle, {:.1} MB with 500 terminals connected and authenticated",
+        idle_kb as f64 / 1024.0,
+        with_500 as f64 / 1024.0
+    );
+}
+
+fn vm_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")
+                    .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
+            })
+        })
+        .unwrap_or(0)
 }
 
 /// CPU seconds (user + system) per thread name of a process, largest first.

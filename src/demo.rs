@@ -7,8 +7,9 @@
 //!   While it is down the outbox fills; when it is back the backlog drains, flagged
 //!   `historical`, alarms first.
 //! - **The station** is the real daemon (`daemon::start`) on embedded defaults, its outbox in a
-//!   temporary directory, fed by simulated inputs over its real `jsonl` socket: three patrol
-//!   cars reporting positions, radio status events and now and then an emergency alarm; and a
+//!   temporary directory, fed by simulated devices speaking their real protocols: three patrol
+//!   cars' JT/T 808 terminals over TCP (positions, car 2's emergency button now and then),
+//!   radio status and emergencies from another local system over the `jsonl` socket; and a
 //!   GNSS receiver (patrol car 04's, GPS + BeiDou) speaking NMEA 0183 into a pseudo-terminal
 //!   that the daemon reads as a serial port with its `nmea` driver.
 //!
@@ -53,6 +54,8 @@ struct CentralView {
     by_kind: BTreeMap<String, u64>,
     /// Positions that came from the simulated NMEA receiver over the pseudo-terminal.
     receiver_positions: u64,
+    /// Positions that came from the simulated JT/T 808 terminals.
+    terminal_positions: u64,
     station_state: String,
     recent: VecDeque<String>,
 }
@@ -90,6 +93,8 @@ impl CentralView {
         *self.by_kind.entry(kind.clone()).or_default() += 1;
         if kind == "position" && v["device"] == "car-04" {
             self.receiver_positions += 1;
+        } else if kind == "position" && v["data"]["terminal"].is_string() {
+            self.terminal_positions += 1;
         }
         let line = format!(
             "seq {:>6}  {:<9} {:<10} {:<16} {:<8} {}",
@@ -125,7 +130,12 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 /// The station config the demo runs on, built from embedded defaults.
-fn demo_config(dir: &Path, uplink_port: u16, ingest_port: u16) -> anyhow::Result<Config> {
+fn demo_config(
+    dir: &Path,
+    uplink_port: u16,
+    ingest_port: u16,
+    fleet_port: u16,
+) -> anyhow::Result<Config> {
     let text = format!(
         r#"[station]
 id = "{STATION}"
@@ -147,6 +157,18 @@ driver = "jsonl"
 listen = "tcp://127.0.0.1:{ingest_port}"
 
 [[device]]
+id = "fleet"
+driver = "jt808"
+listen = "tcp://127.0.0.1:{fleet_port}"
+min_distance_m = 10
+min_interval_s = 1
+max_interval_s = 30
+[device.terminals]
+"013900000001" = {{ car = "car-01", plate = "鲁A90000" }}
+"013900000002" = {{ car = "car-02", plate = "鲁A90001" }}
+"013900000003" = {{ car = "car-03", plate = "鲁A90002" }}
+
+[[device]]
 id = "car-04"
 driver = "nmea"
 path = "{gps}"
@@ -158,6 +180,125 @@ max_interval_s = 30
         gps = dir.join("gps0").display()
     );
     Ok(Config::parse(&dir.join("demo.toml"), &text)?)
+}
+
+/// Jinan, around Quancheng Square: the demo's three patrol cars with JT/T 808 terminals.
+const CARS: [(&str, &str, f64, f64); 3] = [
+    ("car-01", "013900000001", 36.6612, 117.0201),
+    ("car-02", "013900000002", 36.6680, 117.0302),
+    ("car-03", "013900000003", 36.6551, 117.0105),
+];
+
+/// One patrol car's JT/T 808 terminal: connects, registers, authenticates, then reports its
+/// location every second (2013 edition). Car 2 presses its emergency button for 10 s every
+/// 90 s. Reconnects when the station drops it.
+async fn simulate_terminal(port: u16, index: usize, mut stop: watch::Receiver<bool>) {
+    use crate::codec::jt808::{encode, Edition, FrameDecoder};
+    use tokio::io::AsyncReadExt;
+    let (_, phone, lat0, lon0) = CARS[index];
+    let mut tick: u64 = 0;
+    let mut serial: u16 = 0;
+    'connect: loop {
+        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)).await else {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        };
+        let mut decoder = FrameDecoder::new();
+        let mut buf = [0u8; 1024];
+        // Register: province 37 (Shandong), city 0100 (Jinan), maker, model, id, plate.
+        let mut reg = vec![0, 37, 1, 0];
+        reg.extend(b"SIMUL");
+        reg.extend([0u8; 20]);
+        reg.extend(format!("T{index:06}").as_bytes());
+        reg.push(1);
+        reg.extend(encoding_rs::GBK.encode(&format!("鲁A9{index:04}")).0.iter());
+        serial = serial.wrapping_add(1);
+        if conn
+            .write_all(&encode(0x0100, Edition::V2013, phone, serial, &reg))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        let mut code = None;
+        while code.is_none() {
+            let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await
+            else {
+                continue 'connect;
+            };
+            if n == 0 {
+                continue 'connect;
+            }
+            decoder.push(&buf[..n], |f| {
+                if let Ok(f) = f {
+                    if f.header.msg_id == 0x8100 && f.body.get(2) == Some(&0) {
+                        code = Some(f.body[3..].to_vec());
+                    }
+                }
+            });
+        }
+        serial = serial.wrapping_add(1);
+        if conn
+            .write_all(&encode(
+                0x0102,
+                Edition::V2013,
+                phone,
+                serial,
+                &code.unwrap_or_default(),
+            ))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        let mut interval = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                r = conn.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => continue 'connect,
+                    Ok(_) => continue, // the platform's 0x8001 answers
+                },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            tick += 1;
+            let t = tick as f64 / 10.0 + index as f64 * 2.1;
+            let (lat, lon) = (lat0 + 0.004 * t.sin(), lon0 + 0.005 * t.cos());
+            let speed = 30.0 + 15.0 * (t * 3.0).sin().abs();
+            let course = (t.to_degrees() + 90.0).rem_euclid(360.0);
+            let sos = index == 1 && tick % 90 >= 40 && tick % 90 < 50;
+            let now = time::OffsetDateTime::now_utc()
+                .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC));
+            let bcd = |v: u8| ((v / 10) << 4) | (v % 10);
+            let mut body = Vec::with_capacity(40);
+            body.extend((sos as u32).to_be_bytes());
+            body.extend(0x0000_0003u32.to_be_bytes()); // ACC on, positioned
+            body.extend(((lat * 1e6) as u32).to_be_bytes());
+            body.extend(((lon * 1e6) as u32).to_be_bytes());
+            body.extend(40u16.to_be_bytes());
+            body.extend(((speed * 10.0) as u16).to_be_bytes());
+            body.extend((course as u16).to_be_bytes());
+            body.extend([
+                bcd((now.year() % 100) as u8),
+                bcd(now.month() as u8),
+                bcd(now.day()),
+                bcd(now.hour()),
+                bcd(now.minute()),
+                bcd(now.second()),
+            ]);
+            body.extend([0x30, 1, 24, 0x31, 1, 14]);
+            serial = serial.wrapping_add(1);
+            if conn
+                .write_all(&encode(0x0200, Edition::V2013, phone, serial, &body))
+                .await
+                .is_err()
+            {
+                continue 'connect;
+            }
+        }
+    }
 }
 
 /// NMEA 0183 with its checksum: `$body*hh\r\n`.
@@ -316,17 +457,12 @@ async fn link_simulator(listener: TcpListener, upstream: SocketAddr, up: watch::
     }
 }
 
-/// Three patrol cars, radio status and the occasional emergency, as JSON lines.
+/// The duty roster, radio status and the occasional radio emergency, as JSON lines from
+/// another local system.
 async fn simulate_inputs(port: u16, mut stop: watch::Receiver<bool>) {
     let mut tick: u64 = 0;
     let mut conn: Option<TcpStream> = None;
     let mut interval = tokio::time::interval(Duration::from_millis(250));
-    // Jinan, around Quancheng Square.
-    let cars = [
-        ("car-01", 36.6612, 117.0201),
-        ("car-02", 36.6680, 117.0302),
-        ("car-03", 36.6551, 117.0105),
-    ];
     loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -336,16 +472,6 @@ async fn simulate_inputs(port: u16, mut stop: watch::Receiver<bool>) {
         let mut lines = String::new();
         if tick == 1 {
             lines.push_str("{\"kind\":\"duty.roster\",\"prio\":\"event\",\"device\":\"roster\",\"data\":{\"shift\":\"B\",\"officers\":4,\"auxiliaries\":8}}\n");
-        }
-        for (i, (car, lat, lon)) in cars.iter().enumerate() {
-            let t = tick as f64 / 40.0 + i as f64 * 2.1;
-            lines.push_str(&format!(
-                "{{\"kind\":\"position\",\"prio\":\"telemetry\",\"device\":\"{car}\",\"data\":{{\"lat\":{:.6},\"lon\":{:.6},\"speed_kmh\":{:.1},\"course\":{:.0}}}}}\n",
-                lat + 0.004 * t.sin(),
-                lon + 0.005 * t.cos(),
-                30.0 + 15.0 * (t * 3.0).sin().abs(),
-                (t.to_degrees() + 90.0).rem_euclid(360.0)
-            ));
         }
         if tick.is_multiple_of(28) {
             lines.push_str(&format!("{{\"kind\":\"radio.status\",\"prio\":\"event\",\"device\":\"radio-{:02}\",\"data\":{{\"rssi_dbm\":-{}}}}}\n", tick % 7 + 1, 70 + tick % 20));
@@ -458,9 +584,10 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         .with_ansi(false)
         .try_init();
     let plain = opts.plain || !std::io::stdout().is_terminal();
-    let (central_port, uplink_port, ingest_port) = (free_port()?, free_port()?, free_port()?);
+    let (central_port, uplink_port, ingest_port, fleet_port) =
+        (free_port()?, free_port()?, free_port()?, free_port()?);
     let received = start_central(central_port)?;
-    let cfg = demo_config(&dir.0, uplink_port, ingest_port)?;
+    let cfg = demo_config(&dir.0, uplink_port, ingest_port, fleet_port)?;
     let db = cfg.buffer.path.get_ref().clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -473,7 +600,8 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let (inputs_stop_tx, inputs_stop_rx) = watch::channel(false);
         let receiver = simulate_receiver(&dir.0.join("gps0"), inputs_stop_rx.clone())?;
         let station = crate::daemon::start(cfg, stop_rx.clone()).await?;
-        let inputs = tokio::spawn(simulate_inputs(ingest_port, inputs_stop_rx));
+        let inputs = tokio::spawn(simulate_inputs(ingest_port, inputs_stop_rx.clone()));
+        let terminals: Vec<_> = (0..CARS.len()).map(|i| tokio::spawn(simulate_terminal(fleet_port, i, inputs_stop_rx.clone()))).collect();
         let mut view = CentralView::default();
         let started = Instant::now();
         let mut ticker = tokio::time::interval(Duration::from_millis(if plain { 1000 } else { 500 }));
@@ -503,6 +631,9 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         // Wind down: stop the inputs, restore the link, let the backlog drain, stop the station.
         let _ = inputs_stop_tx.send(true);
         let _ = inputs.await;
+        for t in terminals {
+            let _ = t.await;
+        }
         let _ = tokio::task::spawn_blocking(move || receiver.join()).await;
         let _ = link_tx.send(true);
         let drain_deadline = Instant::now() + Duration::from_secs(15);
@@ -523,9 +654,10 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             view.take(&topic, &payload);
         }
         println!(
-            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from the NMEA receiver), {} duplicates, {} missing seqs; station {}",
+            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver), {} duplicates, {} missing seqs; station {}",
             view.received,
             view.historical,
+            view.terminal_positions,
             view.receiver_positions,
             view.duplicates,
             view.missing(),

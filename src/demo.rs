@@ -536,8 +536,10 @@ fn render(
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
     s.push_str(&format!(
-        "  by kind: {}\n\n  latest at central:\n",
-        kinds.join(", ")
+        "  by kind: {}\n  car-01..03 positions from their JT/T 808 terminals (TCP): {}\n  car-04 positions from its GNSS receiver (NMEA over a serial port): {}\n\n  latest at central:\n",
+        kinds.join(", "),
+        view.terminal_positions,
+        view.receiver_positions
     ));
     for l in &view.recent {
         s.push_str(&format!("    {l}\n"));

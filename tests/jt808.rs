@@ -460,3 +460,32 @@ fn five_hundred_terminals_at_once() {
     assert_eq!(cars.len(), 500, "each terminal is its own car");
     drop(terminals);
 }
+
+#[test]
+fn idle_terminals_are_dropped_and_the_connection_limit_holds() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-jt808-limits");
+    let (station, port) = fleet_station(broker.port, "max_connections = 2\nidle_timeout_s = 1");
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    let mut first = Terminal::online(port, "013912345678", Edition::V2013);
+    let _second = Terminal::connect(port, "00000000013912344329", Edition::V2019(1));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut b = [0u8; 8];
+    assert!(
+        matches!(third.read(&mut b), Ok(0) | Err(_)),
+        "over the limit: closed at once"
+    );
+    assert!(daemon.log_text().contains("jt808.connection_refused"));
+    // The first terminal says nothing for longer than idle_timeout_s.
+    assert!(first.recv().is_none(), "an idle terminal is disconnected");
+    assert!(central.wait(LONG, |m| of_kind(m, "device.offline")
+        .iter()
+        .any(
+            |o| o.json["data"]["reason"] == "idle timeout" && o.json["device"] == "car-03"
+        )));
+}

@@ -398,7 +398,7 @@ fn default_idle_timeout_s() -> u64 {
     300
 }
 
-impl Jt808Device {
+impl DeviceTable for Jt808Device {
     fn check(&self) -> Result<(), String> {
         if !matches!(self.listen, ListenAddr::Tcp(_)) {
             return Err("listen must be tcp://IP:PORT (terminals connect over TCP)".into());
@@ -512,8 +512,9 @@ impl NmeaDevice {
             flow_control: self.flow_control.clone(),
         }
     }
+}
 
-    /// Values serde cannot check alone.
+impl DeviceTable for NmeaDevice {
     fn check(&self) -> Result<(), String> {
         if self.baud == 0 {
             return Err("baud must be positive (e.g. 4800, 9600, 115200)".into());
@@ -616,56 +617,15 @@ impl Config {
                 None => return Err(err(Some(span), Some(&label), "missing `driver`".into())),
             };
             let device = match driver.as_str() {
-                "jsonl" => Device::Jsonl(
-                    toml::Value::Table(table)
-                        .try_into::<JsonlDevice>()
-                        .map_err(|e| {
-                            err(
-                                Some(span.clone()),
-                                Some(&label),
-                                e.message().trim().to_string(),
-                            )
-                        })?,
-                ),
-                "nmea" => {
-                    let d = toml::Value::Table(table)
-                        .try_into::<NmeaDevice>()
-                        .map_err(|e| {
-                            err(
-                                Some(span.clone()),
-                                Some(&label),
-                                e.message().trim().to_string(),
-                            )
-                        })?;
-                    d.check()
-                        .map_err(|why| err(Some(span.clone()), Some(&label), why))?;
-                    Device::Nmea(d)
-                }
-                "jt808" => {
-                    let d = toml::Value::Table(table)
-                        .try_into::<Jt808Device>()
-                        .map_err(|e| {
-                            err(
-                                Some(span.clone()),
-                                Some(&label),
-                                e.message().trim().to_string(),
-                            )
-                        })?;
-                    d.check()
-                        .map_err(|why| err(Some(span.clone()), Some(&label), why))?;
-                    Device::Jt808(d)
-                }
-                other => {
-                    return Err(err(
-                        Some(span),
-                        Some(&label),
-                        format!(
-                            "unknown driver {other:?}; this build knows: {}",
-                            DRIVERS.join(", ")
-                        ),
-                    ))
-                }
-            };
+                "jsonl" => load::<JsonlDevice>(table).map(Device::Jsonl),
+                "nmea" => load::<NmeaDevice>(table).map(Device::Nmea),
+                "jt808" => load::<Jt808Device>(table).map(Device::Jt808),
+                other => Err(format!(
+                    "unknown driver {other:?}; this build knows: {}",
+                    DRIVERS.join(", ")
+                )),
+            }
+            .map_err(|why| err(Some(span.clone()), Some(&label), why))?;
             if !crate::event::is_valid_device_id(device.id()) {
                 return Err(err(
                     Some(span),
@@ -760,6 +720,23 @@ impl Config {
             self.station.id.as_str()
         )
     }
+}
+
+/// A `[[device]]` table of one driver: typed by serde, then checked for what serde cannot see.
+trait DeviceTable: serde::de::DeserializeOwned {
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl DeviceTable for JsonlDevice {}
+
+fn load<T: DeviceTable>(table: toml::Table) -> Result<T, String> {
+    let device: T = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().trim().to_string())?;
+    device.check()?;
+    Ok(device)
 }
 
 /// 1-based line of a byte offset.

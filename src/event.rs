@@ -90,18 +90,29 @@ pub struct Event {
 }
 
 impl Event {
-    /// An event created by the daemon itself (e.g. `outbox.evicted`), stamped now.
-    pub fn internal(device: &str, kind: &str, prio: Priority, data: serde_json::Value) -> Event {
-        let (ts_ms, clock) = crate::clock::now();
+    /// An event from a driver or the daemon; `data` must be a JSON object.
+    pub fn new(
+        device: &str,
+        kind: &str,
+        prio: Priority,
+        (ts_ms, clock): (i64, ClockQuality),
+        historical: bool,
+        data: serde_json::Value,
+    ) -> Event {
         Event {
             ts_ms,
             clock,
             device: device.to_string(),
             kind: kind.to_string(),
             prio,
-            historical: false,
+            historical,
             data: RawValue::from_string(data.to_string()).expect("serde_json::Value is valid JSON"),
         }
+    }
+
+    /// An event created by the daemon itself (e.g. `outbox.evicted`), stamped now.
+    pub fn internal(device: &str, kind: &str, prio: Priority, data: serde_json::Value) -> Event {
+        Event::new(device, kind, prio, crate::clock::now(), false, data)
     }
 
     /// Topic below `{prefix}/{station}/`: telemetry goes per device and kind, events and

@@ -29,7 +29,7 @@ use crate::config::{Jt808Device, ListenAddr, TerminalEntry};
 use crate::event::{ClockQuality, Event, Priority};
 use crate::metrics::{self, Counter};
 use crate::outbox::EventSink;
-use serde_json::{json, value::RawValue};
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -102,25 +102,6 @@ pub struct Session {
     parts: Reassembler,
     filter: ReportFilter,
     alarm_word: u32,
-}
-
-fn event(
-    device: &str,
-    kind: &str,
-    prio: Priority,
-    ts: (i64, ClockQuality),
-    historical: bool,
-    data: serde_json::Value,
-) -> Event {
-    Event {
-        ts_ms: ts.0,
-        clock: ts.1,
-        device: device.to_string(),
-        kind: kind.to_string(),
-        prio,
-        historical,
-        data: RawValue::from_string(data.to_string()).expect("serde_json::Value is valid JSON"),
-    }
 }
 
 impl Session {
@@ -212,7 +193,7 @@ impl Session {
                     .and_then(|e| e.plate().map(str::to_string))
                     .or(Some(r.plate.clone()).filter(|p| !p.is_empty()));
                 if entry.is_none() {
-                    out.push(Action::Event(event(
+                    out.push(Action::Event(Event::new(
                         &self.shared.device,
                         "jt808.unknown_terminal",
                         Priority::Event,
@@ -235,7 +216,7 @@ impl Session {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(phone, code.clone());
-                out.push(Action::Event(event(
+                out.push(Action::Event(Event::new(
                     &car,
                     "jt808.registered",
                     Priority::Event,
@@ -265,7 +246,7 @@ impl Session {
                     }
                     self.car = Some(car.clone());
                     self.authenticated = true;
-                    out.push(Action::Event(event(
+                    out.push(Action::Event(Event::new(
                         &car,
                         "device.online",
                         Priority::Event,
@@ -287,7 +268,7 @@ impl Session {
                     .remove(&phone);
                 out.push(self.ack(&header, result::OK));
                 if self.authenticated {
-                    out.push(Action::Event(event(
+                    out.push(Action::Event(Event::new(
                         &self.device(),
                         "device.offline",
                         Priority::Event,
@@ -348,7 +329,7 @@ impl Session {
             self.alarm_word = l.alarm;
         }
         if new_alarms & 1 != 0 {
-            out.push(Action::Event(event(
+            out.push(Action::Event(Event::new(
                 &car,
                 "vehicle.emergency",
                 Priority::Alarm,
@@ -364,7 +345,7 @@ impl Session {
                 .collect();
             let mut d = data.clone();
             d["alarms"] = json!(names);
-            out.push(Action::Event(event(
+            out.push(Action::Event(Event::new(
                 &car,
                 "vehicle.alarm",
                 Priority::Alarm,
@@ -387,7 +368,7 @@ impl Session {
                 hdop: None,
             };
             if stored || self.filter.offer(mono_ms, &fix, l.alarm != 0) {
-                out.push(Action::Event(event(
+                out.push(Action::Event(Event::new(
                     &car,
                     "position",
                     Priority::Telemetry,
@@ -574,7 +555,7 @@ async fn connection(
     };
     tracing::info!(event = "jt808.disconnected", device = %shared.device, peer = %peer, car = session.car().unwrap_or("-"), reason, "terminal connection closed");
     if session.authenticated() {
-        let ev = event(
+        let ev = Event::new(
             session.car().unwrap_or(&shared.device),
             "device.offline",
             Priority::Event,

@@ -12,7 +12,6 @@ use crate::config::NmeaDevice;
 use crate::event::{ClockQuality, Event, Priority};
 use crate::metrics::{self, Counter};
 use crate::outbox::EventSink;
-use serde_json::value::RawValue;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
@@ -143,19 +142,19 @@ async fn send(
                     Some(t) => (t, ClockQuality::Synced),
                     None => (now, clock),
                 };
-                event(
+                Event::new(
                     device,
                     "position",
                     Priority::Telemetry,
-                    ts_ms,
-                    clock,
+                    (ts_ms, clock),
+                    false,
                     position_data(&fix),
                 )
             }
             Report::Health { kind, mut data } => {
                 tracing::info!(event = kind, device, "receiver state changed");
                 data["driver"] = "nmea".into();
-                event(device, kind, Priority::Event, now, clock, data)
+                Event::new(device, kind, Priority::Event, (now, clock), false, data)
             }
         };
         if sink.send(ev).await.is_err() {
@@ -163,23 +162,4 @@ async fn send(
         }
     }
     true
-}
-
-fn event(
-    device: &str,
-    kind: &str,
-    prio: Priority,
-    ts_ms: i64,
-    clock: ClockQuality,
-    data: serde_json::Value,
-) -> Event {
-    Event {
-        ts_ms,
-        clock,
-        device: device.to_string(),
-        kind: kind.to_string(),
-        prio,
-        historical: false,
-        data: RawValue::from_string(data.to_string()).expect("serde_json::Value is valid JSON"),
-    }
 }

@@ -65,10 +65,36 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let running = start(cfg, stop_rx).await?;
-    tokio::select! {
-        _ = sigterm.recv() => tracing::info!(event = "daemon.stopping", signal = "SIGTERM", "shutting down"),
-        _ = sigint.recv() => tracing::info!(event = "daemon.stopping", signal = "SIGINT", "shutting down"),
+    crate::systemd::ready("running; connecting to central");
+    let watchdog = crate::systemd::watchdog_interval();
+    let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(10)));
+    let mut last_status = String::new();
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => {
+                tracing::info!(event = "daemon.stopping", signal = "SIGTERM", "shutting down");
+                break;
+            }
+            _ = sigint.recv() => {
+                tracing::info!(event = "daemon.stopping", signal = "SIGINT", "shutting down");
+                break;
+            }
+            _ = tick.tick() => {
+                let status = running.status_line();
+                if status != last_status {
+                    crate::systemd::status(&status);
+                    last_status = status;
+                }
+                if watchdog.is_some() {
+                    match running.liveness().await {
+                        Ok(()) => crate::systemd::watchdog(),
+                        Err(what) => tracing::error!(event = "daemon.wedged", part = what, "not pinging the watchdog: a part of the daemon stopped making progress"),
+                    }
+                }
+            }
+        }
     }
+    crate::systemd::stopping();
     let _ = stop_tx.send(true);
     running.stop().await;
     tracing::info!(event = "daemon.stopped", "stopped cleanly");
@@ -80,6 +106,8 @@ pub struct Running {
     drivers: tokio::task::JoinSet<()>,
     uplink: tokio::task::JoinHandle<()>,
     writer: WriterThread,
+    control: outbox::WriterControl,
+    uplink_heartbeat: Arc<crate::systemd::Heartbeat>,
     pub sink: outbox::EventSink,
     pub uplink_status: Arc<std::sync::Mutex<crate::uplink::UplinkStatus>>,
 }
@@ -117,12 +145,13 @@ pub async fn start(cfg: Config, stop: watch::Receiver<bool>) -> Result<Running, 
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
         reader,
-        control,
+        control.clone(),
         new_data,
         link,
         stop,
     );
     let uplink_status = uplink.status();
+    let uplink_heartbeat = uplink.heartbeat();
     let uplink = tokio::spawn(uplink.run());
     tracing::info!(
         event = "daemon.ready",
@@ -133,12 +162,44 @@ pub async fn start(cfg: Config, stop: watch::Receiver<bool>) -> Result<Running, 
         drivers,
         uplink,
         writer,
+        control,
+        uplink_heartbeat,
         sink,
         uplink_status,
     })
 }
 
 impl Running {
+    /// Ok when the outbox writer answers within 5 s and the uplink kept its heartbeat;
+    /// otherwise which part is stuck.
+    pub async fn liveness(&self) -> Result<(), &'static str> {
+        if tokio::time::timeout(Duration::from_secs(5), self.control.flush())
+            .await
+            .map(|r| r.is_ok())
+            != Ok(true)
+        {
+            return Err("outbox writer");
+        }
+        if self.uplink.is_finished() || !self.uplink_heartbeat.alive() {
+            return Err("uplink");
+        }
+        Ok(())
+    }
+
+    /// One line for `systemctl status`.
+    pub fn status_line(&self) -> String {
+        let st = self
+            .uplink_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match (st.connected_to, st.last_error) {
+            (Some(b), _) => format!("connected to {b}; {} in flight", st.in_flight),
+            (None, Some(e)) => format!("uplink down, buffering in the outbox (last error: {e})"),
+            (None, None) => "connecting to central".to_string(),
+        }
+    }
+
     /// Phased stop; call after the `stop` channel was set to true.
     pub async fn stop(mut self) {
         // 1. Inputs stop accepting and hand over what they have read.
@@ -169,6 +230,7 @@ impl Running {
         }
         // 3. Everything queued is committed; the writer ends when its last sender is gone.
         drop(self.sink);
+        drop(self.control);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     }

@@ -17,6 +17,7 @@ pub mod event;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;
+pub mod systemd;
 pub mod uplink;
 
 /// Exit codes from sysexits.h that administrators and systemd see.

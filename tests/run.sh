@@ -52,6 +52,21 @@ for f in examples/*.toml; do
   sed "s#/var/lib/stationd#$scratch#g; s#/run/stationd#$scratch#g" "$f" > "$scratch/$(basename "$f")"
   ./target/debug/stationd check-config --config "$scratch/$(basename "$f")"
 done
+say "systemd unit: systemd-analyze verify and security (exposure <= 2.0)"
+if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null 2>&1 || true
+fi
+if command -v systemd-analyze >/dev/null 2>&1; then
+  mkdir -p "$scratch/unit"
+  # verify needs ExecStart's binary to exist: point it at the one just built.
+  sed "s#/usr/bin/stationd#$PWD/target/debug/stationd#" systemd/stationd.service > "$scratch/unit/stationd.service"
+  systemd-analyze verify --man=no "$scratch/unit/stationd.service" 2> "$scratch/verify.err" || { cat "$scratch/verify.err"; exit 1; }
+  # It exits 0 on unknown keys and only prints them: any output is a failure.
+  if [ -s "$scratch/verify.err" ]; then cat "$scratch/verify.err"; exit 1; fi
+  systemd-analyze security --offline=true --threshold=20 "$scratch/unit/stationd.service" | tail -1
+else
+  echo "systemd-analyze is not available (apt-get install systemd): the unit checks were NOT run" >&2
+fi
 say "cargo test (unit, model, integration against real mosquitto, demo)"
 cargo test --locked --lib --bins --tests -- --test-threads 2 2>&1 | tee "$scratch/test.log"
 # One closing line for the whole suite (the per-binary lines above end with the last binary's).

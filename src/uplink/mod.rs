@@ -200,6 +200,7 @@ pub struct Uplink {
     link: Arc<LinkState>,
     shutdown: watch::Receiver<bool>,
     status: Arc<Mutex<UplinkStatus>>,
+    heartbeat: Arc<crate::systemd::Heartbeat>,
 }
 
 impl Uplink {
@@ -219,7 +220,13 @@ impl Uplink {
             link,
             shutdown,
             status: Default::default(),
+            heartbeat: Default::default(),
         }
+    }
+
+    /// Kept by the watchdog: the uplink beats at least every few seconds while it works.
+    pub fn heartbeat(&self) -> Arc<crate::systemd::Heartbeat> {
+        self.heartbeat.clone()
     }
 
     pub fn status(&self) -> Arc<Mutex<UplinkStatus>> {
@@ -236,6 +243,8 @@ impl Uplink {
                 if stopping {
                     return;
                 }
+                self.heartbeat
+                    .beat(CONNECT_TIMEOUT + Duration::from_secs(5));
                 match self.session(&broker).await {
                     SessionEnd::Shutdown => return,
                     SessionEnd::ConnectFailed(reason) => {
@@ -254,6 +263,7 @@ impl Uplink {
                 attempt = 0;
             }
             let delay = self.opts.backoff.delay_random(attempt);
+            self.heartbeat.beat(delay + Duration::from_secs(5));
             attempt = attempt.saturating_add(1);
             tracing::debug!(
                 delay_ms = delay.as_millis() as u64,
@@ -379,7 +389,9 @@ impl Uplink {
         let mut reading: Option<PendingRead> = None;
         let mut renotified = false;
         let mut shutdown = self.shutdown.clone();
+        let mut beat = tokio::time::interval(Duration::from_secs(1));
         loop {
+            self.heartbeat.beat(Duration::from_secs(5));
             // Publish from the read-ahead while the window has room: an ack is answered with
             // the next publish at once, with no outbox read in between. (Pausing until many
             // acks are back lets Nagle's algorithm on the broker and delayed ACKs here stall
@@ -443,6 +455,7 @@ impl Uplink {
                     maybe_more = true;
                     renotified = true;
                 }
+                _ = beat.tick() => {}
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
                     return self.goodbye(client, nrx, s).await;
                 }

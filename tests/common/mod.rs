@@ -348,6 +348,17 @@ listen = "unix://{sock}"
         self.dir.path().join("ingest.sock")
     }
 
+    /// Starts the daemon with extra environment variables (e.g. NOTIFY_SOCKET).
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_env(
+            &self.config,
+            &self.dir.path().join("stationd.log"),
+            self.ingest_port,
+            None,
+            env,
+        )
+    }
+
     pub fn start(&self) -> Daemon {
         Daemon::start(
             &self.config,
@@ -400,6 +411,16 @@ pub struct Daemon {
 
 impl Daemon {
     fn start(config: &Path, log: &Path, ingest_port: u16, fsize: Option<u64>) -> Daemon {
+        Daemon::start_env(config, log, ingest_port, fsize, &[])
+    }
+
+    fn start_env(
+        config: &Path,
+        log: &Path,
+        ingest_port: u16,
+        fsize: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -422,6 +443,11 @@ impl Daemon {
                     Ok(())
                 });
             }
+        }
+        // Nothing of the outer systemd (if CI runs under one) leaks into the daemon under test.
+        cmd.env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC");
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let child = cmd
             .arg("run")

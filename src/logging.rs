@@ -1,7 +1,8 @@
 //! Logs: journald when systemd started us (`JOURNAL_STREAM` is set and the journal socket
 //! answers), stderr otherwise. Every record carries the station id (journald field
-//! `STATION_ID`, `station=` on stderr); records about a device carry `device`, and every record
-//! an `event` name from docs/INSTRUMENTATION.md, so technicians grep for names, not prose.
+//! `STATION_ID`, `station=` on stderr); records about a device carry `device_id` and `driver`
+//! (journald upper-cases field names: `DEVICE_ID`, `DRIVER`, `EVENT`), and every record an
+//! `event` name from docs/INSTRUMENTATION.md, so technicians grep for names, not prose.
 //! `RUST_LOG` overrides the level (default `info`).
 
 use std::fmt;

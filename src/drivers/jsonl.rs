@@ -71,7 +71,7 @@ pub async fn serve(
     });
     let slots = Arc::new(Semaphore::new(d.max_connections));
     let mut conns = JoinSet::new();
-    tracing::info!(event = "device.listening", device = %d.id, driver = "jsonl", listen = %d.listen, "accepting JSON lines");
+    tracing::info!(event = "device.listening", device_id = %d.id, driver = "jsonl", listen = %d.listen, "accepting JSON lines");
     loop {
         let accepted: std::io::Result<(Box<dyn AsyncReadUnpinSend>, String)> = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
@@ -81,14 +81,14 @@ pub async fn serve(
         let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(event = "jsonl.accept_failed", device = %d.id, error = %e, "accept failed");
+                tracing::warn!(event = "jsonl.accept_failed", device_id = %d.id, driver = "jsonl", error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             metrics::inc(&counters.refused);
-            tracing::warn!(event = "jsonl.connection_refused", device = %d.id, peer = %peer, limit = d.max_connections, "too many connections; closing this one");
+            tracing::warn!(event = "jsonl.connection_refused", device_id = %d.id, driver = "jsonl", peer = %peer, limit = d.max_connections, "too many connections; closing this one");
             continue;
         };
         let (id, sink, counters, shutdown) = (
@@ -132,7 +132,13 @@ async fn read_connection(
     counters: &Counters,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    tracing::debug!(event = "jsonl.connected", device, peer, "connection opened");
+    tracing::debug!(
+        event = "jsonl.connected",
+        device_id = device,
+        driver = "jsonl",
+        peer,
+        "connection opened"
+    );
     let mut framer = LineFramer::new(MAX_LINE_BYTES);
     let mut buf = vec![0u8; 16 * 1024];
     let mut events: Vec<Event> = Vec::new();
@@ -152,7 +158,7 @@ async fn read_connection(
                 false
             }
             Err(e) => {
-                tracing::debug!(event = "jsonl.read_failed", device, peer, error = %e, "read failed; closing");
+                tracing::debug!(event = "jsonl.read_failed", device_id = device, driver = "jsonl", peer, error = %e, "read failed; closing");
                 true
             }
         };
@@ -171,7 +177,8 @@ async fn read_connection(
     }
     tracing::debug!(
         event = "jsonl.disconnected",
-        device,
+        device_id = device,
+        driver = "jsonl",
         peer,
         rejected = rejects,
         "connection closed"
@@ -206,6 +213,6 @@ fn handle(
     };
     *rejects += 1;
     if *rejects <= LOG_FIRST_REJECTS || rejects.is_multiple_of(1000) {
-        tracing::warn!(event = "jsonl.line_rejected", device, peer, rejected_on_connection = *rejects, reason = %why, "skipped a bad input line");
+        tracing::warn!(event = "jsonl.line_rejected", device_id = device, driver = "jsonl", peer, rejected_on_connection = *rejects, reason = %why, "skipped a bad input line");
     }
 }

@@ -179,7 +179,7 @@ impl Session {
         let message = match decode_body(&header, &body) {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(event = "jt808.message_rejected", device = %self.device(), phone = %header.phone, error = %e, "malformed message");
+                tracing::warn!(event = "jt808.message_rejected", device_id = %self.device(), driver = "jt808", phone = %header.phone, error = %e, "malformed message");
                 out.push(self.ack(&header, result::BAD_MESSAGE));
                 return out;
             }
@@ -447,7 +447,7 @@ pub async fn serve(
     let idle = Duration::from_secs(d.idle_timeout_s);
     let started = Instant::now();
     let mut conns = JoinSet::new();
-    tracing::info!(event = "device.listening", device = %d.id, driver = "jt808", listen = %d.listen, "accepting vehicle terminals");
+    tracing::info!(event = "device.listening", device_id = %d.id, driver = "jt808", listen = %d.listen, "accepting vehicle terminals");
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
@@ -460,7 +460,7 @@ pub async fn serve(
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             metrics::inc(&counters.refused);
-            tracing::warn!(event = "jt808.connection_refused", device = %d.id, peer = %peer, limit = d.max_connections, "too many terminals connected");
+            tracing::warn!(event = "jt808.connection_refused", device_id = %d.id, driver = "jt808", peer = %peer, limit = d.max_connections, "too many terminals connected");
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -525,7 +525,7 @@ async fn connection(
                 metrics::inc(&counters.bad_frames);
                 bad += 1;
                 if bad <= 3 {
-                    tracing::warn!(event = "jt808.frame_rejected", device = %shared.device, peer = %peer, error = %e, "skipped a bad frame");
+                    tracing::warn!(event = "jt808.frame_rejected", device_id = %shared.device, driver = "jt808", peer = %peer, error = %e, "skipped a bad frame");
                 }
             }
         });
@@ -553,7 +553,7 @@ async fn connection(
             break "too many bad frames";
         }
     };
-    tracing::info!(event = "jt808.disconnected", device = %shared.device, peer = %peer, car = session.car().unwrap_or("-"), reason, "terminal connection closed");
+    tracing::info!(event = "jt808.disconnected", device_id = %shared.device, driver = "jt808", peer = %peer, car = session.car().unwrap_or("-"), reason, "terminal connection closed");
     if session.authenticated() {
         let ev = Event::new(
             session.car().unwrap_or(&shared.device),

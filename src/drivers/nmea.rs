@@ -48,7 +48,7 @@ pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<b
     loop {
         match serial::open(&d.serial()) {
             Ok(mut port) => {
-                tracing::info!(event = "device.port_opened", device = %d.id, driver = "nmea", path = %d.path.display(), baud = d.baud, "serial port open");
+                tracing::info!(event = "device.port_opened", device_id = %d.id, driver = "nmea", path = %d.path.display(), baud = d.baud, "serial port open");
                 open_error_logged = false;
                 reopen.reset();
                 let mut framer = SentenceFramer::new();
@@ -94,7 +94,7 @@ pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<b
                         return;
                     }
                 };
-                tracing::warn!(event = "device.port_lost", device = %d.id, driver = "nmea", path = %d.path.display(), error = %lost, "serial port went away; will reopen");
+                tracing::warn!(event = "device.port_lost", device_id = %d.id, driver = "nmea", path = %d.path.display(), error = %lost, "serial port went away; will reopen");
                 reports.extend(tracker.port_lost());
                 if !send(&d.id, &sink, &counters, &mut reports).await {
                     return;
@@ -102,7 +102,7 @@ pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<b
             }
             Err(e) => {
                 if !open_error_logged {
-                    tracing::warn!(event = "device.open_failed", device = %d.id, driver = "nmea", path = %d.path.display(), error = %e, "cannot open the serial port; retrying (check the cable, the path and the dialout group)");
+                    tracing::warn!(event = "device.open_failed", device_id = %d.id, driver = "nmea", path = %d.path.display(), error = %e, "cannot open the serial port; retrying (check the cable, the path and the dialout group)");
                     open_error_logged = true;
                 }
             }
@@ -118,7 +118,8 @@ fn log_reject(device: &str, n: u64, why: &str) {
     if n <= LOG_FIRST_REJECTS || n.is_multiple_of(1000) {
         tracing::warn!(
             event = "nmea.sentence_rejected",
-            device,
+            device_id = device,
+            driver = "nmea",
             rejected_on_port = n,
             reason = why,
             "skipped a bad NMEA sentence"
@@ -152,7 +153,12 @@ async fn send(
                 )
             }
             Report::Health { kind, mut data } => {
-                tracing::info!(event = kind, device, "receiver state changed");
+                tracing::info!(
+                    event = kind,
+                    device_id = device,
+                    driver = "nmea",
+                    "receiver state changed"
+                );
                 data["driver"] = "nmea".into();
                 Event::new(device, kind, Priority::Event, (now, clock), false, data)
             }

@@ -7,6 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '==> %s\n' "$*"; }
+apt_updated=no
+# Installs Debian packages as root (apt-get update once); fails quietly otherwise.
+apt_install() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+  if [ "$apt_updated" = no ]; then apt-get update -qq >/dev/null 2>&1 || true; apt_updated=yes; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
+}
 missing=()
 
 # --- what the tests need -------------------------------------------------------------------
@@ -53,9 +60,7 @@ for f in examples/*.toml; do
   ./target/debug/stationd check-config --config "$scratch/$(basename "$f")"
 done
 say "systemd unit: systemd-analyze verify and security (exposure <= 2.0)"
-if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null 2>&1 || true
-fi
+command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd || true
 if command -v systemd-analyze >/dev/null 2>&1; then
   mkdir -p "$scratch/unit"
   # verify needs ExecStart's binary to exist: point it at the one just built.
@@ -66,6 +71,22 @@ if command -v systemd-analyze >/dev/null 2>&1; then
   systemd-analyze security --offline=true --threshold=20 "$scratch/unit/stationd.service" | tail -1
 else
   echo "systemd-analyze is not available (apt-get install systemd): the unit checks were NOT run" >&2
+fi
+say "cross builds (aarch64, armv7 release) and the aarch64 library tests under qemu-user"
+cross_ready=yes
+for t in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+  rustup target list --installed 2>/dev/null | grep -qx "$t" || rustup target add "$t" >/dev/null 2>&1 || cross_ready="no (rustup could not fetch the $t standard library)"
+done
+have_cross() { command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v arm-linux-gnueabihf-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; }
+if [ "$cross_ready" = yes ] && ! have_cross; then
+  apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user || true
+  have_cross || cross_ready="no (missing: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user)"
+fi
+if [ "$cross_ready" = yes ]; then
+  bash cross/build.sh aarch64 armv7
+  cargo test --locked --target aarch64-unknown-linux-gnu --lib 2>&1 | tail -n 3
+else
+  echo "cross builds were NOT run: $cross_ready" >&2
 fi
 say "cargo test (unit, model, integration against real mosquitto, demo)"
 cargo test --locked --lib --bins --tests -- --test-threads 2 2>&1 | tee "$scratch/test.log"

@@ -22,6 +22,23 @@ pub struct ReportPolicy {
     pub max_interval_ms: u64,
 }
 
+impl ReportPolicy {
+    /// From the config keys every position-reporting driver shares.
+    pub fn from_config(
+        min_distance_m: f64,
+        min_course_deg: f64,
+        min_interval_s: u64,
+        max_interval_s: u64,
+    ) -> ReportPolicy {
+        ReportPolicy {
+            min_distance_m,
+            min_course_deg,
+            min_interval_ms: min_interval_s * 1000,
+            max_interval_ms: max_interval_s * 1000,
+        }
+    }
+}
+
 /// Below this speed the course a receiver reports is noise.
 const MOVING_KMH: f64 = 5.0;
 

@@ -71,12 +71,12 @@ impl Shared {
                 .map(|(p, t)| (normalize_phone(p), t.clone()))
                 .collect(),
             allow_unknown: d.allow_unknown,
-            policy: ReportPolicy {
-                min_distance_m: d.min_distance_m,
-                min_course_deg: d.min_course_deg,
-                min_interval_ms: d.min_interval_s * 1000,
-                max_interval_ms: d.max_interval_s * 1000,
-            },
+            policy: ReportPolicy::from_config(
+                d.min_distance_m,
+                d.min_course_deg,
+                d.min_interval_s,
+                d.max_interval_s,
+            ),
             codes: Mutex::new(HashMap::new()),
         }
     }

@@ -34,12 +34,12 @@ pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<b
         malformed: metrics::counter("nmea.sentences_malformed", &d.id),
         positions: metrics::counter("gps.positions_reported", &d.id),
     };
-    let policy = ReportPolicy {
-        min_distance_m: d.min_distance_m,
-        min_course_deg: d.min_course_deg,
-        min_interval_ms: d.min_interval_s * 1000,
-        max_interval_ms: d.max_interval_s * 1000,
-    };
+    let policy = ReportPolicy::from_config(
+        d.min_distance_m,
+        d.min_course_deg,
+        d.min_interval_s,
+        d.max_interval_s,
+    );
     let mut tracker = GpsTracker::new(policy, d.offline_after_s * 1000);
     let started = Instant::now();
     let now_ms = move || started.elapsed().as_millis() as u64;

@@ -404,6 +404,18 @@ fn nmea(rt: &tokio::runtime::Runtime, n: u64) {
     );
 }
 
+/// A 2013 registration body: province 37, city 0100, maker, model (20 bytes), terminal id,
+/// plate colour 1, plate "A".
+fn register_body() -> Vec<u8> {
+    let mut b = vec![0, 37, 1, 0];
+    b.extend(b"MAKER");
+    b.extend([0u8; 20]);
+    b.extend(b"T000001");
+    b.push(1);
+    b.push(b'A');
+    b
+}
+
 fn jt808_location(i: u64) -> Vec<u8> {
     let mut b = Vec::with_capacity(40);
     b.extend(0u32.to_be_bytes());
@@ -433,16 +445,7 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
     let shared = Arc::new(Shared::new(dev));
     let mut session = Session::new(shared);
     // Register and authenticate, then a stream of location reports.
-    let mut wire = encode(
-        0x0100,
-        Edition::V2013,
-        "013912345678",
-        1,
-        &[
-            0, 37, 1, 0, b'M', b'A', b'K', b'E', b'R', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-            0, 0, 0, 0, 0, b'T', b'0', b'0', b'0', b'0', b'0', b'1', 1, b'A',
-        ],
-    );
+    let mut wire = encode(0x0100, Edition::V2013, "013912345678", 1, &register_body());
     let mut decoder = FrameDecoder::new();
     let mut code = String::new();
     decoder.push(&wire, |f| {
@@ -531,17 +534,8 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let phone = format!("0139{i:08}");
-        s.write_all(&encode(
-            0x0100,
-            Edition::V2013,
-            &phone,
-            1,
-            &[
-                0, 37, 1, 0, b'M', b'A', b'K', b'E', b'R', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                0, 0, 0, 0, 0, 0, 0, b'T', b'0', b'0', b'0', b'0', b'0', b'1', 1, b'A',
-            ],
-        ))
-        .unwrap();
+        s.write_all(&encode(0x0100, Edition::V2013, &phone, 1, &register_body()))
+            .unwrap();
         let mut buf = [0u8; 256];
         let k = s.read(&mut buf).unwrap();
         let mut code = String::new();

@@ -394,14 +394,6 @@ fn full_disk_holds_inputs_back_and_loses_nothing_once_space_returns() {
         !producer.is_finished() || highest_committed(&station) < 8000,
         "inputs are held back while the disk is full"
     );
-    eprintln!(
-        "{}",
-        daemon
-            .log_text()
-            .lines()
-            .find(|l| l.contains("outbox.commit_failed"))
-            .unwrap_or("")
-    );
     std::thread::sleep(Duration::from_millis(500));
     daemon.lift_file_size_limit();
     producer.join().unwrap();

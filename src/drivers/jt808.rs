@@ -566,3 +566,91 @@ async fn connection(
         let _ = sink.send(ev).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::jt808::{encode, FrameDecoder};
+
+    /// A session for terminal 013912345678 (car-03), already authenticated, with a strict
+    /// report policy: at most one position a minute unless the car moves 50 m.
+    fn session() -> Session {
+        let text = "[station]\nid = \"t\"\nname = \"t\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1\"]\n[buffer]\npath = \"/tmp/x.db\"\n\
+                    [[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:1\"\nmin_interval_s = 60\n\
+                    [device.terminals]\n\"013912345678\" = \"car-03\"\n";
+        let cfg = crate::config::Config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let crate::config::Device::Jt808(d) = &cfg.devices[0] else {
+            unreachable!()
+        };
+        let mut s = Session::new(Arc::new(Shared::new(d)));
+        let mut body = vec![0, 37, 1, 0];
+        body.extend(b"MAKER");
+        body.extend([0u8; 20]);
+        body.extend(b"T000001");
+        body.extend([1, b'A']);
+        let mut code = None;
+        for a in feed(&mut s, 0x0100, &body, 0) {
+            if let Action::Reply(r) = a {
+                FrameDecoder::new().push(&r, |f| code = Some(f.unwrap().body[3..].to_vec()));
+            }
+        }
+        feed(&mut s, 0x0102, &code.unwrap(), 0);
+        assert!(s.authenticated());
+        s
+    }
+
+    fn feed(s: &mut Session, msg_id: u16, body: &[u8], mono_ms: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        FrameDecoder::new().push(
+            &encode(msg_id, Edition::V2013, "013912345678", 1, body),
+            |f| out.extend(s.on_frame(f.unwrap(), (0, ClockQuality::Synced), mono_ms)),
+        );
+        out
+    }
+
+    fn report(alarm: u32) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(alarm.to_be_bytes());
+        b.extend(2u32.to_be_bytes());
+        b.extend(36_661_300u32.to_be_bytes());
+        b.extend(117_020_500u32.to_be_bytes());
+        b.extend([0, 45, 0, 0, 0, 90, 0x26, 0x11, 0x29, 0x16, 0x16, 0x00]);
+        b
+    }
+
+    fn kinds(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Event(e) => Some(e.kind.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_parked_car_is_reported_once_but_every_report_passes_while_an_alarm_is_set() {
+        let mut s = session();
+        assert_eq!(
+            kinds(&feed(&mut s, 0x0200, &report(0), 1_000)),
+            ["position"]
+        );
+        assert!(
+            kinds(&feed(&mut s, 0x0200, &report(0), 2_000)).is_empty(),
+            "same place, 1 s later"
+        );
+        assert_eq!(
+            kinds(&feed(&mut s, 0x0200, &report(1), 3_000)),
+            ["vehicle.emergency", "position"]
+        );
+        assert_eq!(
+            kinds(&feed(&mut s, 0x0200, &report(1), 4_000)),
+            ["position"],
+            "no second emergency event, but the position"
+        );
+        assert!(
+            kinds(&feed(&mut s, 0x0200, &report(0), 5_000)).is_empty(),
+            "alarm cleared: back to the policy"
+        );
+    }
+}

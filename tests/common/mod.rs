@@ -16,12 +16,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A free loopback port, never the same one twice in this test process: the kernel may hand a
+/// just-released port out again, and two tests running in parallel must not share one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes (for other processes' state,
@@ -460,16 +470,18 @@ impl Daemon {
             .stderr(logf)
             .spawn()
             .expect("start stationd");
-        let d = Daemon {
+        let mut d = Daemon {
             child: Some(child),
             log: log.to_path_buf(),
         };
+        // Listening on the port is not enough: it must be this daemon that listens (not a
+        // process that took the port first while this one exited on a bind error).
+        let up = wait_until(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", ingest_port)).is_ok()
+                && d.child.as_mut().unwrap().try_wait().unwrap().is_none()
+        });
         assert!(
-            wait_until(Duration::from_secs(10), || TcpStream::connect((
-                "127.0.0.1",
-                ingest_port
-            ))
-            .is_ok()),
+            up,
             "stationd did not start listening; log:\n{}",
             d.log_text()
         );

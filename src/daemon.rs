@@ -116,7 +116,7 @@ pub struct Running {
 pub async fn start(cfg: Config, stop: watch::Receiver<bool>) -> Result<Running, DaemonError> {
     let boot_id = new_boot_id();
     let opts = OutboxOptions {
-        path: cfg.buffer.path.get_ref().clone(),
+        path: cfg.buffer.path.clone(),
         station: cfg.station.id.as_str().to_string(),
         max_bytes: cfg.buffer.max_bytes,
         durability: cfg.buffer.durability,

@@ -129,6 +129,9 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// The simulated box (`hw-profiles/sim.toml`), embedded so the demo needs no files.
+const SIM_PROFILE: &str = include_str!("../hw-profiles/sim.toml");
+
 /// The station config the demo runs on, built from embedded defaults.
 fn demo_config(
     dir: &Path,
@@ -149,36 +152,26 @@ reconnect_max_ms = 2000
 
 [buffer]
 path = "{db}"
-max_bytes = 67108864
 
+# The devices come from the sim hardware profile (hw-profiles/sim.toml); this run
+# moves them to free ports and the simulated receiver's pty.
 [[device]]
 id = "ingest0"
-driver = "jsonl"
 listen = "tcp://127.0.0.1:{ingest_port}"
 
 [[device]]
 id = "fleet"
-driver = "jt808"
 listen = "tcp://127.0.0.1:{fleet_port}"
-min_distance_m = 10
-min_interval_s = 1
-max_interval_s = 30
-[device.terminals]
-"013900000001" = {{ car = "car-01", plate = "鲁A90000" }}
-"013900000002" = {{ car = "car-02", plate = "鲁A90001" }}
-"013900000003" = {{ car = "car-03", plate = "鲁A90002" }}
 
 [[device]]
 id = "car-04"
-driver = "nmea"
 path = "{gps}"
-min_distance_m = 30
-min_interval_s = 2
-max_interval_s = 30
 "#,
         db = dir.join("outbox.db").display(),
         gps = dir.join("gps0").display()
     );
+    std::fs::create_dir_all(dir.join("hw-profiles"))?;
+    std::fs::write(dir.join("hw-profiles/sim.toml"), SIM_PROFILE)?;
     Ok(Config::parse(&dir.join("demo.toml"), &text)?)
 }
 
@@ -590,7 +583,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         (free_port()?, free_port()?, free_port()?, free_port()?);
     let received = start_central(central_port)?;
     let cfg = demo_config(&dir.0, uplink_port, ingest_port, fleet_port)?;
-    let db = cfg.buffer.path.get_ref().clone();
+    let db = cfg.buffer.path.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

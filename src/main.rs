@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use stationd::config::Config;
-use stationd::{exit_code, logging, outbox};
+use stationd::{cli, exit_code, logging, outbox};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,11 +25,35 @@ enum Command {
     Run {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Look hardware profiles up here first (before the config's directory's hw-profiles/,
+        /// /etc/stationd/hw-profiles and /usr/share/stationd/hw-profiles).
+        #[arg(long = "profile-dir", value_name = "DIR")]
+        profile_dirs: Vec<PathBuf>,
     },
-    /// Validate the configuration and exit 0 (valid) or 1 (errors, with file:line).
+    /// Validate the configuration with its hardware profile and exit 0 (valid) or 1 (errors,
+    /// with file:line); say what of the profile this machine lacks. With --profile FILE,
+    /// validate one hardware profile on its own.
     CheckConfig {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        #[arg(long = "profile-dir", value_name = "DIR")]
+        profile_dirs: Vec<PathBuf>,
+        /// Check this hardware profile file alone instead of a station config.
+        #[arg(long, value_name = "FILE", conflicts_with = "config")]
+        profile: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print udev rules giving the USB serial adapters of hardware profiles stable names
+    /// (/dev/stationd/NAME): of the given profile files, or of the config's profile.
+    UdevRules {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long = "profile-dir", value_name = "DIR")]
+        profile_dirs: Vec<PathBuf>,
+        /// Hardware profile files (default: the profile the config names).
+        profiles: Vec<PathBuf>,
     },
     /// Show the outbox: depth per class, oldest age, bytes, evictions. Safe while the daemon runs.
     Outbox {
@@ -61,24 +85,25 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { config } => match Config::load(&config) {
-            Ok(cfg) => {
-                println!(
-                    "{}: ok (station {}, {} device(s), {} broker(s))",
-                    config.display(),
-                    cfg.station.id.as_str(),
-                    cfg.devices.len(),
-                    cfg.uplink.brokers.get_ref().len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(1)
-            }
-        },
-        Command::Run { config } => {
-            let cfg = match Config::load(&config) {
+        Command::CheckConfig {
+            config,
+            profile_dirs,
+            profile,
+            json,
+        } => ExitCode::from(match profile {
+            Some(p) => cli::check::check_profile(&p, json),
+            None => cli::check::check_config(&config, &profile_dirs, json),
+        }),
+        Command::UdevRules {
+            config,
+            profile_dirs,
+            profiles,
+        } => ExitCode::from(cli::check::udev_rules(&config, &profile_dirs, &profiles)),
+        Command::Run {
+            config,
+            profile_dirs,
+        } => {
+            let cfg = match Config::load_with(&config, &profile_dirs) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("stationd: invalid configuration: {e}");
@@ -131,7 +156,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(exit_code::CONFIG as u8);
                 }
             };
-            let path = cfg.buffer.path.get_ref();
+            let path = &cfg.buffer.path;
             if !path.exists() {
                 eprintln!(
                     "no outbox at {} yet (the daemon creates it on first start)",

@@ -106,7 +106,7 @@ impl UplinkOptions {
             },
             version: env!("CARGO_PKG_VERSION").to_string(),
             boot_id: boot_id.to_string(),
-            profile: cfg.station.profile.clone(),
+            profile: cfg.profile.as_ref().map(|p| p.name.clone()),
         })
     }
 

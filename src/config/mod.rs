@@ -7,7 +7,17 @@
 //! 3. Combinations and the machine: unique device ids, TLS files present when a broker is
 //!    `mqtts://`, the outbox's directory writable.
 //!
+//! A station config may name a hardware profile ([`profile`]): the profile's `[storage]` gives
+//! `[buffer]` defaults and its `[[device]]` tables the devices; the station config overrides
+//! keys of either (a `[[device]]` with a profile device's id changes that device, `enabled =
+//! false` removes it) and adds its own devices.
+//!
 //! `stationd check-config` runs exactly this; `stationd run` runs it and exits 78 on failure.
+
+pub mod profile;
+pub mod udev;
+
+pub use profile::Profile;
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -49,6 +59,8 @@ pub struct Config {
     pub uplink: Uplink,
     pub buffer: Buffer,
     pub devices: Vec<Device>,
+    /// The hardware profile `[station] profile` names, if any.
+    pub profile: Option<Profile>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,9 +68,10 @@ pub struct Config {
 pub struct Station {
     pub id: StationId,
     pub name: String,
-    /// Hardware profile name (hw-profiles/NAME.toml); reported in the birth message.
+    /// Hardware profile: a name looked up as NAME.toml (see [`profile::default_search_dirs`])
+    /// or a path to a file. Its `[profile] name` is reported in the birth message.
     #[serde(default)]
-    pub profile: Option<String>,
+    pub profile: Option<Spanned<String>>,
 }
 
 /// `[a-z0-9-]{1,64}`, unique in the city; part of every topic.
@@ -245,7 +258,7 @@ impl TryFrom<String> for BrokerUrl {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Buffer {
-    pub path: Spanned<PathBuf>,
+    pub path: PathBuf,
     #[serde(default = "default_max_bytes")]
     pub max_bytes: u64,
     /// `power-cut` (default): every commit is fsynced (SQLite synchronous=FULL), so a power cut
@@ -334,6 +347,29 @@ impl Device {
 
 /// The drivers this build knows, for the error that lists them.
 pub const DRIVERS: &[&str] = &["jsonl", "nmea", "jt808"];
+/// The drivers that read a serial port (and so take `port = "NAME"` from a hardware profile).
+pub const SERIAL_DRIVERS: &[&str] = &["nmea"];
+
+/// A `[[device]]` table, typed by its driver and checked.
+pub(crate) fn device_from_table(table: toml::Table) -> Result<Device, String> {
+    let driver = match table.get("driver").and_then(|v| v.as_str()) {
+        Some(d) => d.to_string(),
+        None => return Err("missing `driver`".into()),
+    };
+    let device = match driver.as_str() {
+        "jsonl" => load::<JsonlDevice>(table).map(Device::Jsonl),
+        "nmea" => load::<NmeaDevice>(table).map(Device::Nmea),
+        "jt808" => load::<Jt808Device>(table).map(Device::Jt808),
+        other => Err(format!(
+            "unknown driver {other:?}; this build knows: {}",
+            DRIVERS.join(", ")
+        )),
+    }?;
+    if !crate::event::is_valid_device_id(device.id()) {
+        return Err("id must be 1-64 characters of [A-Za-z0-9_.-]".into());
+    }
+    Ok(device)
+}
 
 /// Vehicle terminals (JT/T 808) connecting over TCP (`driver = "jt808"`).
 #[derive(Debug, Clone, Deserialize)]
@@ -572,26 +608,40 @@ fn default_max_connections() -> usize {
 struct RawConfig {
     station: Station,
     uplink: Uplink,
-    buffer: Buffer,
+    #[serde(default)]
+    buffer: Option<Spanned<toml::Table>>,
     #[serde(default)]
     device: Vec<Spanned<toml::Table>>,
 }
 
 impl Config {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`, looking profiles up in the default places.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &[])
+    }
+
+    /// Reads and validates `path`; profiles are looked up in `profile_dirs` first.
+    pub fn load_with(path: &Path, profile_dirs: &[PathBuf]) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
             line: None,
             key: None,
             message: format!("cannot read the configuration file: {e}"),
         })?;
-        Config::parse(path, &text)
+        Config::parse_with(path, &text, profile_dirs)
     }
 
-    /// Validates `text` as if read from `path` (which is only used in messages and to resolve
-    /// nothing else: all paths in the file are taken as written).
+    /// Validates `text` as if read from `path` (used in messages and to find profiles named
+    /// relative to it; all other paths in the file are taken as written).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(path, text, &[])
+    }
+
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        profile_dirs: &[PathBuf],
+    ) -> Result<Config, ConfigError> {
         let err = |span: Option<Range<usize>>, key: Option<&str>, message: String| ConfigError {
             file: path.to_path_buf(),
             line: span.map(|s| line_of(text, s.start)),
@@ -601,8 +651,24 @@ impl Config {
         let raw: RawConfig = toml::from_str(text)
             .map_err(|e| err(e.span(), None, e.message().trim().to_string()))?;
 
-        let mut devices = Vec::new();
-        let mut seen = HashSet::new();
+        let profile = match &raw.station.profile {
+            None => None,
+            Some(name) => {
+                let mut dirs = profile_dirs.to_vec();
+                dirs.extend(profile::default_search_dirs(path));
+                let file = Profile::find(name.get_ref(), path, &dirs)
+                    .map_err(|why| err(Some(name.span()), Some("station.profile"), why))?;
+                Some(Profile::load(&file)?)
+            }
+        };
+
+        // Devices: the profile's, in its order, with the station's overrides; then the station's.
+        let mut merged: Vec<(String, toml::Table, Range<usize>, bool)> = Vec::new();
+        if let Some(p) = &profile {
+            for d in &p.devices {
+                merged.push((d.id.clone(), d.table.clone(), 0..0, false));
+            }
+        }
         for table in raw.device {
             let span = table.span();
             let table = table.into_inner();
@@ -612,32 +678,98 @@ impl Config {
                 .unwrap_or("")
                 .to_string();
             let label = format!("device {id:?}");
-            let driver = match table.get("driver").and_then(|v| v.as_str()) {
-                Some(d) => d.to_string(),
-                None => return Err(err(Some(span), Some(&label), "missing `driver`".into())),
-            };
-            let device = match driver.as_str() {
-                "jsonl" => load::<JsonlDevice>(table).map(Device::Jsonl),
-                "nmea" => load::<NmeaDevice>(table).map(Device::Nmea),
-                "jt808" => load::<Jt808Device>(table).map(Device::Jt808),
-                other => Err(format!(
-                    "unknown driver {other:?}; this build knows: {}",
-                    DRIVERS.join(", ")
-                )),
+            if let Some(slot) = merged.iter_mut().find(|m| m.0 == id) {
+                if slot.3 {
+                    return Err(err(Some(span), Some(&label), "device id used twice".into()));
+                }
+                let profile_driver = slot.1.get("driver").cloned();
+                if table.contains_key("driver") && table.get("driver") != profile_driver.as_ref() {
+                    return Err(err(
+                        Some(span),
+                        Some(&label),
+                        "the hardware profile defines this device with another driver; set `enabled = false` on it and add a device with a new id".into(),
+                    ));
+                }
+                slot.1.extend(table);
+                slot.2 = span;
+                slot.3 = true;
+            } else {
+                merged.push((id, table, span, true));
             }
-            .map_err(|why| err(Some(span.clone()), Some(&label), why))?;
-            if !crate::event::is_valid_device_id(device.id()) {
-                return Err(err(
-                    Some(span),
+        }
+        let profile_line = |id: &str| {
+            profile.as_ref().and_then(|p| {
+                p.devices
+                    .iter()
+                    .find(|d| d.id == id)
+                    .map(|d| (p.source.clone(), d.line))
+            })
+        };
+        let mut devices = Vec::new();
+        let mut seen = HashSet::new();
+        for (id, mut table, span, from_station) in merged {
+            let label = format!("device {id:?}");
+            // Errors are reported where the administrator can fix them: the station config's
+            // table when it has one, else the profile's.
+            let locate = |why: String| match (from_station, profile_line(&id)) {
+                (false, Some((file, line))) => ConfigError {
+                    file,
+                    line: Some(line),
+                    key: Some(label.clone()),
+                    message: why,
+                },
+                (true, Some((file, line))) => err(
+                    Some(span.clone()),
                     Some(&label),
-                    "id must be 1-64 characters of [A-Za-z0-9_.-]".into(),
-                ));
+                    format!(
+                        "{why} (this table overrides the device of {}:{line})",
+                        file.display()
+                    ),
+                ),
+                _ => err(Some(span.clone()), Some(&label), why),
+            };
+            match table.remove("enabled") {
+                None | Some(toml::Value::Boolean(true)) => {}
+                Some(toml::Value::Boolean(false)) => continue,
+                Some(_) => return Err(locate("enabled must be true or false".into())),
             }
+            let table = profile::resolve_port(profile.as_ref(), table).map_err(&locate)?;
+            let device = device_from_table(table).map_err(&locate)?;
             if !seen.insert(device.id().to_string()) {
-                return Err(err(Some(span), Some(&label), "device id used twice".into()));
+                return Err(locate("device id used twice".into()));
             }
             devices.push(device);
         }
+
+        // [buffer]: the profile's storage defaults under the station's keys.
+        let (buffer_span, buffer_table) = match raw.buffer {
+            Some(t) => (Some(t.span()), t.into_inner()),
+            None => (None, toml::Table::new()),
+        };
+        let mut buffer = profile
+            .as_ref()
+            .map(|p| p.storage.buffer_defaults())
+            .unwrap_or_default();
+        buffer.extend(buffer_table);
+        let buffer_line = |key: &str| -> Option<usize> {
+            let span = buffer_span.clone()?;
+            key_line(text, span.clone(), key).or(Some(line_of(text, span.start)))
+        };
+        let buffer_err = |key: &str, message: String| ConfigError {
+            file: path.to_path_buf(),
+            line: buffer_line(key),
+            key: Some(format!("buffer.{key}")),
+            message,
+        };
+        let buffer: Buffer = toml::Value::Table(buffer).try_into().map_err(|e: toml::de::Error| {
+            let why = e.message().trim().to_string();
+            if why.contains("missing field `path`") {
+                return buffer_err("path", "missing: the outbox file; set it in [buffer] or as buffer_path in the hardware profile's [storage]".into());
+            }
+            // serde names the offending key between backticks: point at its line.
+            let key = why.split('`').nth(1).unwrap_or("").to_string();
+            ConfigError { key: Some("buffer".into()), ..buffer_err(&key, why) }
+        })?;
 
         let up = &raw.uplink;
         if up.brokers.get_ref().is_empty() {
@@ -692,14 +824,12 @@ impl Config {
                 }
             }
         }
-        let bp = &raw.buffer.path;
-        if let Err(why) = check_writable_db_path(bp.get_ref()) {
-            return Err(err(Some(bp.span()), Some("buffer.path"), why));
+        if let Err(why) = check_writable_db_path(&buffer.path) {
+            return Err(buffer_err("path", why));
         }
-        if raw.buffer.max_bytes < 1 << 20 {
-            return Err(err(
-                None,
-                Some("buffer.max_bytes"),
+        if buffer.max_bytes < 1 << 20 {
+            return Err(buffer_err(
+                "max_bytes",
                 "must be at least 1 MiB (1048576)".into(),
             ));
         }
@@ -707,8 +837,9 @@ impl Config {
             source: path.to_path_buf(),
             station: raw.station,
             uplink: raw.uplink,
-            buffer: raw.buffer,
+            buffer,
             devices,
+            profile,
         })
     }
 
@@ -737,6 +868,24 @@ fn load<T: DeviceTable>(table: toml::Table) -> Result<T, String> {
         .map_err(|e: toml::de::Error| e.message().trim().to_string())?;
     device.check()?;
     Ok(device)
+}
+
+/// The line where `key = …` is written inside the table that starts at `span`, if it is.
+fn key_line(text: &str, span: Range<usize>, key: &str) -> Option<usize> {
+    if key.is_empty() {
+        return None;
+    }
+    let first = line_of(text, span.start);
+    text.lines()
+        .enumerate()
+        .skip(first - 1)
+        .take_while(|(i, l)| *i + 1 == first || !l.trim_start().starts_with('['))
+        .find(|(_, l)| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|(i, _)| i + 1)
 }
 
 /// 1-based line of a byte offset.
@@ -902,6 +1051,192 @@ listen = "tcp://127.0.0.1:7070"
         assert_eq!(e.key.as_deref(), Some("buffer.path"));
         assert!(e.message.contains("does not exist"), "{e}");
         assert_eq!(e.line, Some(10));
+    }
+
+    /// A profile file in `dir/hw-profiles/box.toml` and a station config using it.
+    fn with_profile(
+        dir: &Path,
+        profile: &str,
+        station_devices: &str,
+    ) -> Result<Config, ConfigError> {
+        std::fs::create_dir_all(dir.join("hw-profiles")).unwrap();
+        std::fs::write(dir.join("hw-profiles/box.toml"), profile).unwrap();
+        let text = format!(
+            "[station]\nid = \"s1\"\nname = \"n\"\nprofile = \"box\"\n\n[uplink]\nbrokers = [\"mqtt://127.0.0.1\"]\n{station_devices}"
+        );
+        let path = dir.join("stationd.toml");
+        std::fs::write(&path, &text).unwrap();
+        Config::load(&path)
+    }
+
+    fn box_profile(dir: &Path) -> String {
+        format!(
+            r#"[profile]
+name = "box"
+description = "test box"
+arch = "any"
+
+[storage]
+buffer_path = "{}/outbox.db"
+buffer_max_bytes = 2097152
+
+[[serial]]
+name = "com1"
+path = "/dev/ttyS0"
+baud = 4800
+parity = "even"
+
+[[device]]
+id = "gps0"
+driver = "nmea"
+port = "com1"
+
+[[device]]
+id = "ingest0"
+driver = "jsonl"
+listen = "tcp://127.0.0.1:7070"
+"#,
+            dir.display()
+        )
+    }
+
+    fn nmea(c: &Config, id: &str) -> NmeaDevice {
+        c.devices
+            .iter()
+            .find_map(|d| match d {
+                Device::Nmea(n) if n.id == id => Some(n.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no nmea device {id}"))
+    }
+
+    #[test]
+    fn a_profile_gives_devices_ports_and_buffer_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = with_profile(dir.path(), &box_profile(dir.path()), "").unwrap();
+        assert_eq!(c.profile.as_ref().unwrap().name, "box");
+        assert_eq!(c.buffer.path, dir.path().join("outbox.db"));
+        assert_eq!(c.buffer.max_bytes, 2097152);
+        let ids: Vec<&str> = c.devices.iter().map(|d| d.id()).collect();
+        assert_eq!(ids, ["gps0", "ingest0"]);
+        let gps = nmea(&c, "gps0");
+        assert_eq!(gps.path, Path::new("/dev/ttyS0"));
+        assert_eq!((gps.baud, gps.parity.as_str()), (4800, "even"));
+    }
+
+    #[test]
+    fn the_station_config_overrides_disables_and_adds() {
+        let dir = tempfile::tempdir().unwrap();
+        let station = r#"
+[buffer]
+max_bytes = 3145728
+
+[[device]]
+id = "gps0"
+baud = 9600
+min_distance_m = 10
+
+[[device]]
+id = "ingest0"
+enabled = false
+
+[[device]]
+id = "gps1"
+driver = "nmea"
+path = "/dev/ttyUSB0"
+"#;
+        let c = with_profile(dir.path(), &box_profile(dir.path()), station).unwrap();
+        assert_eq!(c.buffer.max_bytes, 3145728);
+        assert_eq!(
+            c.buffer.path,
+            dir.path().join("outbox.db"),
+            "kept from the profile"
+        );
+        let ids: Vec<&str> = c.devices.iter().map(|d| d.id()).collect();
+        assert_eq!(ids, ["gps0", "gps1"]);
+        let gps = nmea(&c, "gps0");
+        assert_eq!((gps.baud, gps.parity.as_str()), (9600, "even"));
+        assert_eq!(gps.min_distance_m, 10.0);
+        assert_eq!(gps.path, Path::new("/dev/ttyS0"));
+    }
+
+    #[test]
+    fn profile_errors_point_at_the_profile_and_override_errors_at_the_station() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = box_profile(dir.path()).replace("port = \"com1\"", "port = \"com9\"");
+        let e = with_profile(dir.path(), &bad, "").unwrap_err();
+        assert_eq!(e.file, dir.path().join("hw-profiles/box.toml"), "{e}");
+        assert_eq!(e.line, Some(16), "{e}");
+        assert!(
+            e.message.contains("com9") && e.message.contains("it has: com1"),
+            "{e}"
+        );
+
+        let e = with_profile(
+            dir.path(),
+            &box_profile(dir.path()),
+            "\n[[device]]\nid = \"gps0\"\nbaud = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.file, dir.path().join("stationd.toml"), "{e}");
+        assert_eq!(e.line, Some(9), "the overriding [[device]] table: {e}");
+        assert!(e.message.contains("baud must be positive"), "{e}");
+        assert!(
+            e.message.contains("box.toml:16"),
+            "names the device it overrides: {e}"
+        );
+
+        let e = with_profile(
+            dir.path(),
+            &box_profile(dir.path()),
+            "\n[[device]]\nid = \"gps0\"\ndriver = \"jsonl\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("another driver"), "{e}");
+
+        let e = with_profile(
+            dir.path(),
+            &box_profile(dir.path()).replace("arch = \"any\"", "arch = \"sparc\""),
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.file.ends_with("box.toml")),
+            (Some(4), true),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_profile_lists_the_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("hw-profiles")).unwrap();
+        std::fs::write(dir.path().join("hw-profiles/other.toml"), "").unwrap();
+        let text = "[station]\nid = \"s1\"\nname = \"n\"\nprofile = \"nope\"\n[uplink]\nbrokers = [\"mqtt://h\"]\n";
+        let e = Config::parse(&dir.path().join("stationd.toml"), text).unwrap_err();
+        assert_eq!(e.line, Some(4));
+        assert!(
+            e.message.contains("not found") && e.message.contains("other"),
+            "{e}"
+        );
+        // A port without a profile says what to do instead.
+        let text = format!(
+            "{}\n[[device]]\nid = \"g\"\ndriver = \"nmea\"\nport = \"com1\"\n",
+            base(dir.path())
+        );
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("use `path` instead"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_profiles_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in ["aarch64-gateway", "armv7-box", "generic-x86-4com", "sim"] {
+            let p = Profile::load(&dir.join(format!("hw-profiles/{name}.toml")))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.name, name);
+            assert!(p.device_count() > 0 && !p.serial.is_empty(), "{name}");
+        }
     }
 
     #[test]

@@ -1,0 +1,144 @@
+//! `stationd check-config` and `stationd udev-rules`: validate what the administrator wrote,
+//! and tell what this machine has of what the hardware profile describes.
+
+use super::{report, Check, Outcome};
+use crate::config::{udev, Config, Device, Profile};
+use std::path::{Path, PathBuf};
+
+/// Validates a station config and its profile. A config error is printed as
+/// `file:line: key: problem` on stderr (exit 1); otherwise the checks are printed, where facts
+/// of this machine (a serial port not plugged in, a profile for another CPU) are warnings.
+pub fn check_config(config: &Path, profile_dirs: &[PathBuf], json: bool) -> u8 {
+    let cfg = match Config::load_with(config, profile_dirs) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            if json {
+                report(
+                    &[Check::new("config", Outcome::Failed, e.to_string())],
+                    true,
+                );
+            }
+            return 1;
+        }
+    };
+    let mut checks = vec![Check::new(
+        "config",
+        Outcome::Ok,
+        format!(
+            "{}: station {}, {} device(s), {} broker(s), outbox {}",
+            config.display(),
+            cfg.station.id.as_str(),
+            cfg.devices.len(),
+            cfg.uplink.brokers.get_ref().len(),
+            cfg.buffer.path.display()
+        ),
+    )];
+    match &cfg.profile {
+        Some(p) => {
+            checks.push(Check::new(
+                "profile",
+                Outcome::Ok,
+                format!("{} ({}): {}", p.name, p.source.display(), p.description),
+            ));
+            for note in p.machine_notes() {
+                checks.push(Check::new("machine", Outcome::Warning, note));
+            }
+        }
+        None => checks.push(Check::new(
+            "profile",
+            Outcome::Ok,
+            "none ([station] profile not set): devices come from this file only",
+        )),
+    }
+    for d in &cfg.devices {
+        checks.push(Check::new("device", Outcome::Ok, describe(d)));
+    }
+    report(&checks, json)
+}
+
+/// One line per device: what it is and where it is attached.
+pub fn describe(d: &Device) -> String {
+    match d {
+        Device::Jsonl(j) => format!("{} jsonl {}", j.id, j.listen),
+        Device::Nmea(n) => format!(
+            "{} nmea {} {} baud {}{}{}",
+            n.id,
+            n.path.display(),
+            n.baud,
+            n.data_bits,
+            n.parity.chars().next().unwrap_or('n').to_ascii_uppercase(),
+            n.stop_bits
+        ),
+        Device::Jt808(t) => format!(
+            "{} jt808 {} ({} terminal(s) listed{})",
+            t.id,
+            t.listen,
+            t.terminals.len(),
+            if t.allow_unknown {
+                ", unknown ones allowed"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+/// Validates one profile file on its own (what CI runs on every shipped profile).
+pub fn check_profile(path: &Path, json: bool) -> u8 {
+    match Profile::load(path) {
+        Ok(p) => {
+            let mut checks = vec![Check::new(
+                "profile",
+                Outcome::Ok,
+                format!(
+                    "{} ({}): {}, {} serial port(s), {} device(s)",
+                    p.name,
+                    p.arch.as_str(),
+                    p.description,
+                    p.serial.len(),
+                    p.device_count()
+                ),
+            )];
+            for note in p.machine_notes() {
+                checks.push(Check::new("machine", Outcome::Warning, note));
+            }
+            report(&checks, json)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// Prints udev rules for the given profile files, or for the profile of `config`.
+pub fn udev_rules(config: &Path, profile_dirs: &[PathBuf], profiles: &[PathBuf]) -> u8 {
+    let loaded: Result<Vec<Profile>, String> = if profiles.is_empty() {
+        match Config::load_with(config, profile_dirs) {
+            Ok(Config {
+                profile: Some(p), ..
+            }) => Ok(vec![p]),
+            Ok(_) => Err(format!(
+                "{}: [station] names no hardware profile; give profile files instead",
+                config.display()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    } else {
+        profiles
+            .iter()
+            .map(|p| Profile::load(p).map_err(|e| e.to_string()))
+            .collect()
+    };
+    match loaded.and_then(|ps| udev::rules(&ps)) {
+        Ok(rules) => {
+            print!("{rules}");
+            0
+        }
+        Err(e) => {
+            eprintln!("stationd udev-rules: {e}");
+            1
+        }
+    }
+}

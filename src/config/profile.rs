@@ -1,0 +1,624 @@
+//! Hardware profiles (`hw-profiles/*.toml`, installed in `/usr/share/stationd/hw-profiles`).
+//!
+//! A profile describes one box model and what is attached to it: serial ports and their line
+//! settings, USB serial adapters that udev names `/dev/stationd/NAME`, network interfaces, the
+//! hardware watchdog, storage defaults for the outbox, and the devices with their drivers. It
+//! exists apart from the station config because the same box model is installed in dozens of
+//! stations: whoever qualified the box writes its profile once, and each station's config only
+//! names the profile and says what differs there (broker, car list, a port that is not used).
+//!
+//! How a profile and a station config combine is in [`super::Config::parse`]; this module reads
+//! and checks a profile on its own, so that an error in a profile is reported at the profile's
+//! file and line, not at the station config that happens to use it.
+
+use super::{line_of, ConfigError, Durability};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Where `[station] profile = "NAME"` is looked up, in this order, after any directory given
+/// on the command line (`--profile-dir`): beside the config, then the administrator's own, then
+/// the packaged ones.
+pub fn default_search_dirs(config_path: &Path) -> Vec<PathBuf> {
+    let beside = config_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("hw-profiles");
+    vec![
+        beside,
+        PathBuf::from("/etc/stationd/hw-profiles"),
+        PathBuf::from("/usr/share/stationd/hw-profiles"),
+    ]
+}
+
+/// The directory udev rules put stable serial names in (`/dev/stationd/radio0`).
+pub const UDEV_DIR: &str = "/dev/stationd";
+
+/// A checked hardware profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub source: PathBuf,
+    pub name: String,
+    pub description: String,
+    pub arch: Arch,
+    pub watchdog: Option<Watchdog>,
+    pub storage: Storage,
+    pub network: Vec<Network>,
+    pub serial: Vec<SerialPort>,
+    /// `[[device]]` tables as written (resolved against this profile's ports when combined).
+    pub(super) devices: Vec<ProfileDevice>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct ProfileDevice {
+    pub id: String,
+    pub table: toml::Table,
+    pub line: usize,
+}
+
+/// The CPU a box has; `any` for the simulated box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+    Armv7,
+    Any,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+            Arch::Armv7 => "armv7",
+            Arch::Any => "any",
+        }
+    }
+
+    /// Whether this build runs on such a box.
+    pub fn matches_this_build(self) -> bool {
+        match self {
+            Arch::Any => true,
+            Arch::X86_64 => cfg!(target_arch = "x86_64"),
+            Arch::Aarch64 => cfg!(target_arch = "aarch64"),
+            Arch::Armv7 => cfg!(target_arch = "arm"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    name: String,
+    description: String,
+    arch: Arch,
+}
+
+/// The box's hardware watchdog. systemd pets it (`RuntimeWatchdogSec=`, docs/OPERATIONS.md);
+/// the profile records it so check-config can say whether it is there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watchdog {
+    pub device: PathBuf,
+    /// Kernel module that drives it (informational: `iTCO_wdt`, `imx2_wdt`, …).
+    #[serde(default)]
+    pub module: Option<String>,
+    /// What `RuntimeWatchdogSec=` should be set to on this box.
+    pub timeout_s: u32,
+}
+
+/// Storage of the box and the outbox defaults that suit it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// `ssd`, `emmc`, `sd`, `tmpfs`: informational, and the reason for the defaults below.
+    #[serde(default)]
+    pub medium: Option<String>,
+    /// Default `[buffer] path`.
+    #[serde(default)]
+    pub buffer_path: Option<PathBuf>,
+    /// Default `[buffer] max_bytes`.
+    #[serde(default)]
+    pub buffer_max_bytes: Option<u64>,
+    /// Default `[buffer] durability`.
+    #[serde(default)]
+    pub durability: Option<Durability>,
+}
+
+impl Storage {
+    /// The `[buffer]` keys this storage provides, to be overlaid by the station config.
+    pub(super) fn buffer_defaults(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        if let Some(p) = &self.buffer_path {
+            t.insert("path".into(), p.display().to_string().into());
+        }
+        if let Some(m) = self.buffer_max_bytes {
+            t.insert("max_bytes".into(), (m as i64).into());
+        }
+        if let Some(d) = self.durability {
+            let s = match d {
+                Durability::PowerCut => "power-cut",
+                Durability::ProcessCrash => "process-crash",
+            };
+            t.insert("durability".into(), s.into());
+        }
+        t
+    }
+}
+
+/// A network interface of the box and what it is for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub interface: String,
+    /// `uplink` (to central), `devices` (cameras, docks, terminals), `management`, `cellular`.
+    pub role: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+const NETWORK_ROLES: &[&str] = &["uplink", "devices", "management", "cellular"];
+
+/// A serial port: on the board (`path = "/dev/ttyS0"`) or a USB adapter matched by udev
+/// (`usb = {…}`, named `/dev/stationd/NAME`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialPort {
+    pub name: String,
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub usb: Option<UsbMatch>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub baud: Option<u32>,
+    #[serde(default)]
+    pub data_bits: Option<u8>,
+    #[serde(default)]
+    pub parity: Option<String>,
+    #[serde(default)]
+    pub stop_bits: Option<u8>,
+    #[serde(default)]
+    pub flow_control: Option<String>,
+}
+
+impl SerialPort {
+    /// The device node drivers open.
+    pub fn device_path(&self) -> PathBuf {
+        match (&self.path, &self.usb) {
+            (Some(p), _) => p.clone(),
+            (None, _) => Path::new(UDEV_DIR).join(&self.name),
+        }
+    }
+
+    /// The keys a device using this port inherits: `path` and the line settings given.
+    fn device_keys(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert(
+            "path".into(),
+            self.device_path().display().to_string().into(),
+        );
+        if let Some(b) = self.baud {
+            t.insert("baud".into(), i64::from(b).into());
+        }
+        if let Some(b) = self.data_bits {
+            t.insert("data_bits".into(), i64::from(b).into());
+        }
+        if let Some(p) = &self.parity {
+            t.insert("parity".into(), p.clone().into());
+        }
+        if let Some(s) = self.stop_bits {
+            t.insert("stop_bits".into(), i64::from(s).into());
+        }
+        if let Some(f) = &self.flow_control {
+            t.insert("flow_control".into(), f.clone().into());
+        }
+        t
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !is_port_name(&self.name) {
+            return Err(format!(
+                "serial port name {:?} must be 1-32 characters of a-z, 0-9, '-' and '_'",
+                self.name
+            ));
+        }
+        match (&self.path, &self.usb) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "serial port {:?}: give either `path` (a port on the board) or `usb` (an adapter udev names {UDEV_DIR}/{}), not both",
+                    self.name, self.name
+                ))
+            }
+            (None, None) => {
+                return Err(format!(
+                    "serial port {:?}: needs `path` (e.g. \"/dev/ttyS0\") or `usb = {{ vendor = \"0403\", product = \"6001\" }}`",
+                    self.name
+                ))
+            }
+            (Some(p), None) if !p.is_absolute() => {
+                return Err(format!(
+                    "serial port {:?}: path {} must be absolute",
+                    self.name,
+                    p.display()
+                ))
+            }
+            _ => {}
+        }
+        if let Some(u) = &self.usb {
+            u.check()
+                .map_err(|e| format!("serial port {:?}: {e}", self.name))?;
+        }
+        Ok(())
+    }
+}
+
+/// How udev recognises a USB serial adapter: vendor and product id (4 hex digits, as `lsusb`
+/// prints them), optionally its serial number and, for adapters with several ports, the USB
+/// interface number.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsbMatch {
+    pub vendor: String,
+    pub product: String,
+    #[serde(default)]
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub interface: Option<u8>,
+}
+
+impl UsbMatch {
+    fn check(&self) -> Result<(), String> {
+        let hex4 = |s: &str| s.len() == 4 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex4(&self.vendor) || !hex4(&self.product) {
+            return Err(format!(
+                "usb vendor {:?} and product {:?} must be 4 hex digits, as lsusb prints them (e.g. 0403:6001)",
+                self.vendor, self.product
+            ));
+        }
+        if let Some(s) = &self.serial {
+            // It goes into a udev rule between quotes: keep it to what adapters actually use.
+            if s.is_empty()
+                || s.len() > 64
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            {
+                return Err(format!(
+                    "usb serial {s:?} must be 1-64 characters of A-Z, a-z, 0-9 and -_.: (see `udevadm info /dev/ttyUSB0 | grep ID_SERIAL_SHORT`)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_port_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    profile: Header,
+    #[serde(default)]
+    watchdog: Option<Watchdog>,
+    #[serde(default)]
+    storage: Storage,
+    #[serde(default)]
+    network: Vec<Spanned<Network>>,
+    #[serde(default)]
+    serial: Vec<Spanned<SerialPort>>,
+    #[serde(default)]
+    device: Vec<Spanned<toml::Table>>,
+}
+
+impl Profile {
+    /// Finds the profile a station config names: a path (`./x.toml`, `/abs/x.toml`, anything
+    /// with a `/` or ending in `.toml`, relative to the config's directory) or a name looked up
+    /// as `NAME.toml` in `dirs`.
+    pub fn find(name: &str, config_path: &Path, dirs: &[PathBuf]) -> Result<PathBuf, String> {
+        if name.contains('/') || name.ends_with(".toml") {
+            let p = Path::new(name);
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                config_path.parent().unwrap_or(Path::new(".")).join(p)
+            };
+            return if p.is_file() {
+                Ok(p)
+            } else {
+                Err(format!("hardware profile file {} not found", p.display()))
+            };
+        }
+        if !is_port_name(name) {
+            return Err(format!(
+                "profile {name:?} is neither a profile name (a-z, 0-9, '-', '_') nor a path to a .toml file"
+            ));
+        }
+        for dir in dirs {
+            let p = dir.join(format!("{name}.toml"));
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+        let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let mut known: Vec<String> = dirs
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                n.strip_suffix(".toml").map(str::to_string)
+            })
+            .collect();
+        known.sort();
+        known.dedup();
+        Err(format!(
+            "hardware profile {name:?} not found (looked for {name}.toml in {}); known profiles: {}",
+            looked.join(", "),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    }
+
+    /// Reads and checks a profile file.
+    pub fn load(path: &Path) -> Result<Profile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read the hardware profile: {e}"),
+        })?;
+        Profile::parse(path, &text)
+    }
+
+    /// Checks `text` as the profile at `path`: shape, values, and every device on its own.
+    pub fn parse(path: &Path, text: &str) -> Result<Profile, ConfigError> {
+        let err = |line: Option<usize>, key: Option<String>, message: String| ConfigError {
+            file: path.to_path_buf(),
+            line,
+            key,
+            message,
+        };
+        let raw: RawProfile = toml::from_str(text).map_err(|e| {
+            err(
+                e.span().map(|s| line_of(text, s.start)),
+                None,
+                e.message().trim().to_string(),
+            )
+        })?;
+        if !is_port_name(&raw.profile.name) {
+            return Err(err(
+                None,
+                Some("profile.name".into()),
+                "must be 1-32 characters of a-z, 0-9, '-' and '_'".into(),
+            ));
+        }
+        if let Some(w) = &raw.watchdog {
+            if !w.device.is_absolute() || w.timeout_s == 0 {
+                return Err(err(
+                    None,
+                    Some("watchdog".into()),
+                    "device must be an absolute path (e.g. /dev/watchdog0) and timeout_s positive"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(p) = &raw.storage.buffer_path {
+            if !p.is_absolute() {
+                return Err(err(
+                    None,
+                    Some("storage.buffer_path".into()),
+                    format!("{} must be absolute", p.display()),
+                ));
+            }
+        }
+        let mut network = Vec::new();
+        for n in raw.network {
+            let line = line_of(text, n.span().start);
+            let n = n.into_inner();
+            let valid_name = !n.interface.is_empty()
+                && n.interface.len() <= 15
+                && !n.interface.contains(['/', ' ', ':']);
+            if !valid_name {
+                return Err(err(
+                    Some(line),
+                    Some("network.interface".into()),
+                    format!(
+                        "{:?} is not an interface name (at most 15 characters, no '/', ':' or spaces)",
+                        n.interface
+                    ),
+                ));
+            }
+            if !NETWORK_ROLES.contains(&n.role.as_str()) {
+                return Err(err(
+                    Some(line),
+                    Some(format!("network {:?}", n.interface)),
+                    format!(
+                        "role {:?} must be one of {}",
+                        n.role,
+                        NETWORK_ROLES.join(", ")
+                    ),
+                ));
+            }
+            network.push(n);
+        }
+        let mut serial = Vec::new();
+        let mut names = HashSet::new();
+        for s in raw.serial {
+            let line = line_of(text, s.span().start);
+            let s = s.into_inner();
+            let key = Some(format!("serial {:?}", s.name));
+            s.check().map_err(|e| err(Some(line), key.clone(), e))?;
+            if !names.insert(s.name.clone()) {
+                return Err(err(Some(line), key, "serial port name used twice".into()));
+            }
+            serial.push(s);
+        }
+        let mut profile = Profile {
+            source: path.to_path_buf(),
+            name: raw.profile.name,
+            description: raw.profile.description,
+            arch: raw.profile.arch,
+            watchdog: raw.watchdog,
+            storage: raw.storage,
+            network,
+            serial,
+            devices: Vec::new(),
+        };
+        let mut ids = HashSet::new();
+        let mut ports_used = HashSet::new();
+        for table in raw.device {
+            let line = line_of(text, table.span().start);
+            let table = table.into_inner();
+            let id = table
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            let key = Some(format!("device {id:?}"));
+            if table.contains_key("enabled") {
+                return Err(err(
+                    Some(line),
+                    key,
+                    "`enabled` belongs in the station config (to switch a profile device off)"
+                        .into(),
+                ));
+            }
+            // Each device must stand on its own, so the profile is valid for every station.
+            let resolved = profile
+                .resolve_port(table.clone())
+                .map_err(|e| err(Some(line), key.clone(), e))?;
+            super::device_from_table(resolved).map_err(|e| err(Some(line), key.clone(), e))?;
+            if !ids.insert(id.clone()) {
+                return Err(err(Some(line), key, "device id used twice".into()));
+            }
+            if let Some(port) = table.get("port").and_then(|v| v.as_str()) {
+                if !ports_used.insert(port.to_string()) {
+                    return Err(err(
+                        Some(line),
+                        key,
+                        format!("serial port {port:?} is already used by another device"),
+                    ));
+                }
+            }
+            profile.devices.push(ProfileDevice { id, table, line });
+        }
+        Ok(profile)
+    }
+
+    /// Replaces `port = "NAME"` in a device table by the port's `path` and line settings; keys
+    /// the table sets itself win.
+    pub(super) fn resolve_port(&self, table: toml::Table) -> Result<toml::Table, String> {
+        resolve_port(Some(self), table)
+    }
+
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    pub fn port(&self, name: &str) -> Option<&SerialPort> {
+        self.serial.iter().find(|p| p.name == name)
+    }
+
+    /// Facts about this machine worth telling whoever runs check-config on the box: a missing
+    /// serial port, watchdog or network interface, or a profile for another CPU. None of them
+    /// is an error: the config may be checked on another machine, and USB devices come and go.
+    pub fn machine_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if !self.arch.matches_this_build() {
+            // Checked on another machine: what this one has says nothing about the box.
+            notes.push(format!(
+                "profile {} is for {} boxes; this stationd is built for {} (ports, interfaces and watchdog not looked for)",
+                self.name,
+                self.arch.as_str(),
+                std::env::consts::ARCH
+            ));
+            return notes;
+        }
+        if let Some(w) = &self.watchdog {
+            if !w.device.exists() {
+                notes.push(format!(
+                    "watchdog {} is not present on this machine (module {})",
+                    w.device.display(),
+                    w.module.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+        for n in &self.network {
+            if !Path::new("/sys/class/net").join(&n.interface).exists() {
+                notes.push(format!(
+                    "network interface {} ({}) is not present on this machine",
+                    n.interface, n.role
+                ));
+            }
+        }
+        for s in &self.serial {
+            let p = s.device_path();
+            if !p.exists() {
+                let hint = if s.usb.is_some() {
+                    " (plug the adapter in; the udev rules name it, see `stationd udev-rules`)"
+                } else {
+                    ""
+                };
+                notes.push(format!(
+                    "serial port {} ({}) is not present on this machine{hint}",
+                    s.name,
+                    p.display()
+                ));
+            }
+        }
+        notes
+    }
+}
+
+/// `port = "NAME"` → the port's keys under the table's own; an error names the ports there are.
+pub(super) fn resolve_port(
+    profile: Option<&Profile>,
+    mut table: toml::Table,
+) -> Result<toml::Table, String> {
+    let Some(port) = table.remove("port") else {
+        return Ok(table);
+    };
+    let Some(name) = port.as_str() else {
+        return Err("port must be the name of a serial port of the hardware profile".into());
+    };
+    let driver = table.get("driver").and_then(|d| d.as_str()).unwrap_or("");
+    if !super::SERIAL_DRIVERS.contains(&driver) {
+        return Err(format!(
+            "driver {driver:?} does not use a serial port; `port` is for {}",
+            super::SERIAL_DRIVERS.join(", ")
+        ));
+    }
+    let Some(profile) = profile else {
+        return Err(format!(
+            "port {name:?} names a serial port of the hardware profile, but [station] names no profile; use `path` instead"
+        ));
+    };
+    let Some(p) = profile.port(name) else {
+        let known: Vec<&str> = profile.serial.iter().map(|p| p.name.as_str()).collect();
+        return Err(format!(
+            "port {name:?} is not a serial port of profile {} (it has: {})",
+            profile.name,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+    };
+    let mut merged = p.device_keys();
+    merged.extend(table);
+    Ok(merged)
+}

@@ -216,7 +216,7 @@ fn main() {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let acked = stationd::metrics::counter("uplink.acked", "");
             let before = acked.load(std::sync::atomic::Ordering::Relaxed);
-            let running = stationd::daemon::start(cfg, stop_rx).await.unwrap();
+            let running = stationd::daemon::start(cfg, stop_rx, None).await.unwrap();
             let start = Instant::now();
             while acked.load(std::sync::atomic::Ordering::Relaxed) - before < n_drain {
                 tokio::time::sleep(Duration::from_millis(2)).await;

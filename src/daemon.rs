@@ -60,11 +60,19 @@ pub fn new_boot_id() -> String {
 }
 
 pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+    run_with_control(cfg, Some(crate::control::default_socket_path())).await
+}
+
+/// `run`, with the control socket at `control` (none: no technician views).
+pub async fn run_with_control(
+    cfg: Config,
+    control: Option<std::path::PathBuf>,
+) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let running = start(cfg, stop_rx).await?;
+    let running = start(cfg, stop_rx, control).await?;
     crate::systemd::ready("running; connecting to central");
     let watchdog = crate::systemd::watchdog_interval();
     let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(10)));
@@ -108,12 +116,20 @@ pub struct Running {
     writer: WriterThread,
     control: outbox::WriterControl,
     uplink_heartbeat: Arc<crate::systemd::Heartbeat>,
+    control_server: Option<tokio::task::JoinHandle<()>>,
     pub sink: outbox::EventSink,
     pub uplink_status: Arc<std::sync::Mutex<crate::uplink::UplinkStatus>>,
 }
 
-/// Opens the outbox, starts the writer, the drivers and the uplink. `stop` ends them.
-pub async fn start(cfg: Config, stop: watch::Receiver<bool>) -> Result<Running, DaemonError> {
+/// Opens the outbox, starts the writer, the drivers, the uplink and, when `control` is given,
+/// the control socket there. `stop` ends them.
+pub async fn start(
+    cfg: Config,
+    stop: watch::Receiver<bool>,
+    control_socket: Option<std::path::PathBuf>,
+) -> Result<Running, DaemonError> {
+    let started = std::time::Instant::now();
+    let started_ms = crate::clock::unix_ms();
     let boot_id = new_boot_id();
     let opts = OutboxOptions {
         path: cfg.buffer.path.clone(),
@@ -141,6 +157,7 @@ pub async fn start(cfg: Config, stop: watch::Receiver<bool>) -> Result<Running, 
     let (writer, sink, control) =
         WriterThread::start(store, WRITER_QUEUE, new_data.clone(), link.clone());
     let reader = Reader::open(&path)?;
+    let control_reader = Reader::open(&path)?;
     let drivers = drivers::start_all(&cfg.devices, &sink, &stop).await?;
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
@@ -148,11 +165,37 @@ pub async fn start(cfg: Config, stop: watch::Receiver<bool>) -> Result<Running, 
         control.clone(),
         new_data,
         link,
-        stop,
+        stop.clone(),
     );
     let uplink_status = uplink.status();
     let uplink_heartbeat = uplink.heartbeat();
     let uplink = tokio::spawn(uplink.run());
+    // The technician's views are a convenience: without the socket the daemon still does its job.
+    let control_server = control_socket.and_then(|socket| match crate::control::server::bind(&socket) {
+        Ok(listener) => {
+            tracing::info!(event = "control.listening", path = %socket.display(), "control socket ready (stationd status / devices / outbox)");
+            let sources = crate::control::server::Sources {
+                station: cfg.station.id.as_str().to_string(),
+                station_name: cfg.station.name.clone(),
+                profile: cfg.profile.as_ref().map(|p| p.name.clone()),
+                outbox_path: path.clone(),
+                reader: Arc::new(std::sync::Mutex::new(control_reader)),
+                uplink: uplink_status.clone(),
+                started,
+                started_ms,
+            };
+            Some(tokio::spawn(crate::control::server::serve(
+                listener,
+                socket,
+                Arc::new(sources),
+                stop.clone(),
+            )))
+        }
+        Err(e) => {
+            tracing::warn!(event = "control.unavailable", error = %e, "no control socket: stationd status/devices/outbox will not reach this daemon");
+            None
+        }
+    });
     tracing::info!(
         event = "daemon.ready",
         devices = cfg.devices.len(),
@@ -164,6 +207,7 @@ pub async fn start(cfg: Config, stop: watch::Receiver<bool>) -> Result<Running, 
         writer,
         control,
         uplink_heartbeat,
+        control_server,
         sink,
         uplink_status,
     })
@@ -227,6 +271,9 @@ impl Running {
             );
             self.uplink.abort();
             let _ = (&mut self.uplink).await;
+        }
+        if let Some(c) = self.control_server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), c).await;
         }
         // 3. Everything queued is committed; the writer ends when its last sender is gone.
         drop(self.sink);

@@ -490,6 +490,7 @@ fn render(
     outbox: &str,
     elapsed: u64,
     plain: bool,
+    hint: &str,
 ) -> String {
     let link = if link_up {
         format!("UP   (outage in {phase_left:>2}s)")
@@ -508,7 +509,8 @@ fn render(
     }
     let mut s = String::from("\x1b[2J\x1b[H");
     s.push_str(&format!("stationd demo — station {STATION} → central dispatch (embedded MQTT broker)   t={elapsed}s\n"));
-    s.push_str("Ctrl-C stops. The uplink is cut now and then: watch the outbox fill, then drain as HISTORICAL.\n\n");
+    s.push_str("Ctrl-C stops. The uplink is cut now and then: watch the outbox fill, then drain as HISTORICAL.\n");
+    s.push_str(&format!("{hint}\n\n"));
     s.push_str(&format!("  uplink          {link}\n"));
     s.push_str(&format!("  station outbox  {outbox}\n"));
     s.push_str(&format!(
@@ -594,7 +596,12 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (inputs_stop_tx, inputs_stop_rx) = watch::channel(false);
         let receiver = simulate_receiver(&dir.0.join("gps0"), inputs_stop_rx.clone())?;
-        let station = crate::daemon::start(cfg, stop_rx.clone()).await?;
+        let control = dir.0.join("control.sock");
+        let hint = format!("technician's view, in another terminal: STATIOND_CONTROL_SOCKET={} stationd devices", control.display());
+        if plain {
+            println!("{hint}");
+        }
+        let station = crate::daemon::start(cfg, stop_rx.clone(), Some(control)).await?;
         let inputs = tokio::spawn(simulate_inputs(ingest_port, inputs_stop_rx.clone()));
         let terminals: Vec<_> = (0..CARS.len()).map(|i| tokio::spawn(simulate_terminal(fleet_port, i, inputs_stop_rx.clone()))).collect();
         let mut view = CentralView::default();
@@ -620,7 +627,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             while let Ok((topic, payload)) = received.try_recv() {
                 view.take(&topic, &payload);
             }
-            let _ = out.write_all(render(&view, up, phase_left, &outbox_summary(&db), elapsed, plain).as_bytes());
+            let _ = out.write_all(render(&view, up, phase_left, &outbox_summary(&db), elapsed, plain, &hint).as_bytes());
             let _ = out.flush();
         }
         // Wind down: stop the inputs, restore the link, let the backlog drain, stop the station.

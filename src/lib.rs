@@ -10,11 +10,13 @@ pub mod cli;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod control;
 pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod drivers;
 pub mod event;
+pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;

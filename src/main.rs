@@ -55,13 +55,27 @@ enum Command {
         /// Hardware profile files (default: the profile the config names).
         profiles: Vec<PathBuf>,
     },
-    /// Show the outbox: depth per class, oldest age, bytes, evictions. Safe while the daemon runs.
+    /// The running daemon: uplink, uptime, backlog per class, last error, device states.
+    Status {
+        #[command(flatten)]
+        view: ViewArgs,
+    },
+    /// Each device: driver, state, last seen, counters.
+    Devices {
+        #[command(flatten)]
+        view: ViewArgs,
+    },
+    /// The outbox: rows per class, oldest age, bytes, evictions. Asks the running daemon; with
+    /// --config or --file it reads the file itself (for a stopped daemon; needs read access).
     Outbox {
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        view: ViewArgs,
+        /// Read the outbox of this station config directly instead of asking the daemon.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Read this outbox file directly instead of asking the daemon.
+        #[arg(long, conflicts_with = "config")]
+        file: Option<PathBuf>,
     },
     /// The whole station simulated on one command: inputs, the daemon, central dispatch
     /// (an embedded MQTT broker) and a live view of what central receives. Nothing to install.
@@ -80,6 +94,25 @@ enum Command {
         #[arg(long)]
         plain: bool,
     },
+}
+
+/// Options of the technician's views.
+#[derive(clap::Args)]
+struct ViewArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// The daemon's control socket [default: $STATIOND_CONTROL_SOCKET or /run/stationd/control.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl ViewArgs {
+    fn socket(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(stationd::control::default_socket_path)
+    }
 }
 
 fn main() -> ExitCode {
@@ -148,15 +181,22 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Outbox { config, json } => {
-            let cfg = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(exit_code::CONFIG as u8);
+        Command::Status { view } => ExitCode::from(cli::views::status(&view.socket(), view.json)),
+        Command::Devices { view } => ExitCode::from(cli::views::devices(&view.socket(), view.json)),
+        Command::Outbox { view, config, file } => {
+            let path = match (config, file) {
+                (None, None) => {
+                    return ExitCode::from(cli::views::outbox(&view.socket(), view.json))
                 }
+                (_, Some(f)) => f,
+                (Some(c), None) => match Config::load(&c) {
+                    Ok(cfg) => cfg.buffer.path,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(exit_code::CONFIG as u8);
+                    }
+                },
             };
-            let path = &cfg.buffer.path;
             if !path.exists() {
                 eprintln!(
                     "no outbox at {} yet (the daemon creates it on first start)",
@@ -164,7 +204,7 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(1);
             }
-            let stats = outbox::Reader::open(path).and_then(|r| {
+            let stats = outbox::Reader::open(&path).and_then(|r| {
                 r.stats().map_err(|e| outbox::OutboxError::Open {
                     path: path.clone(),
                     source: e,
@@ -172,14 +212,7 @@ fn main() -> ExitCode {
             });
             match stats {
                 Ok(s) => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&s).expect("stats serialise")
-                        );
-                    } else {
-                        print_outbox(path, &s);
-                    }
+                    cli::views::print_outbox(&path, stationd::clock::unix_ms(), &s, view.json);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -188,45 +221,5 @@ fn main() -> ExitCode {
                 }
             }
         }
-    }
-}
-
-fn print_outbox(path: &std::path::Path, s: &outbox::OutboxStats) {
-    let now = stationd::clock::unix_ms();
-    let age = |oldest: Option<i64>| match oldest {
-        Some(ms) => format_age((now - ms).max(0) / 1000),
-        None => "-".into(),
-    };
-    println!("outbox {}", path.display());
-    println!(
-        "{:<10} {:>10} {:>12} {:>12}",
-        "class", "rows", "bytes", "oldest"
-    );
-    for (name, c) in [
-        ("alarm", &s.alarm),
-        ("event", &s.event),
-        ("telemetry", &s.telemetry),
-    ] {
-        println!(
-            "{:<10} {:>10} {:>12} {:>12}",
-            name,
-            c.rows,
-            c.bytes,
-            age(c.oldest_ms)
-        );
-    }
-    println!("{:<10} {:>10} {:>12}", "total", s.rows(), s.bytes);
-    println!(
-        "next seq {}; evicted {} row(s) in {} round(s)",
-        s.next_seq, s.evicted_rows, s.eviction_rounds
-    );
-}
-
-fn format_age(secs: i64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
     }
 }

@@ -6,6 +6,7 @@
 //! default, `--json` for scripts, exit 0 when nothing failed.
 
 pub mod check;
+pub mod views;
 
 use serde::Serialize;
 

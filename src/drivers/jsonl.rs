@@ -151,6 +151,7 @@ async fn read_connection(
         let eof = match n {
             Ok(0) => true,
             Ok(n) => {
+                crate::health::seen(device);
                 let now = crate::clock::now();
                 framer.push(&buf[..n], |f| {
                     handle(f, device, peer, now, counters, &mut rejects, &mut events)
@@ -167,6 +168,7 @@ async fn read_connection(
             framer.finish(|f| handle(f, device, peer, now, counters, &mut rejects, &mut events));
         }
         for ev in events.drain(..) {
+            crate::health::observe(device, "jsonl", &ev);
             if sink.send(ev).await.is_err() {
                 return;
             }

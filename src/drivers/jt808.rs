@@ -516,6 +516,10 @@ async fn connection(
         };
         let now = crate::clock::now();
         let mono = started.elapsed().as_millis() as u64;
+        crate::health::seen(&shared.device);
+        if let Some(car) = session.car() {
+            crate::health::seen(car);
+        }
         decoder.push(&buf[..n], |f| match f {
             Ok(frame) => {
                 metrics::inc(&counters.frames);
@@ -538,6 +542,7 @@ async fn connection(
                     }
                 }
                 Action::Event(ev) => {
+                    crate::health::observe(&shared.device, "jt808", &ev);
                     if sink.send(ev).await.is_err() {
                         return;
                     }
@@ -563,6 +568,7 @@ async fn connection(
             false,
             json!({"driver": "jt808", "reason": reason}),
         );
+        crate::health::observe(&shared.device, "jt808", &ev);
         let _ = sink.send(ev).await;
     }
 }

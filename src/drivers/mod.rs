@@ -32,6 +32,11 @@ pub async fn start_all(
 ) -> Result<JoinSet<()>, DriverError> {
     let mut set = JoinSet::new();
     for device in devices {
+        let initial = match device {
+            Device::Nmea(_) => "waiting",
+            Device::Jsonl(_) | Device::Jt808(_) => "listening",
+        };
+        crate::health::register(device.id(), device.driver(), initial);
         match device {
             Device::Jsonl(d) => {
                 let listener = jsonl::bind(d).await?;

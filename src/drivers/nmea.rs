@@ -63,6 +63,7 @@ pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<b
                             Ok(0) => break "end of file".to_string(),
                             Err(e) => break e.to_string(),
                             Ok(n) => {
+                                crate::health::seen(&d.id);
                                 let now = now_ms();
                                 framer.push(&buf[..n], |f| match f {
                                     Frame::Sentence(s) => match parse(s) {
@@ -101,6 +102,11 @@ pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<b
                 }
             }
             Err(e) => {
+                crate::health::set_state(
+                    &d.id,
+                    "offline",
+                    Some(&format!("cannot open {}: {e}", d.path.display())),
+                );
                 if !open_error_logged {
                     tracing::warn!(event = "device.open_failed", device_id = %d.id, driver = "nmea", path = %d.path.display(), error = %e, "cannot open the serial port; retrying (check the cable, the path and the dialout group)");
                     open_error_logged = true;
@@ -163,6 +169,7 @@ async fn send(
                 Event::new(device, kind, Priority::Event, (now, clock), false, data)
             }
         };
+        crate::health::observe(device, "nmea", &ev);
         if sink.send(ev).await.is_err() {
             return false;
         }

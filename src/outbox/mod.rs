@@ -151,7 +151,7 @@ impl OutboxError {
 }
 
 /// Per-class figures for `stationd outbox`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClassStats {
     pub rows: u64,
     /// `ts` of the oldest row (ms since the epoch).
@@ -159,7 +159,7 @@ pub struct ClassStats {
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutboxStats {
     pub alarm: ClassStats,
     pub event: ClassStats,

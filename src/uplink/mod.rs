@@ -185,10 +185,14 @@ enum SessionEnd {
 }
 
 /// Where the uplink stands, for the technician's views.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct UplinkStatus {
     pub connected_to: Option<String>,
+    /// Unix ms of the last connection (while connected) or of the last loss.
+    pub since_ms: Option<i64>,
+    /// The last connection failure or loss, kept after a reconnect for the technician.
     pub last_error: Option<String>,
+    pub last_error_ms: Option<i64>,
     pub in_flight: usize,
 }
 
@@ -280,8 +284,13 @@ impl Uplink {
 
     fn set_error(&self, e: String) {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let now = crate::clock::unix_ms();
+        if st.connected_to.is_some() || st.since_ms.is_none() {
+            st.since_ms = Some(now);
+        }
         st.connected_to = None;
         st.last_error = Some(e);
+        st.last_error_ms = Some(now);
         st.in_flight = 0;
     }
 
@@ -340,6 +349,7 @@ impl Uplink {
         {
             let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
             st.connected_to = Some(broker.to_string());
+            st.since_ms = Some(crate::clock::unix_ms());
         }
         let mut s = SessionState::default();
         let end = self.drive(&client, &mut nrx, &mut s, broker).await;

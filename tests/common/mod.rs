@@ -390,7 +390,21 @@ listen = "unix://{sock}"
         )
     }
 
-    /// `stationd outbox --json` as the technician would run it.
+    /// The control socket of this station's daemon.
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir.path().join("control.sock")
+    }
+
+    /// A technician's command (`status`, `devices`, `outbox`) against this station's daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_stationd"))
+            .args(args)
+            .env("STATIOND_CONTROL_SOCKET", self.control_socket())
+            .output()
+            .unwrap()
+    }
+
+    /// `stationd outbox --json --config` (reads the file) as the technician would run it.
     pub fn outbox_stats(&self) -> Value {
         let out = Command::new(env!("CARGO_BIN_EXE_stationd"))
             .args(["outbox", "--json", "--config"])
@@ -456,6 +470,11 @@ impl Daemon {
         }
         // Nothing of the outer systemd (if CI runs under one) leaks into the daemon under test.
         cmd.env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC");
+        // Each daemon's control socket beside its log, never the system's /run/stationd.
+        cmd.env(
+            "STATIOND_CONTROL_SOCKET",
+            log.parent().unwrap().join("control.sock"),
+        );
         for (k, v) in env {
             cmd.env(k, v);
         }

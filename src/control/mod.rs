@@ -1,0 +1,99 @@
+//! The control socket: how the technician's commands (`stationd status`, `devices`, `outbox`)
+//! ask the running daemon what it is doing, without reading its files or needing root.
+//!
+//! A Unix stream socket in the runtime directory (`/run/stationd/control.sock`, created by the
+//! unit's `RuntimeDirectory=` with mode 0750, the socket itself 0660): members of the
+//! `stationd` group may ask, nobody else can reach it. One request per connection: the client
+//! writes one JSON line `{"v":1,"cmd":"status"}`, the daemon answers one JSON line
+//! `{"ok":true,"reply":{…}}` or `{"ok":false,"error":"…"}` and closes. The replies are the
+//! types below; `--json` prints them as they are, so scripts get the same fields.
+//!
+//! Read-only on purpose: commands that change things come from central dispatch,
+//! authenticated, not from whoever can reach the box.
+
+pub mod client;
+pub mod server;
+
+use crate::outbox::OutboxStats;
+use crate::uplink::UplinkStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Protocol version in requests; the daemon refuses others with a clear error.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Where the socket is: `$STATIOND_CONTROL_SOCKET`, else `$RUNTIME_DIRECTORY/control.sock`
+/// (set by systemd from `RuntimeDirectory=`), else `/run/stationd/control.sock`.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("STATIOND_CONTROL_SOCKET") {
+        return PathBuf::from(p);
+    }
+    if let Ok(dirs) = std::env::var("RUNTIME_DIRECTORY") {
+        if let Some(first) = dirs.split(':').find(|d| !d.is_empty()) {
+            return PathBuf::from(first).join("control.sock");
+        }
+    }
+    PathBuf::from("/run/stationd/control.sock")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    pub v: u32,
+    pub cmd: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Command {
+    Status,
+    Devices,
+    Outbox,
+}
+
+/// `stationd status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReply {
+    pub station: String,
+    pub station_name: String,
+    pub version: String,
+    pub profile: Option<String>,
+    pub pid: u32,
+    pub started_ms: i64,
+    pub uptime_s: u64,
+    pub uplink: UplinkStatus,
+    pub outbox: OutboxStats,
+    /// Devices per state (`online`, `offline`, …).
+    pub devices: BTreeMap<String, usize>,
+    /// Station-wide counters (docs/INSTRUMENTATION.md).
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// One row of `stationd devices`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceRow {
+    pub id: String,
+    pub driver: String,
+    pub via: Option<String>,
+    pub state: String,
+    pub detail: Option<String>,
+    pub last_seen_ms: Option<i64>,
+    pub since_ms: i64,
+    /// This device's counters (`nmea.sentences`, …).
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// `stationd devices`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevicesReply {
+    pub now_ms: i64,
+    pub devices: Vec<DeviceRow>,
+}
+
+/// `stationd outbox`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxReply {
+    pub now_ms: i64,
+    pub path: PathBuf,
+    pub stats: OutboxStats,
+}

@@ -1,0 +1,203 @@
+//! The daemon's side of the control socket: binds it with the right permissions, answers each
+//! connection with one reply, and removes the socket at shutdown.
+
+use super::{
+    Command, DeviceRow, DevicesReply, OutboxReply, Request, StatusReply, PROTOCOL_VERSION,
+};
+use crate::outbox::Reader;
+use crate::uplink::UplinkStatus;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{watch, Semaphore};
+
+/// Longest request line accepted.
+const MAX_REQUEST: u64 = 4096;
+/// A client gets this long to send its request and read the reply.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
+/// Connections answered at once; more wait.
+const MAX_CLIENTS: usize = 8;
+
+/// What the server reads to answer.
+pub struct Sources {
+    pub station: String,
+    pub station_name: String,
+    pub profile: Option<String>,
+    pub outbox_path: PathBuf,
+    pub reader: Arc<Mutex<Reader>>,
+    pub uplink: Arc<Mutex<UplinkStatus>>,
+    pub started: Instant,
+    pub started_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("another stationd answers on the control socket {0}; is the daemon running twice?")]
+    InUse(PathBuf),
+    #[error("cannot create the control socket {path}: {source} (the unit's RuntimeDirectory= creates /run/stationd; elsewhere set STATIOND_CONTROL_SOCKET)")]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Binds the socket (replacing a stale one) with mode 0660.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ControlError::InUse(path.to_path_buf()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let bind_err = |source| ControlError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(bind_err)?;
+    Ok(listener)
+}
+
+/// Answers until `shutdown`, then removes the socket file.
+pub async fn serve(
+    listener: UnixListener,
+    path: PathBuf,
+    sources: Arc<Sources>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CLIENTS));
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(event = "control.accept_failed", error = %e, "control socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            // (the guard wait_for returns is not Send: drop it inside)
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let sources = sources.clone();
+        tokio::spawn(async move {
+            if tokio::time::timeout(CLIENT_DEADLINE, answer(stream, &sources))
+                .await
+                .is_err()
+            {
+                tracing::debug!(
+                    event = "control.client_timeout",
+                    "control client too slow; closed"
+                );
+            }
+            drop(permit);
+        });
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+async fn answer(stream: UnixStream, sources: &Sources) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
+    if reader.read_line(&mut line).await.is_err() {
+        return;
+    }
+    let reply = match serde_json::from_str::<Request>(line.trim()) {
+        Ok(r) if r.v != PROTOCOL_VERSION => Err(format!(
+            "control protocol version {} is not supported (this daemon speaks {PROTOCOL_VERSION}); use the stationd binary of the installed package",
+            r.v
+        )),
+        Ok(r) => reply(r.cmd, sources).await,
+        Err(e) => Err(format!("bad request: {e}")),
+    };
+    let body = match reply {
+        Ok(v) => serde_json::json!({"ok": true, "reply": v}),
+        Err(e) => serde_json::json!({"ok": false, "error": e}),
+    };
+    let mut text = body.to_string();
+    text.push('\n');
+    let _ = write.write_all(text.as_bytes()).await;
+    let _ = write.shutdown().await;
+}
+
+async fn reply(cmd: Command, s: &Sources) -> Result<serde_json::Value, String> {
+    let value = match cmd {
+        Command::Status => {
+            let outbox = outbox_stats(s).await?;
+            let mut devices: BTreeMap<String, usize> = BTreeMap::new();
+            for (_, d) in crate::health::snapshot() {
+                *devices.entry(d.state).or_default() += 1;
+            }
+            let counters = crate::metrics::snapshot()
+                .into_iter()
+                .filter(|((_, device), _)| device.is_empty())
+                .map(|((name, _), v)| (name, v))
+                .collect();
+            serde_json::to_value(StatusReply {
+                station: s.station.clone(),
+                station_name: s.station_name.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                profile: s.profile.clone(),
+                pid: std::process::id(),
+                started_ms: s.started_ms,
+                uptime_s: s.started.elapsed().as_secs(),
+                uplink: s.uplink.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                outbox,
+                devices,
+                counters,
+            })
+        }
+        Command::Devices => {
+            let mut counters: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for ((name, device), v) in crate::metrics::snapshot() {
+                if !device.is_empty() {
+                    counters.entry(device).or_default().insert(name, v);
+                }
+            }
+            let devices = crate::health::snapshot()
+                .into_iter()
+                .map(|(id, d)| DeviceRow {
+                    counters: counters.remove(&id).unwrap_or_default(),
+                    id,
+                    driver: d.driver,
+                    via: d.via,
+                    state: d.state,
+                    detail: d.detail,
+                    last_seen_ms: d.last_seen_ms,
+                    since_ms: d.since_ms,
+                })
+                .collect();
+            serde_json::to_value(DevicesReply {
+                now_ms: crate::clock::unix_ms(),
+                devices,
+            })
+        }
+        Command::Outbox => serde_json::to_value(OutboxReply {
+            now_ms: crate::clock::unix_ms(),
+            path: s.outbox_path.clone(),
+            stats: outbox_stats(s).await?,
+        }),
+    };
+    value.map_err(|e| format!("cannot encode the reply: {e}"))
+}
+
+async fn outbox_stats(s: &Sources) -> Result<crate::outbox::OutboxStats, String> {
+    let reader = s.reader.clone();
+    tokio::task::spawn_blocking(move || {
+        reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stats()
+            .map_err(|e| format!("cannot read the outbox: {e}"))
+    })
+    .await
+    .map_err(|e| format!("outbox stats task failed: {e}"))?
+}

@@ -1,0 +1,210 @@
+//! The device board: what the technician sees in `stationd devices` — each device's driver,
+//! state, when it was last heard, and (through [`crate::metrics`]) its counters.
+//!
+//! Drivers already tell central about state changes with events (`device.online`,
+//! `device.offline`, `gps.fix_lost`, …); the board is fed from the same events at the point a
+//! driver hands them to the outbox ([`observe`]), so the technician's view and central's can
+//! never disagree. Drivers also call [`seen`] when bytes arrive, because a parked car or a
+//! receiver without a fix may send nothing to central for a minute while it is alive.
+//!
+//! Devices that only appear in events — cars behind a JT/T 808 listener, devices named in JSON
+//! lines — get rows of their own with `via` naming the configured device they came through;
+//! those rows are bounded ([`MAX_SEEN_DEVICES`]), the least recently heard dropped first.
+
+use crate::event::Event;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+
+/// Rows for devices that are not configured but seen in events, at most.
+pub const MAX_SEEN_DEVICES: usize = 4096;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeviceState {
+    pub driver: String,
+    /// The configured device this one is reached through (a car behind `fleet`), if any.
+    pub via: Option<String>,
+    /// `listening`, `online`, `no_fix`, `offline`, `waiting` (configured, nothing heard yet).
+    pub state: String,
+    /// Why it is in that state (`port closed`, `silent`), when known.
+    pub detail: Option<String>,
+    /// Unix ms when it last sent anything.
+    pub last_seen_ms: Option<i64>,
+    /// Unix ms of the last state change.
+    pub since_ms: i64,
+}
+
+fn board() -> &'static Mutex<BTreeMap<String, DeviceState>> {
+    static BOARD: OnceLock<Mutex<BTreeMap<String, DeviceState>>> = OnceLock::new();
+    BOARD.get_or_init(Default::default)
+}
+
+fn with_board<R>(f: impl FnOnce(&mut BTreeMap<String, DeviceState>) -> R) -> R {
+    let mut b = board().lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut b)
+}
+
+/// A configured device, at start: `listening` for servers, `waiting` for ports.
+pub fn register(id: &str, driver: &str, state: &str) {
+    let now = crate::clock::unix_ms();
+    with_board(|b| {
+        b.insert(
+            id.to_string(),
+            DeviceState {
+                driver: driver.to_string(),
+                via: None,
+                state: state.to_string(),
+                detail: None,
+                last_seen_ms: None,
+                since_ms: now,
+            },
+        );
+    });
+}
+
+/// Bytes arrived from `id` (a configured device, or a car behind one).
+pub fn seen(id: &str) {
+    let now = crate::clock::unix_ms();
+    with_board(|b| {
+        if let Some(d) = b.get_mut(id) {
+            d.last_seen_ms = Some(now);
+        }
+    });
+}
+
+/// Sets a state directly (a driver's own view, e.g. a port that cannot be opened).
+pub fn set_state(id: &str, state: &str, detail: Option<&str>) {
+    let now = crate::clock::unix_ms();
+    with_board(|b| {
+        if let Some(d) = b.get_mut(id) {
+            if d.state != state || d.detail.as_deref() != detail {
+                d.state = state.to_string();
+                d.detail = detail.map(str::to_string);
+                d.since_ms = now;
+            }
+        }
+    });
+}
+
+/// An event `source` (a configured device of `driver`) hands to the outbox: marks the
+/// device the event is about as heard and applies health events to its state.
+pub fn observe(source: &str, driver: &str, ev: &Event) {
+    let now = crate::clock::unix_ms();
+    let state = match ev.kind.as_str() {
+        "device.online" | "gps.fix_acquired" => Some("online"),
+        "device.offline" => Some("offline"),
+        "gps.fix_lost" => Some("no_fix"),
+        _ => None,
+    };
+    // Only health events are parsed (for their `reason`); the rest pass untouched.
+    let detail = state.and_then(|_| {
+        let data: serde_json::Value = serde_json::from_str(ev.data.get()).ok()?;
+        data.get("reason")?.as_str().map(str::to_string)
+    });
+    with_board(|b| {
+        if !b.contains_key(&ev.device) {
+            if b.values().filter(|d| d.via.is_some()).count() >= MAX_SEEN_DEVICES {
+                let oldest = b
+                    .iter()
+                    .filter(|(_, d)| d.via.is_some())
+                    .min_by_key(|(_, d)| d.last_seen_ms)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    b.remove(&k);
+                }
+            }
+            b.insert(
+                ev.device.clone(),
+                DeviceState {
+                    driver: driver.to_string(),
+                    via: Some(source.to_string()),
+                    state: "online".into(),
+                    detail: None,
+                    last_seen_ms: None,
+                    since_ms: now,
+                },
+            );
+        }
+        let d = b.get_mut(&ev.device).expect("inserted above");
+        if let Some(s) = state {
+            if d.state != s || d.detail != detail {
+                d.state = s.to_string();
+                d.detail = if s == "online" { None } else { detail };
+                d.since_ms = now;
+            }
+        }
+        // A device that went offline was not heard just now; anything else was.
+        if state != Some("offline") {
+            d.last_seen_ms = Some(now);
+        }
+        if ev.device != source {
+            if let Some(s) = b.get_mut(source) {
+                s.last_seen_ms = Some(now);
+            }
+        }
+    });
+}
+
+/// Every device, sorted by id.
+pub fn snapshot() -> Vec<(String, DeviceState)> {
+    with_board(|b| b.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ClockQuality, Priority};
+    use serde_json::json;
+
+    fn ev(device: &str, kind: &str, data: serde_json::Value) -> Event {
+        Event::new(
+            device,
+            kind,
+            Priority::Event,
+            (crate::clock::unix_ms(), ClockQuality::Synced),
+            false,
+            data,
+        )
+    }
+
+    fn get(id: &str) -> DeviceState {
+        snapshot()
+            .into_iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no row {id}"))
+    }
+
+    #[test]
+    fn health_events_set_the_state_and_cars_get_rows_via_their_listener() {
+        register("t-gps", "nmea", "waiting");
+        assert_eq!(get("t-gps").state, "waiting");
+        assert_eq!(get("t-gps").last_seen_ms, None);
+        observe("t-gps", "nmea", &ev("t-gps", "device.online", json!({})));
+        assert_eq!(get("t-gps").state, "online");
+        assert!(get("t-gps").last_seen_ms.is_some());
+        observe("t-gps", "nmea", &ev("t-gps", "gps.fix_lost", json!({})));
+        assert_eq!(get("t-gps").state, "no_fix");
+        observe(
+            "t-gps",
+            "nmea",
+            &ev("t-gps", "device.offline", json!({"reason": "port closed"})),
+        );
+        let g = get("t-gps");
+        assert_eq!(
+            (g.state.as_str(), g.detail.as_deref()),
+            ("offline", Some("port closed"))
+        );
+
+        register("t-fleet", "jt808", "listening");
+        observe("t-fleet", "jt808", &ev("t-car-07", "position", json!({})));
+        let car = get("t-car-07");
+        assert_eq!(car.via.as_deref(), Some("t-fleet"));
+        assert_eq!(
+            (car.driver.as_str(), car.state.as_str()),
+            ("jt808", "online")
+        );
+        assert!(get("t-fleet").last_seen_ms.is_some());
+        assert_eq!(get("t-fleet").state, "listening");
+    }
+}

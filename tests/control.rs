@@ -1,0 +1,190 @@
+//! The technician's views over the control socket, against a running daemon: `stationd
+//! status`, `devices`, `outbox`, and what they say when the daemon is not there or the user may
+//! not ask.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+fn json(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn device<'a>(devices: &'a Value, id: &str) -> &'a Value {
+    devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("no device {id} in {devices}"))
+}
+
+#[test]
+fn status_devices_and_outbox_show_the_running_daemon() {
+    let mut broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-control");
+    let station = Station::new(broker.port, "");
+    // A GNSS receiver whose port is not there: the technician must see why it is offline.
+    let missing = station.dir.path().join("ttyGNSS");
+    station.append_config(&format!(
+        "\n[[device]]\nid = \"gps9\"\ndriver = \"nmea\"\npath = \"{}\"\n",
+        missing.display()
+    ));
+    let daemon = station.start();
+    assert!(central.wait(Duration::from_secs(10), |m| m
+        .iter()
+        .any(|m| m.topic.ends_with("/status") && m.json["state"] == "online")));
+
+    // The socket is group-restricted.
+    let mode = std::fs::metadata(station.control_socket())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660);
+
+    let status = json(&station.cli(&["status", "--json"]));
+    assert_eq!(status["station"], "test-st01");
+    assert_eq!(status["pid"], daemon.pid().as_raw());
+    assert_eq!(
+        status["uplink"]["connected_to"],
+        format!("mqtt://127.0.0.1:{}", broker.port)
+    );
+    assert_eq!(status["outbox"]["telemetry"]["rows"], 0);
+
+    // Lines from a dock through ingest0.
+    let lines: Vec<String> = (0..5)
+        .map(|n| {
+            format!("{{\"kind\":\"dock.slot\",\"device\":\"dock-1\",\"data\":{{\"slot\":{n}}}}}\n")
+        })
+        .collect();
+    send_lines(station.ingest_port, &lines);
+    assert!(central.wait(Duration::from_secs(10), |m| m
+        .iter()
+        .filter(|m| m.json["kind"] == "dock.slot")
+        .count()
+        == 5));
+    let devices = json(&station.cli(&["devices", "--json"]));
+    let ingest = device(&devices, "ingest0");
+    assert_eq!(ingest["driver"], "jsonl");
+    assert_eq!(ingest["state"], "listening");
+    assert_eq!(ingest["counters"]["jsonl.lines_accepted"], 5);
+    assert!(ingest["last_seen_ms"].as_i64().unwrap() > 0);
+    let dock = device(&devices, "dock-1");
+    assert_eq!(
+        (&dock["via"], &dock["state"]),
+        (&Value::from("ingest0"), &Value::from("online"))
+    );
+    let gps = device(&devices, "gps9");
+    assert_eq!(gps["state"], "offline");
+    assert!(
+        gps["detail"].as_str().unwrap().contains("cannot open"),
+        "{gps}"
+    );
+    assert!(gps["last_seen_ms"].is_null());
+
+    // The human table has a row per device, devices seen through a listener under it.
+    let table = String::from_utf8(station.cli(&["devices"]).stdout).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    let at = |id: &str| {
+        rows.iter()
+            .position(|l| l.split_whitespace().next() == Some(id))
+    };
+    assert!(at("ingest0").unwrap() < at("dock-1").unwrap(), "{table}");
+    assert!(
+        rows[at("dock-1").unwrap()].starts_with("  dock-1"),
+        "{table}"
+    );
+    assert!(rows[at("gps9").unwrap()].contains("offline"), "{table}");
+
+    // The broker goes away: the backlog grows and status says why.
+    broker.stop();
+    let lines: Vec<String> = (0..20).map(|n| line("meter", "telemetry", n)).collect();
+    send_lines(station.ingest_port, &lines);
+    let backlog = wait_until(Duration::from_secs(10), || {
+        let s = json(&station.cli(&["status", "--json"]));
+        s["uplink"]["connected_to"].is_null()
+            && s["uplink"]["last_error"].is_string()
+            && s["outbox"]["telemetry"]["rows"].as_u64() == Some(20)
+    });
+    assert!(backlog, "{}", json(&station.cli(&["status", "--json"])));
+    let text = String::from_utf8(station.cli(&["status"]).stdout).unwrap();
+    assert!(text.contains("uplink      DOWN"), "{text}");
+    assert!(text.contains("backlog     20 row(s)"), "{text}");
+    let outbox = json(&station.cli(&["outbox", "--json"]));
+    assert_eq!(outbox["telemetry"]["rows"], 20);
+    assert_eq!(
+        outbox,
+        station.outbox_stats(),
+        "the daemon and the file agree"
+    );
+
+    // A stopped daemon removes its socket; the views then say it is not running.
+    daemon.terminate();
+    assert!(!station.control_socket().exists());
+    let out = station.cli(&["status"]);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stationd is not running"));
+}
+
+#[test]
+fn the_views_say_when_the_daemon_is_not_there_or_the_user_may_not_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |socket: &std::path::Path, as_nobody: bool| {
+        let mut cmd = std::process::Command::new(if as_nobody {
+            dir.path().join("stationd")
+        } else {
+            std::path::PathBuf::from(env!("CARGO_BIN_EXE_stationd"))
+        });
+        cmd.args(["devices", "--socket"]).arg(socket);
+        if as_nobody && nix::unistd::geteuid().is_root() {
+            use std::os::unix::process::CommandExt;
+            // (std drops the supplementary groups too when root sets a uid)
+            cmd.uid(65534).gid(65534);
+        }
+        cmd.output().unwrap()
+    };
+
+    let out = run(&dir.path().join("absent.sock"), false);
+    assert_eq!(out.status.code(), Some(69));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not running") && err.contains("systemctl status stationd"),
+        "{err}"
+    );
+
+    // A socket file left by a daemon that died.
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let out = run(&stale, false);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing answers"));
+
+    // A socket the user is not allowed to use (as the daemon leaves it: 0660, another group).
+    let guarded = dir.path().join("control.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&guarded).unwrap();
+    std::fs::set_permissions(&guarded, std::fs::Permissions::from_mode(0o660)).unwrap();
+    // Root may open anything: the client runs as nobody, from a copy nobody may execute.
+    std::fs::copy(env!("CARGO_BIN_EXE_stationd"), dir.path().join("stationd")).unwrap();
+    let out = run(&guarded, true);
+    assert_eq!(
+        out.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("permission denied") && err.contains("usermod -aG stationd"),
+        "{err}"
+    );
+}

@@ -51,13 +51,16 @@ say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 say "cargo build (binary used by the config checks and the integration tests)"
 cargo build --locked
-say "check-config on every shipped example"
+say "check-config on every shipped example and hardware profile"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 for f in examples/*.toml; do
   # Examples name production paths (/var/lib/stationd); check them against a scratch dir.
   sed "s#/var/lib/stationd#$scratch#g; s#/run/stationd#$scratch#g" "$f" > "$scratch/$(basename "$f")"
-  ./target/debug/stationd check-config --config "$scratch/$(basename "$f")"
+  ./target/debug/stationd check-config --profile-dir hw-profiles --config "$scratch/$(basename "$f")"
+done
+for p in hw-profiles/*.toml; do
+  ./target/debug/stationd check-config --profile "$p" | head -n 1
 done
 say "systemd unit: systemd-analyze verify and security (exposure <= 2.0)"
 command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd || true
@@ -82,11 +85,20 @@ if [ "$cross_ready" = yes ] && ! have_cross; then
   apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user || true
   have_cross || cross_ready="no (missing: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user)"
 fi
+debs=(amd64)
 if [ "$cross_ready" = yes ]; then
   bash cross/build.sh aarch64 armv7
   cargo test --locked --target aarch64-unknown-linux-gnu --lib 2>&1 | tail -n 3
+  debs+=(arm64 armhf)
 else
   echo "cross builds were NOT run: $cross_ready" >&2
+fi
+say "packages (.deb: ${debs[*]}): build with cargo-deb, inspect, install into a scratch root"
+if cargo deb --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-deb --version '^3.8'; then
+  bash cross/package.sh "${debs[@]}"
+  bash tests/package.sh "${debs[@]}"
+else
+  echo "packages were NOT built or checked: cargo-deb could not be installed (cargo install --locked cargo-deb)" >&2
 fi
 say "cargo test (unit, model, integration against real mosquitto, demo)"
 cargo test --locked --lib --bins --tests -- --test-threads 2 2>&1 | tee "$scratch/test.log"

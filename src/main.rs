@@ -96,6 +96,16 @@ enum Command {
     },
 }
 
+/// `run` and `demo` hold sockets; the other commands only print.
+fn runs_the_daemon(c: &Command) -> bool {
+    match c {
+        Command::Run { .. } => true,
+        #[cfg(feature = "demo")]
+        Command::Demo { .. } => true,
+        _ => false,
+    }
+}
+
 /// Options of the technician's views.
 #[derive(clap::Args)]
 struct ViewArgs {
@@ -117,6 +127,15 @@ impl ViewArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !runs_the_daemon(&cli.command) {
+        // The commands print tables that get piped into `head` or `grep -q`: a closed pipe ends
+        // them quietly, as it does any Unix tool. (Rust ignores SIGPIPE; the daemon keeps that,
+        // so a closed socket is an error it handles, not its death.)
+        // SAFETY: called before any thread is started; restores the default disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         Command::CheckConfig {
             config,

@@ -60,7 +60,7 @@ for f in examples/*.toml; do
   ./target/debug/stationd check-config --profile-dir hw-profiles --config "$scratch/$(basename "$f")"
 done
 for p in hw-profiles/*.toml; do
-  ./target/debug/stationd check-config --profile "$p" | head -n 1
+  ./target/debug/stationd check-config --profile "$p" | sed -n 1p
 done
 say "systemd unit: systemd-analyze verify and security (exposure <= 2.0)"
 command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd || true

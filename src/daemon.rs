@@ -237,10 +237,17 @@ impl Running {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let backlog = format!(
+            "backlog {} rows ({:.1} MB)",
+            crate::metrics::value("outbox.rows", ""),
+            crate::metrics::value("outbox.bytes", "") as f64 / 1e6
+        );
         match (st.connected_to, st.last_error) {
-            (Some(b), _) => format!("connected to {b}; {} in flight", st.in_flight),
-            (None, Some(e)) => format!("uplink down, buffering in the outbox (last error: {e})"),
-            (None, None) => "connecting to central".to_string(),
+            (Some(b), _) => format!("connected to {b}; {backlog}; {} in flight", st.in_flight),
+            (None, Some(e)) => {
+                format!("uplink down, buffering in the outbox: {backlog}; last error: {e}")
+            }
+            (None, None) => format!("connecting to central; {backlog}"),
         }
     }
 

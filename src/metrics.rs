@@ -27,6 +27,16 @@ pub fn inc(c: &Counter) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Sets a gauge (a counter that can go down: `outbox.rows`, `outbox.bytes`).
+pub fn set(c: &Counter, value: u64) {
+    c.store(value, Ordering::Relaxed);
+}
+
+/// The current value of `name` for `device` ("" for station-wide).
+pub fn value(name: &str, device: &str) -> u64 {
+    counter(name, device).load(Ordering::Relaxed)
+}
+
 /// Every counter with its value: ((name, device), value), sorted.
 pub fn snapshot() -> Vec<((String, String), u64)> {
     let reg = registry().lock().unwrap_or_else(|e| e.into_inner());

@@ -70,6 +70,9 @@ fn an_uplink_outage_is_not_a_wedge_so_the_watchdog_keeps_being_pinged() {
         ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
         ("WATCHDOG_USEC", "1000000"),
     ]);
+    // 12 events wait in the outbox: the status line gives the backlog depth.
+    let lines: Vec<String> = (0..12).map(|n| line("meter", "telemetry", n)).collect();
+    send_lines(station.ingest_port, &lines);
     let mut buf = [0u8; 4096];
     let (mut pings, mut down_status) = (0, false);
     let start = Instant::now();
@@ -77,9 +80,9 @@ fn an_uplink_outage_is_not_a_wedge_so_the_watchdog_keeps_being_pinged() {
         if let Ok(n) = sock.recv(&mut buf) {
             let m = String::from_utf8_lossy(&buf[..n]);
             pings += m.contains("WATCHDOG=1") as u32;
-            down_status |= m.contains("STATUS=uplink down, buffering");
+            down_status |= m.contains("STATUS=uplink down, buffering in the outbox: backlog 12 rows");
         }
     }
     assert!(pings >= 4, "an outage is not a wedge: {pings} pings");
-    assert!(down_status, "the status line says the uplink is down");
+    assert!(down_status, "the status line says the uplink is down and how much waits");
 }

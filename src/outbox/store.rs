@@ -90,6 +90,8 @@ pub struct Store {
     next_seq: u64,
     reserved_until: u64,
     bytes: u64,
+    /// Rows in the file (the backlog), kept in step with every commit.
+    rows: u64,
 }
 
 pub fn open_connection(path: &Path, durability: Durability) -> Result<Connection, OutboxError> {
@@ -195,11 +197,11 @@ impl Store {
         let max_seq: Option<i64> = conn
             .query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0))
             .map_err(map)?;
-        let bytes: i64 = conn
+        let (bytes, rows): (i64, i64) = conn
             .query_row(
-                "SELECT coalesce(sum(length(payload) + length(topic)), 0) + count(*) * ?1 FROM outbox",
+                "SELECT coalesce(sum(length(payload) + length(topic)), 0) + count(*) * ?1, count(*) FROM outbox",
                 [ROW_OVERHEAD as i64],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(map)?;
         let next_seq = meta_next
@@ -215,6 +217,7 @@ impl Store {
             next_seq,
             reserved_until: reserved,
             bytes: bytes.max(0) as u64,
+            rows: rows.max(0) as u64,
         };
         store.reserve(0)?;
         if next_seq != meta_next {
@@ -235,6 +238,11 @@ impl Store {
 
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Rows waiting to be sent.
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     pub fn path(&self) -> &Path {
@@ -367,6 +375,10 @@ impl Store {
             .map_err(map)?;
         }
         tx.commit().map_err(map)?;
+        let evicted = outcome.eviction.as_ref().map_or(0, Eviction::rows);
+        // Every seq handed out here is a new row: the events and the eviction report.
+        self.rows = (self.rows + (next_seq - self.next_seq))
+            .saturating_sub(outcome.acked + evicted);
         self.next_seq = next_seq;
         self.bytes = bytes;
         Ok(outcome)
@@ -399,8 +411,12 @@ impl Store {
                 .map_err(map)?;
             }
         }
+        let rows: i64 = tx
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+            .map_err(map)?;
         tx.commit().map_err(map)?;
         self.bytes += added;
+        self.rows = rows.max(0) as u64;
         Ok(())
     }
 

@@ -353,6 +353,7 @@ proptest! {
             prop_assert_eq!(rows.keys().copied().collect::<Vec<_>>(), model.keys().copied().collect::<Vec<_>>());
             let stats = Reader::open(&o.path).unwrap().stats().unwrap();
             prop_assert_eq!(stats.bytes, store.bytes(), "in-memory byte count drifted from the file");
+            prop_assert_eq!(stats.rows(), store.rows(), "in-memory row count drifted from the file");
         }
     }
 }

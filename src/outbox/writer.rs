@@ -132,6 +132,10 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
     let commits = metrics::counter("outbox.commits", "");
     let failures = metrics::counter("outbox.commit_failures", "");
     let evicted = metrics::counter("outbox.evicted_rows", "");
+    let backlog_rows = metrics::counter("outbox.rows", "");
+    let backlog_bytes = metrics::counter("outbox.bytes", "");
+    metrics::set(&backlog_rows, store.rows());
+    metrics::set(&backlog_bytes, store.bytes());
     let mut events: Vec<Event> = Vec::with_capacity(MAX_BATCH);
     let mut acks: Vec<u64> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
@@ -170,6 +174,8 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                 match store.commit(&events, &acks) {
                     Ok(outcome) => {
                         metrics::inc(&commits);
+                        metrics::set(&backlog_rows, store.rows());
+                        metrics::set(&backlog_bytes, store.bytes());
                         committed.fetch_add(outcome.seqs.len() as u64, Ordering::Relaxed);
                         if let Some(ev) = &outcome.eviction {
                             evicted.fetch_add(ev.rows(), Ordering::Relaxed);

@@ -136,7 +136,7 @@ pub fn devices(socket: &Path, json: bool) -> u8 {
         return 0;
     }
     println!(
-        "{:<16} {:<7} {:<16} {:<10} DETAIL",
+        "{:<16} {:<7} {:<20} {:<10} DETAIL",
         "DEVICE", "DRIVER", "STATE (FOR)", "LAST SEEN"
     );
     // Configured devices first, each followed by the devices seen through it.
@@ -167,7 +167,7 @@ fn print_row(now: i64, d: &crate::control::DeviceRow, indent: &str) {
         format_duration(((now - d.since_ms).max(0) / 1000) as u64)
     );
     println!(
-        "{:<16} {:<7} {:<16} {:<10} {}",
+        "{:<16} {:<7} {:<20} {:<10} {}",
         format!("{indent}{}", d.id),
         d.driver,
         state,

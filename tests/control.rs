@@ -188,3 +188,43 @@ fn the_views_say_when_the_daemon_is_not_there_or_the_user_may_not_ask() {
         "{err}"
     );
 }
+
+#[test]
+fn garbage_on_the_control_socket_gets_an_error_and_the_daemon_answers_on() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let broker = Broker::started();
+    let station = Station::new(broker.port, "");
+    let daemon = station.start();
+    let ask = |bytes: &[u8]| -> String {
+        let mut s = UnixStream::connect(station.control_socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The daemon stops reading after 4 KiB and answers: a longer write may be cut off.
+        let _ = s.write_all(bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reply
+    };
+    for (bad, why) in [
+        (b"\x00\xff garbage\n".to_vec(), "bad request"),
+        (
+            b"{\"v\":1,\"cmd\":\"reboot\"}\n".to_vec(),
+            "unknown variant",
+        ),
+        (
+            b"{\"v\":9,\"cmd\":\"status\"}\n".to_vec(),
+            "version 9 is not supported",
+        ),
+        (vec![b'x'; 100_000], "longer than 4096 bytes"),
+    ] {
+        let reply: Value = serde_json::from_str(&ask(&bad)).unwrap();
+        assert_eq!(reply["ok"], false, "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains(why), "{reply}");
+    }
+    // A client that connects and says nothing does not block the others.
+    let _silent = UnixStream::connect(station.control_socket()).unwrap();
+    let status = json(&station.cli(&["status", "--json"]));
+    assert_eq!(status["counters"]["control.requests_rejected"], 4);
+    assert!(daemon.log_text().contains("control.request_rejected"));
+}

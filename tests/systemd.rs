@@ -80,9 +80,13 @@ fn an_uplink_outage_is_not_a_wedge_so_the_watchdog_keeps_being_pinged() {
         if let Ok(n) = sock.recv(&mut buf) {
             let m = String::from_utf8_lossy(&buf[..n]);
             pings += m.contains("WATCHDOG=1") as u32;
-            down_status |= m.contains("STATUS=uplink down, buffering in the outbox: backlog 12 rows");
+            down_status |=
+                m.contains("STATUS=uplink down, buffering in the outbox: backlog 12 rows");
         }
     }
     assert!(pings >= 4, "an outage is not a wedge: {pings} pings");
-    assert!(down_status, "the status line says the uplink is down and how much waits");
+    assert!(
+        down_status,
+        "the status line says the uplink is down and how much waits"
+    );
 }

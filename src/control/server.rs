@@ -105,19 +105,33 @@ pub async fn serve(
 
 async fn answer(stream: UnixStream, sources: &Sources) {
     let (read, mut write) = stream.into_split();
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
-    if reader.read_line(&mut line).await.is_err() {
+    if reader.read_until(b'\n', &mut line).await.is_err() {
         return;
     }
-    let reply = match serde_json::from_str::<Request>(line.trim()) {
+    let reply = match serde_json::from_slice::<Request>(line.trim_ascii()) {
         Ok(r) if r.v != PROTOCOL_VERSION => Err(format!(
             "control protocol version {} is not supported (this daemon speaks {PROTOCOL_VERSION}); use the stationd binary of the installed package",
             r.v
         )),
-        Ok(r) => reply(r.cmd, sources).await,
+        Ok(r) => {
+            crate::metrics::inc(&crate::metrics::counter("control.requests", ""));
+            reply(r.cmd, sources).await
+        }
+        Err(e) if line.len() as u64 >= MAX_REQUEST => Err(format!(
+            "request longer than {MAX_REQUEST} bytes: {e}"
+        )),
         Err(e) => Err(format!("bad request: {e}")),
     };
+    if let Err(why) = &reply {
+        let rejected = crate::metrics::counter("control.requests_rejected", "");
+        crate::metrics::inc(&rejected);
+        let n = rejected.load(std::sync::atomic::Ordering::Relaxed);
+        if n <= 10 || n.is_multiple_of(1000) {
+            tracing::warn!(event = "control.request_rejected", rejected = n, reason = %why, "refused a control request");
+        }
+    }
     let body = match reply {
         Ok(v) => serde_json::json!({"ok": true, "reply": v}),
         Err(e) => serde_json::json!({"ok": false, "error": e}),

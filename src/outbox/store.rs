@@ -377,8 +377,8 @@ impl Store {
         tx.commit().map_err(map)?;
         let evicted = outcome.eviction.as_ref().map_or(0, Eviction::rows);
         // Every seq handed out here is a new row: the events and the eviction report.
-        self.rows = (self.rows + (next_seq - self.next_seq))
-            .saturating_sub(outcome.acked + evicted);
+        self.rows =
+            (self.rows + (next_seq - self.next_seq)).saturating_sub(outcome.acked + evicted);
         self.next_seq = next_seq;
         self.bytes = bytes;
         Ok(outcome)

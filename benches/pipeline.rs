@@ -258,6 +258,7 @@ fn main() {
         .args(["run", "--config"])
         .arg(&cfg_path)
         .env("RUST_LOG", "warn")
+        .env("STATIOND_CONTROL_SOCKET", dir.join("control.sock"))
         .stdin(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -522,6 +523,7 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
         .args(["run", "--config"])
         .arg(dir.join("rss.toml"))
         .env("RUST_LOG", "error")
+        .env("STATIOND_CONTROL_SOCKET", dir.join("control.sock"))
         .stdin(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -662,84 +662,7 @@ impl Config {
             }
         };
 
-        // Devices: the profile's, in its order, with the station's overrides; then the station's.
-        let mut merged: Vec<(String, toml::Table, Range<usize>, bool)> = Vec::new();
-        if let Some(p) = &profile {
-            for d in &p.devices {
-                merged.push((d.id.clone(), d.table.clone(), 0..0, false));
-            }
-        }
-        for table in raw.device {
-            let span = table.span();
-            let table = table.into_inner();
-            let id = table
-                .get("id")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string();
-            let label = format!("device {id:?}");
-            if let Some(slot) = merged.iter_mut().find(|m| m.0 == id) {
-                if slot.3 {
-                    return Err(err(Some(span), Some(&label), "device id used twice".into()));
-                }
-                let profile_driver = slot.1.get("driver").cloned();
-                if table.contains_key("driver") && table.get("driver") != profile_driver.as_ref() {
-                    return Err(err(
-                        Some(span),
-                        Some(&label),
-                        "the hardware profile defines this device with another driver; set `enabled = false` on it and add a device with a new id".into(),
-                    ));
-                }
-                slot.1.extend(table);
-                slot.2 = span;
-                slot.3 = true;
-            } else {
-                merged.push((id, table, span, true));
-            }
-        }
-        let profile_line = |id: &str| {
-            profile.as_ref().and_then(|p| {
-                p.devices
-                    .iter()
-                    .find(|d| d.id == id)
-                    .map(|d| (p.source.clone(), d.line))
-            })
-        };
-        let mut devices = Vec::new();
-        let mut seen = HashSet::new();
-        for (id, mut table, span, from_station) in merged {
-            let label = format!("device {id:?}");
-            // Errors are reported where the administrator can fix them: the station config's
-            // table when it has one, else the profile's.
-            let locate = |why: String| match (from_station, profile_line(&id)) {
-                (false, Some((file, line))) => ConfigError {
-                    file,
-                    line: Some(line),
-                    key: Some(label.clone()),
-                    message: why,
-                },
-                (true, Some((file, line))) => err(
-                    Some(span.clone()),
-                    Some(&label),
-                    format!(
-                        "{why} (this table overrides the device of {}:{line})",
-                        file.display()
-                    ),
-                ),
-                _ => err(Some(span.clone()), Some(&label), why),
-            };
-            match table.remove("enabled") {
-                None | Some(toml::Value::Boolean(true)) => {}
-                Some(toml::Value::Boolean(false)) => continue,
-                Some(_) => return Err(locate("enabled must be true or false".into())),
-            }
-            let table = profile::resolve_port(profile.as_ref(), table).map_err(&locate)?;
-            let device = device_from_table(table).map_err(&locate)?;
-            if !seen.insert(device.id().to_string()) {
-                return Err(locate("device id used twice".into()));
-            }
-            devices.push(device);
-        }
+        let devices = merge_devices(path, text, profile.as_ref(), raw.device)?;
 
         // [buffer]: the profile's storage defaults under the station's keys.
         let (buffer_span, buffer_table) = match raw.buffer {
@@ -851,6 +774,126 @@ impl Config {
             self.station.id.as_str()
         )
     }
+}
+
+/// One `[[device]]` on its way to being typed: from the profile, the station config, or both.
+struct DeviceDraft {
+    id: String,
+    table: toml::Table,
+    /// The station config's table that defined or changed it, if any.
+    station_span: Option<Range<usize>>,
+}
+
+/// The profile's devices, in its order, with the station's changes; then the station's own.
+fn merge_devices(
+    path: &Path,
+    text: &str,
+    profile: Option<&Profile>,
+    station_tables: Vec<Spanned<toml::Table>>,
+) -> Result<Vec<Device>, ConfigError> {
+    let at_station = |span: Range<usize>, label: &str, message: String| ConfigError {
+        file: path.to_path_buf(),
+        line: Some(line_of(text, span.start)),
+        key: Some(label.to_string()),
+        message,
+    };
+    let mut drafts: Vec<DeviceDraft> = profile
+        .map(|p| {
+            p.devices
+                .iter()
+                .map(|d| DeviceDraft {
+                    id: d.id.clone(),
+                    table: d.table.clone(),
+                    station_span: None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for table in station_tables {
+        let span = table.span();
+        let table = table.into_inner();
+        let id = table
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
+        let label = format!("device {id:?}");
+        let Some(draft) = drafts.iter_mut().find(|d| d.id == id) else {
+            drafts.push(DeviceDraft {
+                id,
+                table,
+                station_span: Some(span),
+            });
+            continue;
+        };
+        if draft.station_span.is_some() {
+            return Err(at_station(span, &label, "device id used twice".into()));
+        }
+        if table.contains_key("driver") && table.get("driver") != draft.table.get("driver") {
+            return Err(at_station(
+                span,
+                &label,
+                "the hardware profile defines this device with another driver; set `enabled = false` on it and add a device with a new id".into(),
+            ));
+        }
+        draft.table.extend(table);
+        draft.station_span = Some(span);
+    }
+
+    let mut devices = Vec::new();
+    let mut seen = HashSet::new();
+    for DeviceDraft {
+        id,
+        mut table,
+        station_span,
+    } in drafts
+    {
+        let label = format!("device {id:?}");
+        let in_profile = profile.and_then(|p| {
+            p.devices
+                .iter()
+                .find(|d| d.id == id)
+                .map(|d| (p.source.clone(), d.line))
+        });
+        // Errors are reported where the administrator can fix them: the station config's
+        // table when it has one (naming the profile's device it changes), else the profile's.
+        let locate = |why: String| match (&station_span, &in_profile) {
+            (None, Some((file, line))) => ConfigError {
+                file: file.clone(),
+                line: Some(*line),
+                key: Some(label.clone()),
+                message: why,
+            },
+            (Some(span), Some((file, line))) => at_station(
+                span.clone(),
+                &label,
+                format!(
+                    "{why} (this table overrides the device of {}:{line})",
+                    file.display()
+                ),
+            ),
+            (Some(span), None) => at_station(span.clone(), &label, why),
+            // (not reached: a draft comes from the profile or from the station config)
+            (None, None) => ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: Some(label.clone()),
+                message: why,
+            },
+        };
+        match table.remove("enabled") {
+            None | Some(toml::Value::Boolean(true)) => {}
+            Some(toml::Value::Boolean(false)) => continue,
+            Some(_) => return Err(locate("enabled must be true or false".into())),
+        }
+        let table = profile::resolve_port(profile, table).map_err(&locate)?;
+        let device = device_from_table(table).map_err(&locate)?;
+        if !seen.insert(device.id().to_string()) {
+            return Err(locate("device id used twice".into()));
+        }
+        devices.push(device);
+    }
+    Ok(devices)
 }
 
 /// A `[[device]]` table of one driver: typed by serde, then checked for what serde cannot see.

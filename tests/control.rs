@@ -50,6 +50,9 @@ fn status_devices_and_outbox_show_the_running_daemon() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o660);
+    // So is the local systems' ingest socket: group members may write events.
+    let mode = std::fs::metadata(station.socket()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660);
 
     let status = json(&station.cli(&["status", "--json"]));
     assert_eq!(status["station"], "test-st01");

@@ -41,10 +41,12 @@ pub async fn bind(d: &JsonlDevice) -> Result<Listener, DriverError> {
                     let _ = std::fs::remove_file(path);
                 }
             }
-            Ok(Listener::Unix(
-                UnixListener::bind(path).map_err(err)?,
-                path.clone(),
-            ))
+            let listener = UnixListener::bind(path).map_err(err)?;
+            // Local systems in the daemon's group may write (the unit's umask would leave the
+            // socket 0750, and connecting needs write permission).
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
+            Ok(Listener::Unix(listener, path.clone()))
         }
     }
 }

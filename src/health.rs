@@ -12,14 +12,14 @@
 //! those rows are bounded ([`MAX_SEEN_DEVICES`]), the least recently heard dropped first.
 
 use crate::event::Event;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
 /// Rows for devices that are not configured but seen in events, at most.
 pub const MAX_SEEN_DEVICES: usize = 4096;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DeviceState {
     pub driver: String,
     /// The configured device this one is reached through (a car behind `fleet`), if any.

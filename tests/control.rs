@@ -51,7 +51,10 @@ fn status_devices_and_outbox_show_the_running_daemon() {
         .mode();
     assert_eq!(mode & 0o777, 0o660);
     // So is the local systems' ingest socket: group members may write events.
-    let mode = std::fs::metadata(station.socket()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(station.socket())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o660);
 
     let status = json(&station.cli(&["status", "--json"]));

@@ -140,23 +140,28 @@ pub fn devices(socket: &Path, json: bool) -> u8 {
         "DEVICE", "DRIVER", "STATE (FOR)", "LAST SEEN"
     );
     // Configured devices first, each followed by the devices seen through it.
-    let top: Vec<_> = r.devices.iter().filter(|d| d.via.is_none()).collect();
+    let top: Vec<_> = r.devices.iter().filter(|d| d.board.via.is_none()).collect();
     for d in top {
         print_row(r.now_ms, d, "");
-        for sub in r.devices.iter().filter(|s| s.via.as_deref() == Some(&d.id)) {
+        for sub in r
+            .devices
+            .iter()
+            .filter(|s| s.board.via.as_deref() == Some(&d.id))
+        {
             print_row(r.now_ms, sub, "  ");
         }
     }
     0
 }
 
-fn print_row(now: i64, d: &crate::control::DeviceRow, indent: &str) {
+fn print_row(now: i64, row: &crate::control::DeviceRow, indent: &str) {
+    let d = &row.board;
     let mut detail: Vec<String> = Vec::new();
     if let Some(why) = &d.detail {
         detail.push(why.clone());
     }
     // Counters that moved (all of them, zeros included, are in --json).
-    for (name, v) in d.counters.iter().filter(|(_, v)| **v > 0) {
+    for (name, v) in row.counters.iter().filter(|(_, v)| **v > 0) {
         // `nmea.sentences` → `sentences`: the driver column already says which.
         let short = name.split_once('.').map(|(_, n)| n).unwrap_or(name);
         detail.push(format!("{short} {v}"));
@@ -168,7 +173,7 @@ fn print_row(now: i64, d: &crate::control::DeviceRow, indent: &str) {
     );
     println!(
         "{:<16} {:<7} {:<20} {:<10} {}",
-        format!("{indent}{}", d.id),
+        format!("{indent}{}", row.id),
         d.driver,
         state,
         match d.last_seen_ms {

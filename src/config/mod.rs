@@ -622,12 +622,7 @@ impl Config {
 
     /// Reads and validates `path`; profiles are looked up in `profile_dirs` first.
     pub fn load_with(path: &Path, profile_dirs: &[PathBuf]) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            key: None,
-            message: format!("cannot read the configuration file: {e}"),
-        })?;
+        let text = read_text(path, "the configuration file")?;
         Config::parse_with(path, &text, profile_dirs)
     }
 
@@ -911,6 +906,16 @@ fn load<T: DeviceTable>(table: toml::Table) -> Result<T, String> {
         .map_err(|e: toml::de::Error| e.message().trim().to_string())?;
     device.check()?;
     Ok(device)
+}
+
+/// A file's text, or an error naming it as `what`.
+fn read_text(path: &Path, what: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        key: None,
+        message: format!("cannot read {what}: {e}"),
+    })
 }
 
 /// The line where `key = …` is written inside the table that starts at `span`, if it is.

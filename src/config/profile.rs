@@ -374,12 +374,7 @@ impl Profile {
 
     /// Reads and checks a profile file.
     pub fn load(path: &Path) -> Result<Profile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            key: None,
-            message: format!("cannot read the hardware profile: {e}"),
-        })?;
+        let text = super::read_text(path, "the hardware profile")?;
         Profile::parse(path, &text)
     }
 

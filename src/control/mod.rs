@@ -14,6 +14,7 @@
 pub mod client;
 pub mod server;
 
+use crate::health::DeviceState;
 use crate::outbox::OutboxStats;
 use crate::uplink::UplinkStatus;
 use serde::{Deserialize, Serialize};
@@ -69,16 +70,12 @@ pub struct StatusReply {
     pub counters: BTreeMap<String, u64>,
 }
 
-/// One row of `stationd devices`.
+/// One row of `stationd devices`: the device board's entry and the device's counters.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeviceRow {
     pub id: String,
-    pub driver: String,
-    pub via: Option<String>,
-    pub state: String,
-    pub detail: Option<String>,
-    pub last_seen_ms: Option<i64>,
-    pub since_ms: i64,
+    #[serde(flatten)]
+    pub board: DeviceState,
     /// This device's counters (`nmea.sentences`, …).
     pub counters: BTreeMap<String, u64>,
 }

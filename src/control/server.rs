@@ -178,15 +178,10 @@ async fn reply(cmd: Command, s: &Sources) -> Result<serde_json::Value, String> {
             }
             let devices = crate::health::snapshot()
                 .into_iter()
-                .map(|(id, d)| DeviceRow {
+                .map(|(id, board)| DeviceRow {
                     counters: counters.remove(&id).unwrap_or_default(),
                     id,
-                    driver: d.driver,
-                    via: d.via,
-                    state: d.state,
-                    detail: d.detail,
-                    last_seen_ms: d.last_seen_ms,
-                    since_ms: d.since_ms,
+                    board,
                 })
                 .collect();
             serde_json::to_value(DevicesReply {

@@ -88,4 +88,18 @@ set -e
 [ "$code" = 77 ] && grep -q "usermod -aG stationd" <<< "$denied" || fail "outsider: exit $code: $denied"
 owner=$(in_root stat -c '%U %a' /var/lib/stationd/outbox.db)
 [ "$owner" = "stationd 640" ] || fail "outbox owner/mode: $owner"
+
+# 5. The udev rules, the shipped ones and those generated for this station, through udev's own
+# checker: `udevadm verify` needs systemd >= 254, which bookworm has in backports (installed in
+# the chroot only).
+echo "deb http://deb.debian.org/debian bookworm-backports main" > "$root/etc/apt/sources.list.d/backports.list"
+if in_root bash -c 'export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq -t bookworm-backports udev' > "$root/udev.log" 2>&1 \
+   && in_root udevadm verify --help > /dev/null 2>&1; then
+  in_root stationd udev-rules > "$root/tmp/61-stationd-local.rules" || fail "stationd udev-rules for the station"
+  in_root udevadm verify /usr/lib/udev/rules.d/60-stationd.rules /tmp/61-stationd-local.rules > "$root/verify.log" 2>&1 \
+    || { cat "$root/verify.log"; fail "udevadm verify"; }
+  echo "udev rules (shipped and generated): udevadm $(in_root udevadm --version) verify ok"
+else
+  echo "udevadm verify NOT run: udev >= 254 from bookworm-backports could not be installed in the chroot" >&2
+fi
 echo "clean Debian 12 install: apt-get install, check-config (id, CA), run as stationd, status as a group member (and refused outside it): ok"

@@ -122,6 +122,16 @@ fn status_devices_and_outbox_show_the_running_daemon() {
             && s["outbox"]["telemetry"]["rows"].as_u64() == Some(20)
     });
     assert!(backlog, "{}", json(&station.cli(&["status", "--json"])));
+    // The last error names the cause, not only rumqttc's internals.
+    let last_error = json(&station.cli(&["status", "--json"]))["uplink"]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        last_error.starts_with("connection refused: nothing listens")
+            || last_error.starts_with("the connection was cut"),
+        "{last_error}"
+    );
     let text = String::from_utf8(station.cli(&["status"]).stdout).unwrap();
     assert!(text.contains("uplink      DOWN"), "{text}");
     assert!(text.contains("backlog     20 row(s)"), "{text}");

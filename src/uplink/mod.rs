@@ -17,6 +17,7 @@
 //!   a clean shutdown publishes offline itself before disconnecting.
 
 pub mod backoff;
+mod explain;
 pub mod tls;
 
 use crate::config::{BrokerUrl, Config};
@@ -316,7 +317,7 @@ impl Uplink {
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Note::Sent(pkid),
                     Ok(_) => continue,
                     Err(e) => {
-                        let _ = ntx.send(Note::Error(e.to_string())).await;
+                        let _ = ntx.send(Note::Error(explain::explain(&e))).await;
                         return;
                     }
                 };

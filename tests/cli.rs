@@ -122,17 +122,20 @@ fn a_profile_error_is_reported_at_the_profile_file_and_line() {
 #[test]
 fn udev_rules_for_a_station_name_its_usb_adapters() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("hw-profiles")).unwrap();
-    // A station's own copy of a profile that tells its adapter apart by serial number.
-    let own = std::fs::read_to_string(repo().join("hw-profiles/armv7-box.toml"))
-        .unwrap()
-        .replace(
-            "usb = { vendor = \"0403\", product = \"6001\" }",
-            "usb = { vendor = \"0403\", product = \"6001\", serial = \"A10KZ3QX\" }",
-        );
-    std::fs::write(dir.path().join("hw-profiles/armv7-box.toml"), own).unwrap();
-    let cfg = station(dir.path(), "armv7-box", "");
-    let out = stationd(&["udev-rules", "--config", cfg.to_str().unwrap()]);
+    // This box's radio adapter, told apart by its serial number in the station config.
+    let cfg = station(
+        dir.path(),
+        "armv7-box",
+        "\n[[serial]]\nname = \"radio0\"\nusb = { vendor = \"0403\", product = \"6001\", serial = \"A10KZ3QX\" }\n",
+    );
+    let profiles = repo().join("hw-profiles");
+    let out = stationd(&[
+        "udev-rules",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--profile-dir",
+        profiles.to_str().unwrap(),
+    ]);
     assert_eq!(
         out.status.code(),
         Some(0),

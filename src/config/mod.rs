@@ -610,6 +610,9 @@ struct RawConfig {
     uplink: Uplink,
     #[serde(default)]
     buffer: Option<Spanned<toml::Table>>,
+    /// Changes to the profile's serial ports (this box's adapter serial numbers, a baud rate).
+    #[serde(default)]
+    serial: Vec<Spanned<profile::SerialOverride>>,
     #[serde(default)]
     device: Vec<Spanned<toml::Table>>,
 }
@@ -646,7 +649,7 @@ impl Config {
         let raw: RawConfig = toml::from_str(text)
             .map_err(|e| err(e.span(), None, e.message().trim().to_string()))?;
 
-        let profile = match &raw.station.profile {
+        let mut profile = match &raw.station.profile {
             None => None,
             Some(name) => {
                 let mut dirs = profile_dirs.to_vec();
@@ -656,6 +659,20 @@ impl Config {
                 Some(Profile::load(&file)?)
             }
         };
+        for change in raw.serial {
+            let span = change.span();
+            let change = change.into_inner();
+            let key = format!("serial {:?}", change.name);
+            let Some(p) = profile.as_mut() else {
+                return Err(err(
+                    Some(span),
+                    Some(&key),
+                    "[[serial]] changes a port of the hardware profile, and [station] names no profile; give the device a `path` instead".into(),
+                ));
+            };
+            p.apply_serial_change(change)
+                .map_err(|why| err(Some(span), Some(&key), why))?;
+        }
 
         let devices = merge_devices(path, text, profile.as_ref(), raw.device)?;
 
@@ -1253,6 +1270,45 @@ path = "/dev/ttyUSB0"
             (Some(4), true),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_station_config_changes_a_profile_port_and_devices_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let station = "\n[[serial]]\nname = \"com1\"\nbaud = 19200\n";
+        let c = with_profile(dir.path(), &box_profile(dir.path()), station).unwrap();
+        let gps = nmea(&c, "gps0");
+        assert_eq!((gps.baud, gps.parity.as_str()), (19200, "even"));
+
+        // A port moved from the board to a USB adapter with this box's serial number.
+        let station = "\n[[serial]]\nname = \"com1\"\nusb = { vendor = \"0403\", product = \"6001\", serial = \"A10KZ3QX\" }\n";
+        let c = with_profile(dir.path(), &box_profile(dir.path()), station).unwrap();
+        assert_eq!(nmea(&c, "gps0").path, Path::new("/dev/stationd/com1"));
+        let port = c.profile.as_ref().unwrap().port("com1").unwrap();
+        assert_eq!(
+            port.usb.as_ref().unwrap().serial.as_deref(),
+            Some("A10KZ3QX")
+        );
+        assert_eq!(port.path, None);
+
+        let e = with_profile(
+            dir.path(),
+            &box_profile(dir.path()),
+            "\n[[serial]]\nname = \"com7\"\nbaud = 9600\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.file, dir.path().join("stationd.toml"));
+        assert_eq!(e.line, Some(9), "{e}");
+        assert!(
+            e.message.contains("no serial port \"com7\" (it has: com1)"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{}\n[[serial]]\nname = \"com1\"\nbaud = 9600\n",
+            base(dir.path())
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("names no profile"), "{e}");
     }
 
     #[test]

@@ -256,6 +256,30 @@ impl SerialPort {
     }
 }
 
+/// A station's change to one of its profile's serial ports (`[[serial]]` in the station
+/// config): the keys given replace the profile's; `path` and `usb` replace each other.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialOverride {
+    pub name: String,
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub usb: Option<UsbMatch>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub baud: Option<u32>,
+    #[serde(default)]
+    pub data_bits: Option<u8>,
+    #[serde(default)]
+    pub parity: Option<String>,
+    #[serde(default)]
+    pub stop_bits: Option<u8>,
+    #[serde(default)]
+    pub flow_control: Option<String>,
+}
+
 /// How udev recognises a USB serial adapter: vendor and product id (4 hex digits, as `lsusb`
 /// prints them), optionally its serial number and, for adapters with several ports, the USB
 /// interface number.
@@ -517,6 +541,37 @@ impl Profile {
     /// the table sets itself win.
     pub(super) fn resolve_port(&self, table: toml::Table) -> Result<toml::Table, String> {
         resolve_port(Some(self), table)
+    }
+
+    /// Applies a station's `[[serial]]` change to the port of that name.
+    pub(super) fn apply_serial_change(&mut self, c: SerialOverride) -> Result<(), String> {
+        let known: Vec<String> = self.serial.iter().map(|p| p.name.clone()).collect();
+        let Some(port) = self.serial.iter_mut().find(|p| p.name == c.name) else {
+            return Err(format!(
+                "profile {} has no serial port {:?} (it has: {}); [[serial]] in the station config changes a profile's port, it does not add one",
+                self.name,
+                c.name,
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ));
+        };
+        if c.path.is_some() && c.usb.is_some() {
+            return Err("give either `path` or `usb`, not both".into());
+        }
+        if let Some(p) = c.path {
+            port.path = Some(p);
+            port.usb = None;
+        }
+        if let Some(u) = c.usb {
+            port.usb = Some(u);
+            port.path = None;
+        }
+        port.description = c.description.or(port.description.take());
+        port.baud = c.baud.or(port.baud);
+        port.data_bits = c.data_bits.or(port.data_bits);
+        port.parity = c.parity.or(port.parity.take());
+        port.stop_bits = c.stop_bits.or(port.stop_bits);
+        port.flow_control = c.flow_control.or(port.flow_control.take());
+        port.check()
     }
 
     pub fn device_count(&self) -> usize {

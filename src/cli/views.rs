@@ -7,13 +7,15 @@ use crate::control::{Command, DevicesReply, OutboxReply, StatusReply};
 use crate::outbox::OutboxStats;
 use std::path::Path;
 
-/// `12s ago`, `-` when never.
+/// How long from `then_ms` to `now_ms`: `12s`, `3m 05s`.
+fn since(now_ms: i64, then_ms: i64) -> String {
+    format_duration(((now_ms - then_ms).max(0) / 1000) as u64)
+}
+
+/// `12s ago`, or `never`.
 fn ago(now_ms: i64, then_ms: Option<i64>) -> String {
     match then_ms {
-        Some(t) => format!(
-            "{} ago",
-            format_duration(((now_ms - t).max(0) / 1000) as u64)
-        ),
+        Some(t) => format!("{} ago", since(now_ms, t)),
         None => "never".into(),
     }
 }
@@ -73,13 +75,13 @@ pub fn status(socket: &Path, json: bool) -> u8 {
     match &u.connected_to {
         Some(b) => println!(
             "uplink      connected to {b} for {}, {} publish(es) in flight",
-            ago(now, u.since_ms).trim_end_matches(" ago"),
+            u.since_ms.map_or_else(|| "?".into(), |t| since(now, t)),
             u.in_flight
         ),
         None => println!(
             "uplink      DOWN{}; buffering in the outbox",
             u.since_ms
-                .map(|t| format!(" for {}", ago(now, Some(t)).trim_end_matches(" ago")))
+                .map(|t| format!(" for {}", since(now, t)))
                 .unwrap_or_default()
         ),
     }
@@ -166,18 +168,14 @@ fn print_row(now: i64, row: &crate::control::DeviceRow, indent: &str) {
         let short = name.split_once('.').map(|(_, n)| n).unwrap_or(name);
         detail.push(format!("{short} {v}"));
     }
-    let state = format!(
-        "{} ({})",
-        d.state,
-        format_duration(((now - d.since_ms).max(0) / 1000) as u64)
-    );
+    let state = format!("{} ({})", d.state, since(now, d.since_ms));
     println!(
         "{:<16} {:<7} {:<20} {:<10} {}",
         format!("{indent}{}", row.id),
         d.driver,
         state,
         match d.last_seen_ms {
-            Some(t) => format_duration(((now - t).max(0) / 1000) as u64),
+            Some(t) => since(now, t),
             None => "never".into(),
         },
         detail.join(", ")
@@ -206,7 +204,7 @@ pub fn print_outbox(path: &Path, now: i64, s: &OutboxStats, json: bool) {
         return;
     }
     let age = |oldest: Option<i64>| match oldest {
-        Some(ms) => format_duration(((now - ms).max(0) / 1000) as u64),
+        Some(ms) => since(now, ms),
         None => "-".into(),
     };
     println!("outbox {}", path.display());

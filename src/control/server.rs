@@ -47,11 +47,16 @@ pub enum ControlError {
 
 /// Binds the socket (replacing a stale one) with mode 0660.
 pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ControlError::InUse(path.to_path_buf()));
+    // A socket left by a daemon that died is replaced; one that answers is another daemon's.
+    // Anything else at the path is left alone (bind then fails and says so).
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if meta.file_type().is_socket() {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ControlError::InUse(path.to_path_buf()));
+            }
+            let _ = std::fs::remove_file(path);
         }
-        let _ = std::fs::remove_file(path);
     }
     let bind_err = |source| ControlError::Bind {
         path: path.to_path_buf(),

@@ -244,3 +244,27 @@ fn garbage_on_the_control_socket_gets_an_error_and_the_daemon_answers_on() {
     assert_eq!(status["counters"]["control.requests_rejected"], 4);
     assert!(daemon.log_text().contains("control.request_rejected"));
 }
+
+#[test]
+fn a_second_daemon_leaves_the_first_ones_socket_alone_and_runs_on() {
+    let broker = Broker::started();
+    let first = Station::new(broker.port, "");
+    let first_daemon = first.start();
+    let second = Station::new(broker.port, "");
+    let socket = first.control_socket();
+    let second_daemon =
+        second.start_with_env(&[("STATIOND_CONTROL_SOCKET", socket.to_str().unwrap())]);
+    assert!(wait_until(Duration::from_secs(5), || second_daemon
+        .log_text()
+        .contains("control.unavailable")));
+    assert!(second_daemon
+        .log_text()
+        .contains("another stationd answers"));
+    // The socket still belongs to the first daemon; the second one does its job regardless.
+    let status = json(&first.cli(&["status", "--json"]));
+    assert_eq!(status["pid"], first_daemon.pid().as_raw());
+    send_lines(second.ingest_port, &[line("meter", "telemetry", 1)]);
+    assert!(wait_until(Duration::from_secs(5), || second.outbox_rows()
+        == 0
+        && second_daemon.log_text().contains("uplink.connected")));
+}

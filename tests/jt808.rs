@@ -217,6 +217,17 @@ fn a_known_terminal_registers_authenticates_and_reports() {
         "log:\n{}",
         daemon.log_text()
     );
+    // The journal's view of the car is under its own device id (journalctl DEVICE_ID=car-03).
+    let log = daemon.log_text();
+    for event in ["jt808.registered", "device.online"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("event=\"{event}\""))
+                    && l.contains("device_id=car-03")
+                    && l.contains("listener=fleet")),
+            "no {event} record for car-03:\n{log}"
+        );
+    }
     let all = central.all();
     let pos = of_kind(&all, "position")[0];
     assert_eq!(pos.topic, "stations/test-st01/telemetry/car-03/position");

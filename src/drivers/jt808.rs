@@ -529,7 +529,9 @@ async fn connection(
                 metrics::inc(&counters.bad_frames);
                 bad += 1;
                 if bad <= 3 {
-                    tracing::warn!(event = "jt808.frame_rejected", device_id = %shared.device, driver = "jt808", peer = %peer, error = %e, "skipped a bad frame");
+                    // Records about a car carry its id, so `journalctl DEVICE_ID=car-03` finds them.
+                    let device_id = session.car().unwrap_or(&shared.device);
+                    tracing::warn!(event = "jt808.frame_rejected", device_id = %device_id, driver = "jt808", listener = %shared.device, peer = %peer, error = %e, "skipped a bad frame");
                 }
             }
         });
@@ -543,6 +545,7 @@ async fn connection(
                 }
                 Action::Event(ev) => {
                     crate::health::observe(&shared.device, "jt808", &ev);
+                    log_car_event(&ev, &shared.device, &peer);
                     if sink.send(ev).await.is_err() {
                         return;
                     }
@@ -558,7 +561,7 @@ async fn connection(
             break "too many bad frames";
         }
     };
-    tracing::info!(event = "jt808.disconnected", device_id = %shared.device, driver = "jt808", peer = %peer, car = session.car().unwrap_or("-"), reason, "terminal connection closed");
+    tracing::info!(event = "jt808.disconnected", device_id = %session.car().unwrap_or(&shared.device), driver = "jt808", listener = %shared.device, peer = %peer, reason, "terminal connection closed");
     if session.authenticated() {
         let ev = Event::new(
             session.car().unwrap_or(&shared.device),
@@ -570,6 +573,20 @@ async fn connection(
         );
         crate::health::observe(&shared.device, "jt808", &ev);
         let _ = sink.send(ev).await;
+    }
+}
+
+/// The journal's view of a car: its registration, health and alarms, under its own device id
+/// (positions are not logged: they go to central only).
+fn log_car_event(ev: &Event, listener: &str, peer: &str) {
+    match ev.kind.as_str() {
+        "position" => {}
+        "vehicle.emergency" | "vehicle.alarm" => {
+            tracing::warn!(event = ev.kind.as_str(), device_id = %ev.device, driver = "jt808", listener = %listener, peer = %peer, data = %ev.data.get(), "alarm from the car's terminal (sent to central)")
+        }
+        _ => {
+            tracing::info!(event = ev.kind.as_str(), device_id = %ev.device, driver = "jt808", listener = %listener, peer = %peer, data = %ev.data.get(), "terminal event (sent to central)")
+        }
     }
 }
 

@@ -419,3 +419,154 @@ fn full_disk_holds_inputs_back_and_loses_nothing_once_space_returns() {
     let seqs = central.seqs();
     assert!(missing_seqs(&seqs, highest_committed(&station)).is_empty());
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(path: std::path::PathBuf, bytes: u64) -> Option<SmallFs> {
+        std::fs::create_dir_all(&path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallFs(path))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_filesystem_evicts_old_telemetry_so_new_alarms_still_get_in() {
+    // A disk smaller than the quota: the outbox on a 64 MiB tmpfs, a 1 GiB quota.
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("full-filesystem test NOT run: needs root to mount a small tmpfs");
+        return;
+    }
+    let mut broker = Broker::started();
+    let central = central_with_session(&mut broker, "central-enospc");
+    let station = Station::new(broker.port, "max_bytes = 1073741824");
+    let Some(fs) = SmallFs::mount(station.dir.path().join("fs"), 64 << 20) else {
+        eprintln!("full-filesystem test NOT run: cannot mount a tmpfs here");
+        return;
+    };
+    let db = fs.0.join("outbox.db");
+    let config = std::fs::read_to_string(&station.config).unwrap().replace(
+        &station.db().display().to_string(),
+        &db.display().to_string(),
+    );
+    std::fs::write(&station.config, config).unwrap();
+    let daemon = station.start();
+
+    // ~100 MB of telemetry into 64 MiB, then 30 alarms: input must keep flowing.
+    let pad = "t".repeat(900);
+    let telemetry: Vec<String> = (0..90_000u64)
+        .map(|n| format!("{{\"kind\":\"meter\",\"prio\":\"telemetry\",\"data\":{{\"n\":{n},\"pad\":\"{pad}\"}}}}\n"))
+        .collect();
+    let port = station.ingest_port;
+    let producer = std::thread::spawn(move || send_lines(port, &telemetry));
+    assert!(
+        wait_until(LONG, || producer.is_finished()),
+        "input was held back on the full disk; log:\n{}",
+        daemon.log_text()
+    );
+    producer.join().unwrap();
+    let alarms: Vec<String> = (0..30u64)
+        .map(|n| {
+            format!("{{\"kind\":\"door.forced\",\"prio\":\"alarm\",\"data\":{{\"n\":{n}}}}}\n")
+        })
+        .collect();
+    send_lines(station.ingest_port, &alarms);
+    assert!(
+        wait_until(LONG, || highest_committed(&station) >= 90_030),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    assert!(daemon.log_text().contains("reason=\"disk_full\""));
+
+    // Then something else fills the disk to the last byte: the outbox measures again, evicts
+    // more of its own old telemetry, and input goes on.
+    let evictions_before = daemon.log_text().matches("reason=\"disk_full\"").count();
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(fs.0.join("filler")).unwrap();
+        let block = vec![0u8; 1 << 20];
+        while filler.write_all(&block).is_ok() {}
+        let _ = filler.write_all(&block[..4096]);
+        let _ = filler.sync_all();
+    }
+    let more: Vec<String> = (90_000..110_000u64)
+        .map(|n| format!("{{\"kind\":\"meter\",\"prio\":\"telemetry\",\"data\":{{\"n\":{n},\"pad\":\"{pad}\"}}}}\n"))
+        .chain((30..40u64).map(|n| format!("{{\"kind\":\"door.forced\",\"prio\":\"alarm\",\"data\":{{\"n\":{n}}}}}\n")))
+        .collect();
+    send_lines(station.ingest_port, &more);
+    assert!(
+        wait_until(LONG, || highest_committed(&station) >= 110_040),
+        "input stopped on the filled disk; log:\n{}",
+        daemon.log_text()
+    );
+    // Either path may have made the room: the measured cap, or (when the filler won the race)
+    // the ballast given up on ENOSPC. Input went on, and central is told.
+    assert!(
+        daemon.log_text().matches("reason=\"disk_full\"").count() > evictions_before,
+        "{}",
+        daemon.log_text()
+    );
+
+    broker.start();
+    let top = highest_committed(&station);
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .filter(|m| m.json["kind"] == "door.forced")
+            .count()
+            == 40),
+        "every alarm arrives; log:\n{}",
+        daemon.log_text()
+    );
+    let env = central.envelopes();
+    let mut explained: HashSet<u64> = HashSet::new();
+    let reports: Vec<&Value> = env
+        .iter()
+        .filter(|e| e["kind"] == "outbox.evicted")
+        .collect();
+    assert!(!reports.is_empty());
+    for r in &reports {
+        assert_eq!(r["data"]["reason"], "disk_full", "{r}");
+        assert_eq!(r["data"]["events"], 0, "telemetry goes first: {r}");
+        for range in r["data"]["ranges"].as_array().unwrap() {
+            let (a, b) = (range[0].as_u64().unwrap(), range[1].as_u64().unwrap());
+            explained.extend(a..=b);
+        }
+    }
+    // Wait for the rest of the backlog, then check every seq is delivered or named.
+    let expected = top as usize - explained.len();
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .filter(|m| m.json.get("seq").is_some())
+            .count()
+            >= expected),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let got: Vec<u64> = central.seqs();
+    let unexplained: Vec<u64> = missing_seqs(&got, top)
+        .into_iter()
+        .filter(|s| !explained.contains(s))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "gaps not named by outbox.evicted: {:?}",
+        &unexplained[..unexplained.len().min(20)]
+    );
+    drop(daemon);
+}

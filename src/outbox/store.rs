@@ -24,6 +24,63 @@ const EVICT_TO_PERCENT: u64 = 90;
 /// Rows evicted per statement while freeing space.
 const EVICT_CHUNK: i64 = 2048;
 
+/// Disk space left for the WAL when the filesystem, not the quota, limits the outbox; also the
+/// size the WAL file is cut back to after a checkpoint.
+const WAL_ALLOWANCE: u64 = 16 << 20;
+
+/// How often a missing ballast file is tried again once the disk has room.
+const BALLAST_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Below this the ballast is not worth having (a small disk that is nearly full).
+const MIN_BALLAST: u64 = 64 << 10;
+
+/// The ballast beside the outbox: space held back so that, when the disk fills up all the
+/// same, deleting it leaves room for the transaction that evicts old telemetry (a DELETE needs
+/// WAL space too). 1/64 of the quota, between 1 and 16 MiB, at most 1/8 of the free space.
+pub fn ballast_size(max_bytes: u64) -> u64 {
+    (max_bytes / 64).clamp(1 << 20, 16 << 20)
+}
+
+pub fn ballast_path(db: &Path) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(".ballast");
+    PathBuf::from(s)
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem of `db`.
+// fsblkcnt_t and c_ulong are 32 bits on armv7: the casts are not redundant there.
+#[allow(clippy::unnecessary_cast)]
+fn free_bytes(db: &Path) -> Option<u64> {
+    let dir = db.parent().unwrap_or(Path::new("/"));
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push("-wal");
+    PathBuf::from(s)
+}
+
+/// Why rows were evicted, as `outbox.evicted` tells central.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EvictionReason {
+    /// Over `buffer.max_bytes`.
+    #[default]
+    Quota,
+    /// The filesystem has less room than the quota.
+    DiskFull,
+}
+
+impl EvictionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvictionReason::Quota => "quota",
+            EvictionReason::DiskFull => "disk_full",
+        }
+    }
+}
+
 const SCHEMA_V1: &str = "
 CREATE TABLE outbox (
     seq        INTEGER PRIMARY KEY,
@@ -54,6 +111,8 @@ pub struct Eviction {
     pub telemetry: u64,
     pub events: u64,
     pub bytes: u64,
+    /// Set when the round is recorded.
+    pub reason: EvictionReason,
 }
 
 impl Eviction {
@@ -92,6 +151,12 @@ pub struct Store {
     bytes: u64,
     /// Rows in the file (the backlog), kept in step with every commit.
     rows: u64,
+    /// What the filesystem allows the outbox (see `limit`), and when it was last measured.
+    disk_cap: u64,
+    disk_checked: Option<std::time::Instant>,
+    /// Whether the ballast file is in place, and when it was last tried.
+    ballast_present: bool,
+    ballast_tried: Option<std::time::Instant>,
 }
 
 pub fn open_connection(path: &Path, durability: Durability) -> Result<Connection, OutboxError> {
@@ -110,8 +175,10 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
         Durability::PowerCut => "FULL",
         Durability::ProcessCrash => "NORMAL",
     };
+    // journal_size_limit: after a checkpoint the WAL file is cut back to this size instead of
+    // keeping the size of its largest transaction on disk for good.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-2048;"
+        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-2048; PRAGMA journal_size_limit={WAL_ALLOWANCE};"
     ))?;
     Ok(())
 }
@@ -218,7 +285,12 @@ impl Store {
             reserved_until: reserved,
             bytes: bytes.max(0) as u64,
             rows: rows.max(0) as u64,
+            disk_cap: u64::MAX,
+            disk_checked: None,
+            ballast_present: false,
+            ballast_tried: None,
         };
+        store.ensure_ballast();
         store.reserve(0)?;
         if next_seq != meta_next {
             store
@@ -238,6 +310,10 @@ impl Store {
 
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
     }
 
     /// Rows waiting to be sent.
@@ -274,6 +350,7 @@ impl Store {
         let mut next_seq = self.next_seq;
         let mut bytes = self.bytes;
         let mut outcome = CommitOutcome::default();
+        let (limit, reason) = self.limit();
         let tx = self.conn.transaction().map_err(map)?;
         {
             // Acks come mostly in runs of consecutive seqs (a draining backlog): each run is
@@ -325,47 +402,18 @@ impl Store {
                 outcome.seqs.push(seq);
             }
         }
-        if bytes > self.max_bytes {
-            let target = self.max_bytes / 100 * EVICT_TO_PERCENT;
-            let eviction = evict(&tx, bytes - target).map_err(map)?;
+        if bytes > limit {
+            let target = limit / 100 * EVICT_TO_PERCENT;
+            let mut eviction = evict(&tx, bytes - target).map_err(map)?;
+            eviction.reason = reason;
             bytes = bytes.saturating_sub(eviction.bytes);
             if eviction.rows() > 0 {
                 let seq = next_seq;
                 next_seq += 1;
-                let report = eviction_event(&eviction);
-                let payload = report.to_envelope_json(&self.station, seq);
-                let topic = report.topic_suffix();
-                let mut ins = tx
-                    .prepare_cached(
-                        "INSERT INTO outbox(seq, lane, prio, created_ms, topic, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )
-                    .map_err(map)?;
-                bytes += insert_row(
-                    &mut ins,
-                    seq,
-                    &NewRow {
-                        lane: Lane::of(&report),
-                        prio: report.prio,
-                        created_ms: report.ts_ms,
-                        topic: &topic,
-                        payload: &payload,
-                    },
-                )
-                .map_err(map)?;
-                drop(ins);
-                tx.execute(
-                    "UPDATE meta SET value = value + ?1 WHERE key = 'evicted_rows'",
-                    [eviction.rows() as i64],
-                )
-                .map_err(map)?;
-                tx.execute(
-                    "UPDATE meta SET value = value + 1 WHERE key = 'eviction_rounds'",
-                    [],
-                )
-                .map_err(map)?;
+                bytes += record_eviction(&tx, &self.station, seq, &eviction).map_err(map)?;
                 outcome.eviction = Some(eviction);
             }
-            outcome.over_quota_with_alarms_only = bytes > self.max_bytes;
+            outcome.over_quota_with_alarms_only = bytes > limit;
         }
         if next_seq != self.next_seq {
             tx.execute(
@@ -382,6 +430,118 @@ impl Store {
         self.next_seq = next_seq;
         self.bytes = bytes;
         Ok(outcome)
+    }
+
+    /// Whether the filesystem, not the quota, limits the outbox (as last measured).
+    pub fn disk_constrained(&self) -> bool {
+        self.disk_cap < self.max_bytes
+    }
+
+    /// The bytes the outbox may hold now, and why: the configured quota, or less when the
+    /// filesystem has less room. The outbox may use half of what is free plus what its own
+    /// files take, less 16 MiB for the WAL (the rest is for page slack and everything else on
+    /// the disk), so a
+    /// quota larger than the disk, or a disk filled by something else, evicts old telemetry
+    /// instead of stopping input. Measured at most once a second.
+    fn limit(&mut self) -> (u64, EvictionReason) {
+        if self
+            .disk_checked
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+        {
+            self.disk_checked = Some(std::time::Instant::now());
+            if let Some(free) = free_bytes(&self.path) {
+                let own: u64 = [self.path.clone(), wal_path(&self.path)]
+                    .iter()
+                    .filter_map(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum();
+                self.disk_cap = (free + own).saturating_sub(WAL_ALLOWANCE) / 2;
+            }
+        }
+        if self.disk_cap < self.max_bytes {
+            (self.disk_cap, EvictionReason::DiskFull)
+        } else {
+            (self.max_bytes, EvictionReason::Quota)
+        }
+    }
+
+    /// The disk is full all the same (something else filled it faster than it was measured):
+    /// delete the ballast, so the next transactions have room, evict the oldest telemetry,
+    /// then events, worth `need` bytes with an `outbox.evicted` alarm (`reason: disk_full`) in
+    /// the same transaction, and shrink the WAL. Alarms are never evicted. None when nothing
+    /// could be evicted. The filesystem is measured again at the next commit, and the ballast
+    /// comes back when there is room.
+    pub fn relieve_disk_full(&mut self, need: u64) -> Result<Option<Eviction>, OutboxError> {
+        self.disk_checked = None;
+        let _ = std::fs::remove_file(ballast_path(&self.path));
+        self.ballast_present = false;
+        self.ballast_tried = Some(std::time::Instant::now());
+        // What the WAL holds goes into the file first, which gives the WAL's space back.
+        self.checkpoint();
+        self.reserve(1)?;
+        let path = self.path.clone();
+        let map = |e| OutboxError::commit(&path, e);
+        let tx = self.conn.transaction().map_err(map)?;
+        let mut eviction = evict(&tx, need).map_err(map)?;
+        eviction.reason = EvictionReason::DiskFull;
+        if eviction.rows() == 0 {
+            return Ok(None); // dropping tx rolls back
+        }
+        let seq = self.next_seq;
+        let added = record_eviction(&tx, &self.station, seq, &eviction).map_err(map)?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
+            [seq as i64 + 1],
+        )
+        .map_err(map)?;
+        tx.commit().map_err(map)?;
+        self.next_seq = seq + 1;
+        self.bytes = (self.bytes + added).saturating_sub(eviction.bytes);
+        self.rows = (self.rows + 1).saturating_sub(eviction.rows());
+        self.checkpoint();
+        Ok(Some(eviction))
+    }
+
+    /// Puts the ballast file back when it is missing and the disk has room for it (at most an
+    /// eighth of what is free); tried at most every 30 s. Called after successful commits.
+    pub fn ensure_ballast(&mut self) {
+        if self.ballast_present
+            || self
+                .ballast_tried
+                .is_some_and(|t| t.elapsed() < BALLAST_RETRY)
+        {
+            return;
+        }
+        self.ballast_tried = Some(std::time::Instant::now());
+        let path = ballast_path(&self.path);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() >= MIN_BALLAST) {
+            self.ballast_present = true;
+            return;
+        }
+        let free = free_bytes(&self.path).unwrap_or(0);
+        let size = ballast_size(self.max_bytes).min(free / 8);
+        if size < MIN_BALLAST {
+            return;
+        }
+        let written = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&path)?;
+            // Real blocks, not a sparse file: the space must really be held.
+            let chunk = vec![0u8; 1 << 16];
+            let mut left = size;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                f.write_all(&chunk[..n])?;
+                left -= n as u64;
+            }
+            f.sync_all()
+        })();
+        match written {
+            Ok(()) => self.ballast_present = true,
+            Err(_) => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     /// Inserts a row salvaged from a corrupt file, keeping its seq (recovery only).
@@ -495,6 +655,42 @@ fn evict(tx: &rusqlite::Transaction<'_>, need: u64) -> rusqlite::Result<Eviction
     Ok(ev)
 }
 
+/// Inserts the `outbox.evicted` alarm for `eviction` at `seq` and counts the round in `meta`;
+/// returns the bytes the alarm row adds.
+fn record_eviction(
+    tx: &rusqlite::Transaction<'_>,
+    station: &str,
+    seq: u64,
+    eviction: &Eviction,
+) -> rusqlite::Result<u64> {
+    let report = eviction_event(eviction);
+    let payload = report.to_envelope_json(station, seq);
+    let topic = report.topic_suffix();
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO outbox(seq, lane, prio, created_ms, topic, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let added = insert_row(
+        &mut ins,
+        seq,
+        &NewRow {
+            lane: Lane::of(&report),
+            prio: report.prio,
+            created_ms: report.ts_ms,
+            topic: &topic,
+            payload: &payload,
+        },
+    )?;
+    tx.execute(
+        "UPDATE meta SET value = value + ?1 WHERE key = 'evicted_rows'",
+        [eviction.rows() as i64],
+    )?;
+    tx.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'eviction_rounds'",
+        [],
+    )?;
+    Ok(added)
+}
+
 /// Sorted seqs to inclusive ranges: [1,2,3,7] -> [(1,3),(7,7)].
 pub fn to_ranges(sorted: &[u64]) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
@@ -515,7 +711,7 @@ pub fn eviction_event(e: &Eviction) -> Event {
         "outbox.evicted",
         Priority::Alarm,
         serde_json::json!({
-            "reason": "quota",
+            "reason": e.reason.as_str(),
             "rows": e.rows(),
             "telemetry": e.telemetry,
             "events": e.events,

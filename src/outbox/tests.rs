@@ -192,6 +192,46 @@ fn quota_evicts_oldest_telemetry_then_events_never_alarms() {
 }
 
 #[test]
+fn a_full_disk_gives_up_the_ballast_and_evicts_telemetry_with_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 30);
+    let (mut store, _) = open_store(&o).unwrap();
+    let ballast = store::ballast_path(&o.path);
+    assert_eq!(
+        std::fs::metadata(&ballast).unwrap().len(),
+        store::ballast_size(1 << 30),
+        "the ballast is held from the start"
+    );
+    let mut batch = vec![ev(Priority::Alarm, false, 500)];
+    batch.extend((0..99).map(|_| ev(Priority::Telemetry, false, 500)));
+    store.commit(&batch, &[]).unwrap();
+
+    let eviction = store.relieve_disk_full(20_000).unwrap().unwrap();
+    assert!(!ballast.exists(), "the ballast's space was given back");
+    assert_eq!(eviction.events, 0);
+    assert!(eviction.bytes >= 20_000 && eviction.telemetry > 0, "{eviction:?}");
+    assert_eq!(eviction.ranges[0].0, 2, "oldest telemetry first (seq 1 is the alarm)");
+    // The report is the next seq, an alarm saying why, and the counts match the file.
+    let rows = all_rows(&Reader::open(&o.path).unwrap());
+    let (lane, report) = rows.get(&101).expect("the outbox.evicted report");
+    assert_eq!(*lane, Lane::Alarm);
+    let v: serde_json::Value = serde_json::from_slice(&report.payload).unwrap();
+    assert_eq!(
+        (v["kind"].as_str(), v["data"]["reason"].as_str()),
+        (Some("outbox.evicted"), Some("disk_full"))
+    );
+    assert!(rows.contains_key(&1), "alarms are never evicted");
+    let stats = Reader::open(&o.path).unwrap().stats().unwrap();
+    assert_eq!(stats.rows(), store.rows());
+    assert_eq!(stats.bytes, store.bytes());
+    assert_eq!(store.next_seq(), 102);
+    // With only alarms left there is nothing to give.
+    let rest: Vec<u64> = rows.keys().copied().filter(|s| *s != 1 && *s != 101).collect();
+    store.commit(&[], &rest).unwrap();
+    assert!(store.relieve_disk_full(1 << 20).unwrap().is_none());
+}
+
+#[test]
 fn newer_schema_is_refused_not_touched() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(dir.path(), 1 << 30);

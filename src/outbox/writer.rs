@@ -5,7 +5,7 @@
 //! instead of growing a queue in memory. Each loop takes what is queued and commits it in one
 //! transaction (group commit, see the module doc of `outbox`).
 
-use super::store::Store;
+use super::store::{EvictionReason, Store};
 use crate::event::Event;
 use crate::metrics;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +22,9 @@ pub(super) enum WriterCmd {
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 8192;
+/// Events per transaction while the filesystem limits the outbox: each transaction needs WAL
+/// space for all it writes (inserts and evictions), so they stay small.
+const DISK_CONSTRAINED_PIECE: usize = 1024;
 /// An acks-only batch waits up to this long for more acks before it is committed...
 const ACK_LINGER: Duration = Duration::from_millis(3);
 /// ...unless it already holds this many.
@@ -170,9 +173,20 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
         if !events.is_empty() || !acks.is_empty() {
             let mut delay = Duration::from_millis(50);
             let mut attempts = 0u32;
+            // The batch goes in as one transaction, or, on a full disk, in smaller pieces (a
+            // transaction needs WAL space for all it writes): events[done..done + piece].
+            let mut done = 0;
+            let mut piece = if store.disk_constrained() {
+                events.len().min(DISK_CONSTRAINED_PIECE)
+            } else {
+                events.len()
+            };
             loop {
-                match store.commit(&events, &acks) {
+                let part = &events[done..(done + piece).min(events.len())];
+                match store.commit(part, &acks) {
                     Ok(outcome) => {
+                        done += part.len();
+                        acks.clear();
                         metrics::inc(&commits);
                         metrics::set(&backlog_rows, store.rows());
                         metrics::set(&backlog_bytes, store.bytes());
@@ -181,12 +195,17 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                             evicted.fetch_add(ev.rows(), Ordering::Relaxed);
                             tracing::warn!(
                                 event = "outbox.evicted",
+                                reason = ev.reason.as_str(),
                                 rows = ev.rows(),
                                 telemetry = ev.telemetry,
                                 events = ev.events,
                                 bytes = ev.bytes,
                                 ranges = ev.ranges.len(),
-                                "outbox quota reached: evicted the oldest rows (reported to central)"
+                                "{}",
+                                match ev.reason {
+                                    EvictionReason::Quota => "outbox quota reached: evicted the oldest rows (reported to central)",
+                                    EvictionReason::DiskFull => "the outbox's filesystem has less room than the quota: evicted the oldest rows (reported to central); free space or lower buffer.max_bytes",
+                                }
                             );
                         }
                         if outcome.over_quota_with_alarms_only && !warned_alarms_only {
@@ -200,7 +219,16 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                         if !outcome.seqs.is_empty() {
                             new_data.notify_one();
                         }
+                        if done < events.len() {
+                            continue;
+                        }
+                        store.ensure_ballast();
                         break;
+                    }
+                    Err(e) if e.is_disk_full() && relieve(&mut store, part, &evicted) => {
+                        // Room made by evicting old telemetry: go on at once, in small pieces.
+                        metrics::inc(&failures);
+                        piece = piece.min(DISK_CONSTRAINED_PIECE);
                     }
                     Err(e) => {
                         metrics::inc(&failures);
@@ -210,7 +238,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                             event = "outbox.commit_failed",
                             error = %e,
                             disk_full = e.is_disk_full(),
-                            pending_events = events.len(),
+                            pending_events = events.len() - done,
                             attempts,
                             "cannot commit to the outbox; inputs are held back until it works{}",
                             if e.is_disk_full() { " (disk full: free space on the outbox's filesystem)" } else { "" }
@@ -218,7 +246,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                         if giving_up {
                             tracing::error!(
                                 event = "outbox.events_lost",
-                                count = events.len(),
+                                count = events.len() - done,
                                 "shutting down with events that could not be committed"
                             );
                             break;
@@ -236,4 +264,35 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
         }
     }
     store.checkpoint();
+}
+
+/// The disk is full: evict old telemetry (then events, never alarms) to make room for `events`
+/// and as much again, a ballast's worth at most per round. True when something was evicted.
+fn relieve(store: &mut Store, events: &[Event], evicted: &metrics::Counter) -> bool {
+    // The batch's size on disk, roughly: its data plus the envelope (docs/CONTRACT.md).
+    let batch: u64 = events.iter().map(|e| e.data.get().len() as u64 + 400).sum();
+    // Evicting touches pages, which costs WAL space too: a little at a time, repeated while
+    // the disk stays full.
+    let need = (2 * batch).min(super::store::ballast_size(store.max_bytes()));
+    match store.relieve_disk_full(need) {
+        Ok(Some(ev)) => {
+            evicted.fetch_add(ev.rows(), Ordering::Relaxed);
+            tracing::warn!(
+                event = "outbox.evicted",
+                reason = "disk_full",
+                rows = ev.rows(),
+                telemetry = ev.telemetry,
+                events = ev.events,
+                bytes = ev.bytes,
+                ranges = ev.ranges.len(),
+                "the disk is full: evicted the oldest rows to keep accepting input (reported to central); free space on the outbox's filesystem"
+            );
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::error!(event = "outbox.commit_failed", error = %e, disk_full = true, "could not evict to make room on the full disk");
+            false
+        }
+    }
 }

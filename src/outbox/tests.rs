@@ -209,8 +209,14 @@ fn a_full_disk_gives_up_the_ballast_and_evicts_telemetry_with_a_report() {
     let eviction = store.relieve_disk_full(20_000).unwrap().unwrap();
     assert!(!ballast.exists(), "the ballast's space was given back");
     assert_eq!(eviction.events, 0);
-    assert!(eviction.bytes >= 20_000 && eviction.telemetry > 0, "{eviction:?}");
-    assert_eq!(eviction.ranges[0].0, 2, "oldest telemetry first (seq 1 is the alarm)");
+    assert!(
+        eviction.bytes >= 20_000 && eviction.telemetry > 0,
+        "{eviction:?}"
+    );
+    assert_eq!(
+        eviction.ranges[0].0, 2,
+        "oldest telemetry first (seq 1 is the alarm)"
+    );
     // The report is the next seq, an alarm saying why, and the counts match the file.
     let rows = all_rows(&Reader::open(&o.path).unwrap());
     let (lane, report) = rows.get(&101).expect("the outbox.evicted report");
@@ -226,7 +232,11 @@ fn a_full_disk_gives_up_the_ballast_and_evicts_telemetry_with_a_report() {
     assert_eq!(stats.bytes, store.bytes());
     assert_eq!(store.next_seq(), 102);
     // With only alarms left there is nothing to give.
-    let rest: Vec<u64> = rows.keys().copied().filter(|s| *s != 1 && *s != 101).collect();
+    let rest: Vec<u64> = rows
+        .keys()
+        .copied()
+        .filter(|s| *s != 1 && *s != 101)
+        .collect();
     store.commit(&[], &rest).unwrap();
     assert!(store.relieve_disk_full(1 << 20).unwrap().is_none());
 }

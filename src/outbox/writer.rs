@@ -22,6 +22,9 @@ pub(super) enum WriterCmd {
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 8192;
+/// Evictions for a full disk in a row without a commit getting through; then the writer waits
+/// and retries as for any other failure.
+const MAX_RELIEFS: u32 = 8;
 /// Events per transaction while the filesystem limits the outbox: each transaction needs WAL
 /// space for all it writes (inserts and evictions), so they stay small.
 const DISK_CONSTRAINED_PIECE: usize = 1024;
@@ -176,6 +179,9 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
             // The batch goes in as one transaction, or, on a full disk, in smaller pieces (a
             // transaction needs WAL space for all it writes): events[done..done + piece].
             let mut done = 0;
+            // Reliefs since the last successful commit: if evicting does not help (a disk
+            // quota, say, where freed pages are not free blocks), stop evicting and wait.
+            let mut reliefs = 0;
             let mut piece = if store.disk_constrained() {
                 events.len().min(DISK_CONSTRAINED_PIECE)
             } else {
@@ -187,6 +193,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                     Ok(outcome) => {
                         done += part.len();
                         acks.clear();
+                        reliefs = 0;
                         metrics::inc(&commits);
                         metrics::set(&backlog_rows, store.rows());
                         metrics::set(&backlog_bytes, store.bytes());
@@ -225,9 +232,14 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                         store.ensure_ballast();
                         break;
                     }
-                    Err(e) if e.is_disk_full() && relieve(&mut store, part, &evicted) => {
+                    Err(e)
+                        if e.is_disk_full()
+                            && reliefs < MAX_RELIEFS
+                            && relieve(&mut store, part, &evicted) =>
+                    {
                         // Room made by evicting old telemetry: go on at once, in small pieces.
                         metrics::inc(&failures);
+                        reliefs += 1;
                         piece = piece.min(DISK_CONSTRAINED_PIECE);
                     }
                     Err(e) => {

@@ -116,6 +116,31 @@ fn producer(
     })
 }
 
+/// The seqs the `outbox.evicted` reports among `env` name as dropped.
+fn evicted_seqs(env: &[Value]) -> HashSet<u64> {
+    let mut explained = HashSet::new();
+    for r in env.iter().filter(|e| e["kind"] == "outbox.evicted") {
+        for range in r["data"]["ranges"].as_array().unwrap() {
+            let (a, b) = (range[0].as_u64().unwrap(), range[1].as_u64().unwrap());
+            explained.extend(a..=b);
+        }
+    }
+    explained
+}
+
+/// Every seq up to `top` arrived or is named by an `outbox.evicted` report.
+fn assert_every_gap_named(got: &[u64], top: u64, explained: &HashSet<u64>) {
+    let unexplained: Vec<u64> = missing_seqs(got, top)
+        .into_iter()
+        .filter(|s| !explained.contains(s))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "gaps not named by outbox.evicted: {:?}",
+        &unexplained[..unexplained.len().min(20)]
+    );
+}
+
 fn highest_committed(station: &Station) -> u64 {
     station.outbox_stats()["next_seq"].as_u64().unwrap() - 1
 }
@@ -264,27 +289,14 @@ fn quota_during_a_long_outage_evicts_telemetry_keeps_alarms_and_reports_the_gaps
         .filter(|e| e["kind"] == "outbox.evicted")
         .collect();
     assert!(!reports.is_empty());
-    let mut explained: HashSet<u64> = HashSet::new();
     let mut evicted_telemetry = 0;
     for r in &reports {
         assert_eq!(r["prio"], "alarm");
         evicted_telemetry += r["data"]["telemetry"].as_u64().unwrap();
-        for range in r["data"]["ranges"].as_array().unwrap() {
-            let (a, b) = (range[0].as_u64().unwrap(), range[1].as_u64().unwrap());
-            explained.extend(a..=b);
-        }
     }
     assert!(evicted_telemetry > 0);
     let got: Vec<u64> = env.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    let unexplained: Vec<u64> = missing_seqs(&got, top)
-        .into_iter()
-        .filter(|s| !explained.contains(s))
-        .collect();
-    assert!(
-        unexplained.is_empty(),
-        "gaps not named by outbox.evicted: {:?}",
-        &unexplained[..unexplained.len().min(20)]
-    );
+    assert_every_gap_named(&got, top, &evicted_seqs(&env));
     // Telemetry went first: the oldest telemetry is gone, the newest is there.
     let kept_telemetry: Vec<u64> = env
         .iter()
@@ -533,7 +545,6 @@ fn a_full_filesystem_evicts_old_telemetry_so_new_alarms_still_get_in() {
         daemon.log_text()
     );
     let env = central.envelopes();
-    let mut explained: HashSet<u64> = HashSet::new();
     let reports: Vec<&Value> = env
         .iter()
         .filter(|e| e["kind"] == "outbox.evicted")
@@ -542,11 +553,8 @@ fn a_full_filesystem_evicts_old_telemetry_so_new_alarms_still_get_in() {
     for r in &reports {
         assert_eq!(r["data"]["reason"], "disk_full", "{r}");
         assert_eq!(r["data"]["events"], 0, "telemetry goes first: {r}");
-        for range in r["data"]["ranges"].as_array().unwrap() {
-            let (a, b) = (range[0].as_u64().unwrap(), range[1].as_u64().unwrap());
-            explained.extend(a..=b);
-        }
     }
+    let explained = evicted_seqs(&env);
     // Wait for the rest of the backlog, then check every seq is delivered or named.
     let expected = top as usize - explained.len();
     assert!(
@@ -558,15 +566,6 @@ fn a_full_filesystem_evicts_old_telemetry_so_new_alarms_still_get_in() {
         "log:\n{}",
         daemon.log_text()
     );
-    let got: Vec<u64> = central.seqs();
-    let unexplained: Vec<u64> = missing_seqs(&got, top)
-        .into_iter()
-        .filter(|s| !explained.contains(s))
-        .collect();
-    assert!(
-        unexplained.is_empty(),
-        "gaps not named by outbox.evicted: {:?}",
-        &unexplained[..unexplained.len().min(20)]
-    );
+    assert_every_gap_named(&central.seqs(), top, &explained);
     drop(daemon);
 }

@@ -612,7 +612,7 @@ struct RawConfig {
     buffer: Option<Spanned<toml::Table>>,
     /// Changes to the profile's serial ports (this box's adapter serial numbers, a baud rate).
     #[serde(default)]
-    serial: Vec<Spanned<profile::SerialOverride>>,
+    serial: Vec<Spanned<profile::SerialPort>>,
     #[serde(default)]
     device: Vec<Spanned<toml::Table>>,
 }
@@ -824,11 +824,7 @@ fn merge_devices(
     for table in station_tables {
         let span = table.span();
         let table = table.into_inner();
-        let id = table
-            .get("id")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
+        let id = table_id(&table);
         let label = format!("device {id:?}");
         let Some(draft) = drafts.iter_mut().find(|d| d.id == id) else {
             drafts.push(DeviceDraft {
@@ -906,6 +902,15 @@ fn merge_devices(
         devices.push(device);
     }
     Ok(devices)
+}
+
+/// The `id` a `[[device]]` table gives, "" when none (the typed parse then says it is missing).
+fn table_id(table: &toml::Table) -> String {
+    table
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// A `[[device]]` table of one driver: typed by serde, then checked for what serde cannot see.

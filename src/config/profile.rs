@@ -256,30 +256,6 @@ impl SerialPort {
     }
 }
 
-/// A station's change to one of its profile's serial ports (`[[serial]]` in the station
-/// config): the keys given replace the profile's; `path` and `usb` replace each other.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SerialOverride {
-    pub name: String,
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    #[serde(default)]
-    pub usb: Option<UsbMatch>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub baud: Option<u32>,
-    #[serde(default)]
-    pub data_bits: Option<u8>,
-    #[serde(default)]
-    pub parity: Option<String>,
-    #[serde(default)]
-    pub stop_bits: Option<u8>,
-    #[serde(default)]
-    pub flow_control: Option<String>,
-}
-
 /// How udev recognises a USB serial adapter: vendor and product id (4 hex digits, as `lsusb`
 /// prints them), optionally its serial number and, for adapters with several ports, the USB
 /// interface number.
@@ -501,11 +477,7 @@ impl Profile {
         for table in raw.device {
             let line = line_of(text, table.span().start);
             let table = table.into_inner();
-            let id = table
-                .get("id")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string();
+            let id = super::table_id(&table);
             let key = Some(format!("device {id:?}"));
             if table.contains_key("enabled") {
                 return Err(err(
@@ -543,8 +515,9 @@ impl Profile {
         resolve_port(Some(self), table)
     }
 
-    /// Applies a station's `[[serial]]` change to the port of that name.
-    pub(super) fn apply_serial_change(&mut self, c: SerialOverride) -> Result<(), String> {
+    /// Applies a station's `[[serial]]` table to the port of that name: the keys it gives
+    /// replace the profile's; `path` and `usb` replace each other.
+    pub(super) fn apply_serial_change(&mut self, c: SerialPort) -> Result<(), String> {
         let known: Vec<String> = self.serial.iter().map(|p| p.name.clone()).collect();
         let Some(port) = self.serial.iter_mut().find(|p| p.name == c.name) else {
             return Err(format!(

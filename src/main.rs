@@ -60,6 +60,12 @@ enum Command {
         #[command(flatten)]
         view: ViewArgs,
     },
+    /// The running station's health as named checks (daemon, uplink, backlog, outbox, disk,
+    /// each configured device, clock); exit 1 when one failed, 69 when the daemon is not running.
+    Check {
+        #[command(flatten)]
+        view: ViewArgs,
+    },
     /// Each device: driver, state, last seen, counters.
     Devices {
         #[command(flatten)]
@@ -202,6 +208,7 @@ fn main() -> ExitCode {
         }
         Command::Status { view } => ExitCode::from(cli::views::status(&view.socket(), view.json)),
         Command::Devices { view } => ExitCode::from(cli::views::devices(&view.socket(), view.json)),
+        Command::Check { view } => ExitCode::from(cli::health::check(&view.socket(), view.json)),
         Command::Outbox { view, config, file } => {
             let path = match (config, file) {
                 (None, None) => {

@@ -97,6 +97,38 @@ fn status_devices_and_outbox_show_the_running_daemon() {
     );
     assert!(gps["last_seen_ms"].is_null());
 
+    // `stationd check`: named checks, exit 1 because a configured device is down.
+    let out = station.cli(&["check", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let checks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let outcome = |check: &str, starts: &str| -> String {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == check && c["detail"].as_str().unwrap().starts_with(starts))
+            .unwrap_or_else(|| panic!("no {check} check {starts:?} in {checks}"))["outcome"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(outcome("daemon", "stationd"), "ok");
+    assert_eq!(outcome("uplink", "connected to"), "ok");
+    assert_eq!(
+        outcome("device", "gps9 (nmea) offline: cannot open"),
+        "failed"
+    );
+    assert_eq!(outcome("device", "ingest0 (jsonl) listening"), "ok");
+    assert!(
+        !checks.to_string().contains("dock-1"),
+        "devices seen through a listener are not checked"
+    );
+
     // The human table has a row per device, devices seen through a listener under it.
     let table = String::from_utf8(station.cli(&["devices"]).stdout).unwrap();
     let rows: Vec<&str> = table.lines().collect();
@@ -132,6 +164,12 @@ fn status_devices_and_outbox_show_the_running_daemon() {
             || last_error.starts_with("the connection was cut"),
         "{last_error}"
     );
+    let text = String::from_utf8(station.cli(&["check"]).stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warning  uplink     down for")),
+        "a short outage is a warning: {text}"
+    );
     let text = String::from_utf8(station.cli(&["status"]).stdout).unwrap();
     assert!(text.contains("uplink      DOWN"), "{text}");
     assert!(text.contains("backlog     20 row(s)"), "{text}");
@@ -149,6 +187,13 @@ fn status_devices_and_outbox_show_the_running_daemon() {
     let out = station.cli(&["status"]);
     assert_eq!(out.status.code(), Some(69));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stationd is not running"));
+    let out = station.cli(&["check"]);
+    assert_eq!(out.status.code(), Some(69));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("FAILED   daemon     stationd is not running"),
+        "{text}"
+    );
 }
 
 #[test]

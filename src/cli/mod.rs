@@ -1,11 +1,12 @@
 //! The administrator's and technician's commands that are not the daemon itself:
 //! `check-config`, `udev-rules`, and the views over the control socket (`status`, `devices`,
-//! `outbox`). `main.rs` parses arguments and calls these; they print and return the exit code.
+//! `outbox`, `check`). `main.rs` parses arguments and calls these; they print and return the exit code.
 //!
 //! Output follows one pattern (docs/OPERATIONS.md): named checks or rows, a human table by
 //! default, `--json` for scripts, exit 0 when nothing failed.
 
 pub mod check;
+pub mod health;
 pub mod views;
 
 use serde::Serialize;

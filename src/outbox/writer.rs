@@ -140,6 +140,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
     let evicted = metrics::counter("outbox.evicted_rows", "");
     let backlog_rows = metrics::counter("outbox.rows", "");
     let backlog_bytes = metrics::counter("outbox.bytes", "");
+    let disk_limited = metrics::counter("outbox.disk_limited", "");
     metrics::set(&backlog_rows, store.rows());
     metrics::set(&backlog_bytes, store.bytes());
     let mut events: Vec<Event> = Vec::with_capacity(MAX_BATCH);
@@ -197,6 +198,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                         metrics::inc(&commits);
                         metrics::set(&backlog_rows, store.rows());
                         metrics::set(&backlog_bytes, store.bytes());
+                        metrics::set(&disk_limited, u64::from(store.disk_constrained()));
                         committed.fetch_add(outcome.seqs.len() as u64, Ordering::Relaxed);
                         if let Some(ev) = &outcome.eviction {
                             evicted.fetch_add(ev.rows(), Ordering::Relaxed);

@@ -27,6 +27,7 @@ for a in "${arches[@]}"; do
   t=${TRIPLE[$a]:?unknown architecture $a (x86_64, aarch64, armv7, x86_64-musl, aarch64-musl)}
   if [ -n "${GCC[$a]:-}" ] && ! command -v "${GCC[$a]}" >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq >/dev/null
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${PKGS[$a]} >/dev/null
     else
       echo "missing ${GCC[$a]}: apt-get install ${PKGS[$a]}" >&2; exit 1

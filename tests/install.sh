@@ -14,7 +14,8 @@ deb=$(realpath "$1")
 skip() { echo "clean-install test NOT run: $*" >&2; exit 0; }
 fail() { echo "clean-install test FAILED: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || skip "needs root for chroot"
-command -v debootstrap >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null 2>&1 || skip "debootstrap cannot be installed"; }
+# (tests/run.sh installs debootstrap; run alone: apt-get install debootstrap)
+command -v debootstrap >/dev/null 2>&1 || skip "debootstrap is not installed (apt-get install debootstrap)"
 mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
 root=$(mktemp -d /tmp/stationd-deb12.XXXXXX)
@@ -54,7 +55,13 @@ out=$(in_root stationd check-config 2>&1) && fail "check-config accepted a confi
 grep -q 'uplink.ca_file: cannot read /etc/stationd/central-ca.pem' <<< "$out" || fail "no clear error for the CA file: $out"
 
 # 3. Point it at a broker (plain MQTT here) and list a car, as the README says.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# A free loopback port: one nothing answers on (bash's /dev/tcp, no other tool needed).
+port=
+for _ in $(seq 100); do
+  p=$(( 20000 + RANDOM % 40000 ))
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+done
+[ -n "$port" ] || fail "no free loopback port"
 printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" > "$root/mosquitto.conf"
 "$mosquitto" -c "$root/mosquitto.conf" > /dev/null 2>&1 & pids+=($!)
 sed -i "s#^brokers = .*#brokers = [\"mqtt://127.0.0.1:$port\"]#; /^ca_file/d" "$root/etc/stationd/stationd.toml"

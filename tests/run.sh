@@ -94,10 +94,13 @@ else
   echo "cross builds were NOT run: $cross_ready" >&2
 fi
 say "packages (.deb: ${debs[*]}): build with cargo-deb, inspect, install into a scratch root"
+# readelf (binutils, normally there with gcc) tells the packaged binaries' architecture.
+command -v readelf >/dev/null 2>&1 || apt_install binutils || true
 if cargo deb --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-deb --version '^3.8'; then
   bash cross/package.sh "${debs[@]}"
   bash tests/package.sh "${debs[@]}"
   say "the README's 'Install on a station box' on a clean Debian 12 root (debootstrap + chroot)"
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap || true
   bash tests/install.sh "target/debian/stationd_$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)-1_amd64.deb"
 else
   echo "packages were NOT built or checked: cargo-deb could not be installed (cargo install --locked cargo-deb)" >&2

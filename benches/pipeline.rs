@@ -88,15 +88,39 @@ fn opts(dir: &std::path::Path, durability: Durability) -> OutboxOptions {
     }
 }
 
-/// Fills an outbox with `n` events through the writer; returns (events/s, disk bytes/event).
-async fn ingest(o: &OutboxOptions, n: u64) -> (f64, f64) {
-    let (store, _) = outbox::open_store(o).unwrap();
-    let (writer, sink, control) = WriterThread::start(
+/// The outbox writer on `store`, as the daemon starts it.
+fn start_writer(store: outbox::Store) -> (WriterThread, outbox::EventSink, outbox::WriterControl) {
+    WriterThread::start(
         store,
         16 * 1024,
         Arc::new(Notify::new()),
         Arc::new(LinkState::default()),
-    );
+    )
+}
+
+/// Hands `events` to the writer, waits until they are committed, and stops it. Returns when
+/// they were committed (before the writer's closing checkpoint).
+fn commit_and_stop(
+    rt: &tokio::runtime::Runtime,
+    (writer, sink, control): (WriterThread, outbox::EventSink, outbox::WriterControl),
+    events: Vec<Event>,
+) -> Instant {
+    rt.block_on(async {
+        for e in events {
+            sink.send(e).await.unwrap();
+        }
+        control.flush().await.unwrap();
+    });
+    let committed = Instant::now();
+    drop((sink, control));
+    writer.join();
+    committed
+}
+
+/// Fills an outbox with `n` events through the writer; returns (events/s, disk bytes/event).
+async fn ingest(o: &OutboxOptions, n: u64) -> (f64, f64) {
+    let (store, _) = outbox::open_store(o).unwrap();
+    let (writer, sink, control) = start_writer(store);
     let events: Vec<Event> = (0..n).map(event).collect();
     let io0 = io_write_bytes("self");
     let start = Instant::now();
@@ -358,12 +382,7 @@ fn nmea(rt: &tokio::runtime::Runtime, n: u64) {
 
     let dir = bench_dir("nmea");
     let (store, _) = outbox::open_store(&opts(&dir, Durability::PowerCut)).unwrap();
-    let (writer, sink, control) = WriterThread::start(
-        store,
-        16 * 1024,
-        Arc::new(Notify::new()),
-        Arc::new(LinkState::default()),
-    );
+    let (writer, sink, control) = start_writer(store);
     let policy = ReportPolicy {
         min_distance_m: 0.0,
         min_course_deg: 0.0,
@@ -389,15 +408,7 @@ fn nmea(rt: &tokio::runtime::Runtime, n: u64) {
         }
     }));
     let positions = events.len() as u64;
-    rt.block_on(async {
-        for e in events {
-            sink.send(e).await.unwrap();
-        }
-        control.flush().await.unwrap();
-    });
-    let secs = start.elapsed().as_secs_f64();
-    drop((sink, control));
-    writer.join();
+    let secs = (commit_and_stop(rt, (writer, sink, control), events) - start).as_secs_f64();
     println!(
         "nmea     decode + commit every fix: {:>10.0} sentences/s = {:.0} positions/s committed",
         lines as f64 / secs,
@@ -476,12 +487,7 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
         ));
     }
     let (store, _) = outbox::open_store(&opts(&dir, Durability::PowerCut)).unwrap();
-    let (writer, sink, control) = WriterThread::start(
-        store,
-        16 * 1024,
-        Arc::new(Notify::new()),
-        Arc::new(LinkState::default()),
-    );
+    let (writer, sink, control) = start_writer(store);
     let start = Instant::now();
     let mut events = Vec::with_capacity(n as usize);
     let mut replies = 0u64;
@@ -497,15 +503,7 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
         });
     }
     let positions = events.len() as u64;
-    rt.block_on(async {
-        for e in events {
-            sink.send(e).await.unwrap();
-        }
-        control.flush().await.unwrap();
-    });
-    let secs = start.elapsed().as_secs_f64();
-    drop((sink, control));
-    writer.join();
+    let secs = (commit_and_stop(rt, (writer, sink, control), events) - start).as_secs_f64();
     println!(
         "jt808    location reports decoded, answered (0x8001) and committed: {:>10.0} reports/s ({positions} positions, {replies} replies)",
         n as f64 / secs

@@ -59,20 +59,13 @@ pub fn new_boot_id() -> String {
         .unwrap_or_else(|_| format!("{:032x}", fastrand::u128(..)))
 }
 
+/// `stationd run`: the daemon until SIGTERM/SIGINT, with its control socket.
 pub async fn run(cfg: Config) -> Result<(), DaemonError> {
-    run_with_control(cfg, Some(crate::control::default_socket_path())).await
-}
-
-/// `run`, with the control socket at `control` (none: no technician views).
-pub async fn run_with_control(
-    cfg: Config,
-    control: Option<std::path::PathBuf>,
-) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let running = start(cfg, stop_rx, control).await?;
+    let running = start(cfg, stop_rx, Some(crate::control::default_socket_path())).await?;
     crate::systemd::ready("running; connecting to central");
     let watchdog = crate::systemd::watchdog_interval();
     let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(10)));

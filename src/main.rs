@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use stationd::config::Config;
-use stationd::{cli, exit_code, logging, outbox};
+use stationd::{cli, exit_code, logging};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -223,29 +223,7 @@ fn main() -> ExitCode {
                     }
                 },
             };
-            if !path.exists() {
-                eprintln!(
-                    "no outbox at {} yet (the daemon creates it on first start)",
-                    path.display()
-                );
-                return ExitCode::from(1);
-            }
-            let stats = outbox::Reader::open(&path).and_then(|r| {
-                r.stats().map_err(|e| outbox::OutboxError::Open {
-                    path: path.clone(),
-                    source: e,
-                })
-            });
-            match stats {
-                Ok(s) => {
-                    cli::views::print_outbox(&path, stationd::clock::unix_ms(), &s, view.json);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("stationd: {e}");
-                    ExitCode::from(1)
-                }
-            }
+            ExitCode::from(cli::views::outbox_file(&path, view.json))
         }
     }
 }

@@ -197,6 +197,33 @@ pub fn outbox(socket: &Path, json: bool) -> u8 {
     0
 }
 
+/// `stationd outbox --file`/`--config`: the outbox read from its file (a stopped daemon's).
+pub fn outbox_file(path: &Path, json: bool) -> u8 {
+    if !path.exists() {
+        eprintln!(
+            "no outbox at {} yet (the daemon creates it on first start)",
+            path.display()
+        );
+        return 1;
+    }
+    let stats = crate::outbox::Reader::open(path).and_then(|r| {
+        r.stats().map_err(|e| crate::outbox::OutboxError::Open {
+            path: path.to_path_buf(),
+            source: e,
+        })
+    });
+    match stats {
+        Ok(s) => {
+            print_outbox(path, crate::clock::unix_ms(), &s, json);
+            0
+        }
+        Err(e) => {
+            eprintln!("stationd: {e}");
+            1
+        }
+    }
+}
+
 /// The outbox table (or its JSON), from the daemon or read from the file.
 pub fn print_outbox(path: &Path, now: i64, s: &OutboxStats, json: bool) {
     if json {

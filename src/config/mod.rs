@@ -255,18 +255,28 @@ impl TryFrom<String> for BrokerUrl {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The outbox settings: `[buffer]` over the hardware profile's `[storage]` defaults.
+#[derive(Debug, Clone)]
 pub struct Buffer {
     pub path: PathBuf,
-    #[serde(default = "default_max_bytes")]
     pub max_bytes: u64,
     /// `power-cut` (default): every commit is fsynced (SQLite synchronous=FULL), so a power cut
     /// loses nothing that was committed. `process-crash`: synchronous=NORMAL in WAL mode, which
     /// survives a crash of the daemon but may lose the last commits on power loss; for boxes
     /// whose flash must be spared.
-    #[serde(default)]
     pub durability: Durability,
+}
+
+/// `[buffer]` as written: every key optional, since the profile may give it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuffer {
+    #[serde(default)]
+    path: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    max_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    durability: Option<Durability>,
 }
 
 fn default_max_bytes() -> u64 {
@@ -609,7 +619,7 @@ struct RawConfig {
     station: Station,
     uplink: Uplink,
     #[serde(default)]
-    buffer: Option<Spanned<toml::Table>>,
+    buffer: Option<Spanned<RawBuffer>>,
     /// Changes to the profile's serial ports (this box's adapter serial numbers, a baud rate).
     #[serde(default)]
     serial: Vec<Spanned<profile::SerialPort>>,
@@ -676,35 +686,8 @@ impl Config {
 
         let devices = merge_devices(path, text, profile.as_ref(), raw.device)?;
 
-        // [buffer]: the profile's storage defaults under the station's keys.
-        let (buffer_span, buffer_table) = match raw.buffer {
-            Some(t) => (Some(t.span()), t.into_inner()),
-            None => (None, toml::Table::new()),
-        };
-        let mut buffer = profile
-            .as_ref()
-            .map(|p| p.storage.buffer_defaults())
-            .unwrap_or_default();
-        buffer.extend(buffer_table);
-        let buffer_line = |key: &str| -> Option<usize> {
-            let span = buffer_span.clone()?;
-            key_line(text, span.clone(), key).or(Some(line_of(text, span.start)))
-        };
-        let buffer_err = |key: &str, message: String| ConfigError {
-            file: path.to_path_buf(),
-            line: buffer_line(key),
-            key: Some(format!("buffer.{key}")),
-            message,
-        };
-        let buffer: Buffer = toml::Value::Table(buffer).try_into().map_err(|e: toml::de::Error| {
-            let why = e.message().trim().to_string();
-            if why.contains("missing field `path`") {
-                return buffer_err("path", "missing: the outbox file; set it in [buffer] or as buffer_path in the hardware profile's [storage]".into());
-            }
-            // serde names the offending key between backticks: point at its line.
-            let key = why.split('`').nth(1).unwrap_or("").to_string();
-            ConfigError { key: Some("buffer".into()), ..buffer_err(&key, why) }
-        })?;
+        let storage = profile.as_ref().map(|p| &p.storage);
+        let buffer = buffer_settings(raw.buffer, storage, &err)?;
 
         let up = &raw.uplink;
         if up.brokers.get_ref().is_empty() {
@@ -758,15 +741,6 @@ impl Config {
                     ));
                 }
             }
-        }
-        if let Err(why) = check_writable_db_path(&buffer.path) {
-            return Err(buffer_err("path", why));
-        }
-        if buffer.max_bytes < 1 << 20 {
-            return Err(buffer_err(
-                "max_bytes",
-                "must be at least 1 MiB (1048576)".into(),
-            ));
         }
         Ok(Config {
             source: path.to_path_buf(),
@@ -930,6 +904,61 @@ fn load<T: DeviceTable>(table: toml::Table) -> Result<T, String> {
     Ok(device)
 }
 
+/// `[buffer]`'s keys over the profile's `[storage]` defaults, checked: the directory must be
+/// writable, the quota at least 1 MiB. Errors point at the key's line when the station config
+/// wrote it, at `[buffer]` (or nowhere) when it came from the profile.
+fn buffer_settings(
+    raw: Option<Spanned<RawBuffer>>,
+    storage: Option<&profile::Storage>,
+    err: &impl Fn(Option<Range<usize>>, Option<&str>, String) -> ConfigError,
+) -> Result<Buffer, ConfigError> {
+    let (table_span, raw) = match raw {
+        Some(t) => (Some(t.span()), t.into_inner()),
+        None => (
+            None,
+            RawBuffer {
+                path: None,
+                max_bytes: None,
+                durability: None,
+            },
+        ),
+    };
+    let at = |key: Option<Range<usize>>| key.or(table_span.clone());
+    let (path, path_span) = match (raw.path, storage.and_then(|s| s.buffer_path.clone())) {
+        (Some(p), _) => (p.get_ref().clone(), Some(p.span())),
+        (None, Some(p)) => (p, None),
+        (None, None) => {
+            return Err(err(
+                table_span,
+                Some("buffer.path"),
+                "missing: the outbox file; set it in [buffer] or as buffer_path in the hardware profile's [storage]".into(),
+            ))
+        }
+    };
+    let (max_bytes, max_span) = match (raw.max_bytes, storage.and_then(|s| s.buffer_max_bytes)) {
+        (Some(m), _) => (*m.get_ref(), Some(m.span())),
+        (None, Some(m)) => (m, None),
+        (None, None) => (default_max_bytes(), None),
+    };
+    let durability = raw
+        .durability
+        .or(storage.and_then(|s| s.durability))
+        .unwrap_or_default();
+    check_writable_db_path(&path).map_err(|why| err(at(path_span), Some("buffer.path"), why))?;
+    if max_bytes < 1 << 20 {
+        return Err(err(
+            at(max_span),
+            Some("buffer.max_bytes"),
+            "must be at least 1 MiB (1048576)".into(),
+        ));
+    }
+    Ok(Buffer {
+        path,
+        max_bytes,
+        durability,
+    })
+}
+
 /// A file's text, or an error naming it as `what`.
 fn read_text(path: &Path, what: &str) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -938,24 +967,6 @@ fn read_text(path: &Path, what: &str) -> Result<String, ConfigError> {
         key: None,
         message: format!("cannot read {what}: {e}"),
     })
-}
-
-/// The line where `key = …` is written inside the table that starts at `span`, if it is.
-fn key_line(text: &str, span: Range<usize>, key: &str) -> Option<usize> {
-    if key.is_empty() {
-        return None;
-    }
-    let first = line_of(text, span.start);
-    text.lines()
-        .enumerate()
-        .skip(first - 1)
-        .take_while(|(i, l)| *i + 1 == first || !l.trim_start().starts_with('['))
-        .find(|(_, l)| {
-            l.trim_start()
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-        .map(|(i, _)| i + 1)
 }
 
 /// 1-based line of a byte offset.
@@ -1314,6 +1325,37 @@ path = "/dev/ttyUSB0"
         ))
         .unwrap_err();
         assert!(e.message.contains("names no profile"), "{e}");
+    }
+
+    #[test]
+    fn buffer_errors_without_a_path_and_with_a_bad_profile_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let no_path = base(dir.path()).replace(
+            &format!("path = \"{}/outbox.db\"", dir.path().display()),
+            "max_bytes = 2097152",
+        );
+        let e = parse(&no_path).unwrap_err();
+        assert_eq!(
+            (e.key.as_deref(), e.line),
+            (Some("buffer.path"), Some(9)),
+            "{e}"
+        );
+        assert!(
+            e.message.contains("buffer_path in the hardware profile"),
+            "{e}"
+        );
+        // A profile path that cannot be used: reported for buffer.path, no station line.
+        let bad = box_profile(dir.path()).replace(
+            &format!("buffer_path = \"{}/outbox.db\"", dir.path().display()),
+            "buffer_path = \"/nonexistent/outbox.db\"",
+        );
+        let e = with_profile(dir.path(), &bad, "").unwrap_err();
+        assert_eq!(
+            (e.key.as_deref(), e.line),
+            (Some("buffer.path"), None),
+            "{e}"
+        );
+        assert!(e.message.contains("does not exist"), "{e}");
     }
 
     #[test]

@@ -127,27 +127,6 @@ pub struct Storage {
     pub durability: Option<Durability>,
 }
 
-impl Storage {
-    /// The `[buffer]` keys this storage provides, to be overlaid by the station config.
-    pub(super) fn buffer_defaults(&self) -> toml::Table {
-        let mut t = toml::Table::new();
-        if let Some(p) = &self.buffer_path {
-            t.insert("path".into(), p.display().to_string().into());
-        }
-        if let Some(m) = self.buffer_max_bytes {
-            t.insert("max_bytes".into(), (m as i64).into());
-        }
-        if let Some(d) = self.durability {
-            let s = match d {
-                Durability::PowerCut => "power-cut",
-                Durability::ProcessCrash => "process-crash",
-            };
-            t.insert("durability".into(), s.into());
-        }
-        t
-    }
-}
-
 /// A network interface of the box and what it is for.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -233,8 +233,14 @@ fn the_views_say_when_the_daemon_is_not_there_or_the_user_may_not_ask() {
     // A socket the user is not allowed to use (as the daemon leaves it: 0660, another group).
     let guarded = dir.path().join("control.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&guarded).unwrap();
-    std::fs::set_permissions(&guarded, std::fs::Permissions::from_mode(0o660)).unwrap();
-    // Root may open anything: the client runs as nobody, from a copy nobody may execute.
+    // Root may open anything: as root the client runs as nobody (not in the socket's group),
+    // from a copy nobody may execute; otherwise the socket is closed to its own owner too.
+    let mode = if nix::unistd::geteuid().is_root() {
+        0o660
+    } else {
+        0o000
+    };
+    std::fs::set_permissions(&guarded, std::fs::Permissions::from_mode(mode)).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_stationd"), dir.path().join("stationd")).unwrap();
     let out = run(&guarded, true);
     assert_eq!(

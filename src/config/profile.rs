@@ -133,12 +133,23 @@ pub struct Storage {
 pub struct Network {
     pub interface: String,
     /// `uplink` (to central), `devices` (cameras, docks, terminals), `management`, `cellular`.
-    pub role: String,
+    pub role: NetworkRole,
     #[serde(default)]
     pub description: Option<String>,
 }
 
-const NETWORK_ROLES: &[&str] = &["uplink", "devices", "management", "cellular"];
+/// What a network interface is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkRole {
+    /// To central dispatch.
+    Uplink,
+    /// Cameras, body-cam docks, terminals.
+    Devices,
+    Management,
+    /// A 4G module (often the backup uplink).
+    Cellular,
+}
 
 /// A serial port: on the board (`path = "/dev/ttyS0"`) or a USB adapter matched by udev
 /// (`usb = {…}`, named `/dev/stationd/NAME`).
@@ -199,7 +210,7 @@ impl SerialPort {
     }
 
     fn check(&self) -> Result<(), String> {
-        if !is_port_name(&self.name) {
+        if !is_short_name(&self.name) {
             return Err(format!(
                 "serial port name {:?} must be 1-32 characters of a-z, 0-9, '-' and '_'",
                 self.name
@@ -275,7 +286,8 @@ impl UsbMatch {
     }
 }
 
-fn is_port_name(s: &str) -> bool {
+/// Profile and port names: 1-32 characters of a-z, 0-9, '-' and '_'.
+fn is_short_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
         && s.bytes()
@@ -316,7 +328,7 @@ impl Profile {
                 Err(format!("hardware profile file {} not found", p.display()))
             };
         }
-        if !is_port_name(name) {
+        if !is_short_name(name) {
             return Err(format!(
                 "profile {name:?} is neither a profile name (a-z, 0-9, '-', '_') nor a path to a .toml file"
             ));
@@ -372,7 +384,7 @@ impl Profile {
                 e.message().trim().to_string(),
             )
         })?;
-        if !is_port_name(&raw.profile.name) {
+        if !is_short_name(&raw.profile.name) {
             return Err(err(
                 None,
                 Some("profile.name".into()),
@@ -412,17 +424,6 @@ impl Profile {
                     format!(
                         "{:?} is not an interface name (at most 15 characters, no '/', ':' or spaces)",
                         n.interface
-                    ),
-                ));
-            }
-            if !NETWORK_ROLES.contains(&n.role.as_str()) {
-                return Err(err(
-                    Some(line),
-                    Some(format!("network {:?}", n.interface)),
-                    format!(
-                        "role {:?} must be one of {}",
-                        n.role,
-                        NETWORK_ROLES.join(", ")
                     ),
                 ));
             }
@@ -562,7 +563,8 @@ impl Profile {
             if !Path::new("/sys/class/net").join(&n.interface).exists() {
                 notes.push(format!(
                     "network interface {} ({}) is not present on this machine",
-                    n.interface, n.role
+                    n.interface,
+                    format!("{:?}", n.role).to_lowercase()
                 ));
             }
         }

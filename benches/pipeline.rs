@@ -9,6 +9,7 @@
 //!    outbox and drains it, its drain rate, and bytes written per drained event.
 //!
 //! `BENCH_SCALE=0.1` shrinks every size (a quick look); the goals are judged at scale 1.
+#![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -64,14 +64,29 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    // SIGHUP's default action would kill the daemon without its clean stop (and systemd would
+    // restart it). Reloading is not supported yet: say so and go on.
+    let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let running = start(cfg, stop_rx, Some(crate::control::default_socket_path())).await?;
     crate::systemd::ready("running; connecting to central");
     let watchdog = crate::systemd::watchdog_interval();
     let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(10)));
     let mut last_status = String::new();
+    let uplink_changed = running.uplink_changed.clone();
     loop {
         tokio::select! {
+            _ = sighup.recv() => {
+                tracing::warn!(event = "daemon.reload_unsupported", signal = "SIGHUP", "SIGHUP received: reloading the configuration is not supported yet; restart the unit to apply changes (still running)");
+            }
+            // STATUS= follows the uplink at once, not on the next tick.
+            _ = uplink_changed.notified() => {
+                let status = running.status_line();
+                if status != last_status {
+                    crate::systemd::status(&status);
+                    last_status = status;
+                }
+            }
             _ = sigterm.recv() => {
                 tracing::info!(event = "daemon.stopping", signal = "SIGTERM", "shutting down");
                 break;
@@ -109,6 +124,8 @@ pub struct Running {
     writer: WriterThread,
     control: outbox::WriterControl,
     uplink_heartbeat: Arc<crate::systemd::Heartbeat>,
+    /// Notified when the uplink connects or loses its broker.
+    pub uplink_changed: Arc<Notify>,
     control_server: Option<tokio::task::JoinHandle<()>>,
     pub sink: outbox::EventSink,
     pub uplink_status: Arc<std::sync::Mutex<crate::uplink::UplinkStatus>>,
@@ -162,6 +179,7 @@ pub async fn start(
     );
     let uplink_status = uplink.status();
     let uplink_heartbeat = uplink.heartbeat();
+    let uplink_changed = uplink.status_changed();
     let uplink = tokio::spawn(uplink.run());
     // The technician's views are a convenience: without the socket the daemon still does its job.
     let control_server = control_socket.and_then(|socket| match crate::control::server::bind(&socket) {
@@ -200,6 +218,7 @@ pub async fn start(
         writer,
         control,
         uplink_heartbeat,
+        uplink_changed,
         control_server,
         sink,
         uplink_status,

@@ -368,6 +368,7 @@ fn simulate_receiver(
                     return;
                 }
                 t += 1;
+                #[allow(clippy::disallowed_methods)] // the simulated receiver's own thread
                 std::thread::sleep(Duration::from_secs(1));
             }
         })?)

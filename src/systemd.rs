@@ -4,7 +4,7 @@
 //! they are alive. Without `NOTIFY_SOCKET` (not under systemd) every call is a no-op.
 
 use sd_notify::NotifyState;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 static WARNED: AtomicBool = AtomicBool::new(false);
@@ -40,22 +40,33 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 /// A promise from a long-running task: "I will show a sign of life again before this time".
 /// The watchdog pings systemd only while every promise is kept, so a wedged task gets the
-/// daemon restarted.
+/// daemon restarted. Deadlines are on the monotonic clock: NTP stepping the wall clock by
+/// hours (a box without a battery-backed clock, after boot) neither breaks a promise that is
+/// being kept nor hides one that is not.
 #[derive(Debug, Default)]
 pub struct Heartbeat {
-    deadline_ms: AtomicI64,
+    /// [`crate::clock::mono_ms`] by which the next beat is due; 0 before the first beat.
+    deadline_mono_ms: AtomicU64,
 }
 
 impl Heartbeat {
     /// The task is alive now and will beat again within `next`.
     pub fn beat(&self, next: Duration) {
-        let deadline = crate::clock::unix_ms() + next.as_millis() as i64;
-        self.deadline_ms.store(deadline, Ordering::Relaxed);
+        self.beat_at(crate::clock::mono_ms(), next);
     }
 
     pub fn alive(&self) -> bool {
-        let d = self.deadline_ms.load(Ordering::Relaxed);
-        d == 0 || crate::clock::unix_ms() <= d
+        self.alive_at(crate::clock::mono_ms())
+    }
+
+    fn beat_at(&self, now_mono_ms: u64, next: Duration) {
+        let deadline = now_mono_ms.saturating_add(next.as_millis() as u64);
+        self.deadline_mono_ms.store(deadline, Ordering::Relaxed);
+    }
+
+    fn alive_at(&self, now_mono_ms: u64) -> bool {
+        let d = self.deadline_mono_ms.load(Ordering::Relaxed);
+        d == 0 || now_mono_ms <= d
     }
 }
 
@@ -69,8 +80,8 @@ mod tests {
         assert!(h.alive(), "not started yet");
         h.beat(Duration::from_secs(60));
         assert!(h.alive());
-        h.beat(Duration::ZERO);
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(!h.alive());
+        h.beat_at(1_000, Duration::from_secs(30));
+        assert!(h.alive_at(31_000));
+        assert!(!h.alive_at(31_001), "the promise ran out");
     }
 }

@@ -1,5 +1,6 @@
 //! The `nmea` driver end to end: real receiver captures written into a real pseudo-terminal,
 //! the daemon reading it as a serial port, central receiving positions and health events.
+#![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
 
 mod common;
 

@@ -4,9 +4,10 @@
 //! technician or a monitoring script gets one answer.
 
 use super::{format_duration, report, Check, Outcome};
+use crate::clock::SyncState;
 use crate::control::client::request;
+use crate::control::ClockReport;
 use crate::control::{Command, DevicesReply, StatusReply};
-use crate::event::ClockQuality;
 use std::path::Path;
 
 /// The uplink may be down this long before it is a failure (reconnecting is a warning).
@@ -27,12 +28,14 @@ pub fn check(socket: &Path, json: bool) -> u8 {
             return e.exit_code();
         }
     };
-    let checks = judge(&status, &devices, crate::clock::now().1);
+    let checks = judge(&status, &devices, crate::clock::kernel_sync_state());
     report(&checks, json)
 }
 
-/// The checks, from the daemon's replies and this box's clock.
-pub fn judge(s: &StatusReply, d: &DevicesReply, clock: ClockQuality) -> Vec<Check> {
+/// The checks, from the daemon's replies. The clock is judged as the daemon reads it (that is
+/// what the envelopes say); `local` (this shell's reading) only explains a disagreement, or
+/// stands in for a daemon too old to report it.
+pub fn judge(s: &StatusReply, d: &DevicesReply, local: SyncState) -> Vec<Check> {
     let now = d.now_ms;
     let ago = |t: i64| format_duration(((now - t).max(0) / 1000) as u64);
     let mut checks = vec![Check::new(
@@ -146,15 +149,38 @@ pub fn judge(s: &StatusReply, d: &DevicesReply, clock: ClockQuality) -> Vec<Chec
         ));
     }
 
-    checks.push(match clock {
-        ClockQuality::Synced => Check::new("clock", Outcome::Ok, "synchronised"),
-        ClockQuality::Unsynced => Check::new(
+    checks.push(clock_check(&s.clock, local));
+    checks
+}
+
+fn clock_check(daemon: &ClockReport, local: SyncState) -> Check {
+    let state = if daemon.state.is_empty() {
+        local.as_str()
+    } else {
+        daemon.state.as_str()
+    };
+    match state {
+        "synced" => Check::new("clock", Outcome::Ok, "synchronised"),
+        "unreadable" => Check::new(
+            "clock",
+            Outcome::Failed,
+            format!(
+                "the daemon cannot read the clock's sync state ({}){}: every event says clock \
+                 \"unsynced\"; its unit must allow adjtimex (docs/OPERATIONS.md, \"The clock\")",
+                daemon.error.as_deref().unwrap_or("adjtimex failed"),
+                if local == SyncState::Synced {
+                    ", although the box's clock is synchronised"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        _ => Check::new(
             "clock",
             Outcome::Warning,
             "not synchronised (timedatectl; events carry clock: unsynced until it is)",
         ),
-    });
-    checks
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +218,7 @@ mod tests {
             },
             devices: BTreeMap::new(),
             counters: counters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            clock: ClockReport::default(),
         }
     }
 
@@ -239,7 +266,7 @@ mod tests {
         let c = judge(
             &status(down(30), Some(NOW - 5_000), &[]),
             &d,
-            ClockQuality::Synced,
+            SyncState::Synced,
         );
         assert_eq!(outcome(&c, "uplink"), [Outcome::Warning], "reconnecting");
         assert_eq!(outcome(&c, "backlog"), [Outcome::Ok]);
@@ -257,7 +284,7 @@ mod tests {
                 &[("outbox.disk_limited", 1), ("outbox.evicted_rows", 7)],
             ),
             &devices(&[("gps0", "offline", None)]),
-            ClockQuality::Unsynced,
+            SyncState::Unsynced,
         );
         assert_eq!(
             outcome(&c, "uplink"),
@@ -269,5 +296,36 @@ mod tests {
         assert_eq!(outcome(&c, "device"), [Outcome::Failed]);
         assert_eq!(outcome(&c, "clock"), [Outcome::Warning]);
         assert!(c.iter().any(|x| x.detail.contains("7 row(s) since start")));
+    }
+
+    #[test]
+    fn the_clock_is_judged_as_the_daemon_reads_it() {
+        let d = devices(&[]);
+        let mut s = status(UplinkStatus::default(), None, &[]);
+        s.clock = ClockReport::from_state(SyncState::Unreadable(libc::EPERM));
+        let c = judge(&s, &d, SyncState::Synced);
+        assert_eq!(outcome(&c, "clock"), [Outcome::Failed]);
+        let detail = &c.iter().find(|x| x.check == "clock").unwrap().detail;
+        assert!(detail.contains("Operation not permitted"), "{detail}");
+        assert!(
+            detail.contains("although the box's clock is synchronised"),
+            "{detail}"
+        );
+
+        s.clock = ClockReport::from_state(SyncState::Synced);
+        let c = judge(&s, &d, SyncState::Unsynced);
+        assert_eq!(
+            outcome(&c, "clock"),
+            [Outcome::Ok],
+            "the daemon's view wins"
+        );
+
+        s.clock = ClockReport::default();
+        let c = judge(&s, &d, SyncState::Unsynced);
+        assert_eq!(
+            outcome(&c, "clock"),
+            [Outcome::Warning],
+            "an old daemon: this shell's view"
+        );
     }
 }

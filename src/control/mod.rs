@@ -68,6 +68,32 @@ pub struct StatusReply {
     pub devices: BTreeMap<String, usize>,
     /// Station-wide counters (docs/INSTRUMENTATION.md).
     pub counters: BTreeMap<String, u64>,
+    /// The clock's sync state as the daemon reads it: the source of every envelope's `clock`.
+    #[serde(default)]
+    pub clock: ClockReport,
+}
+
+/// The daemon's view of the box's clock (`stationd status`, `stationd check`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClockReport {
+    /// `synced`, `unsynced` or `unreadable` (empty from a daemon too old to say).
+    pub state: String,
+    /// Why it is unreadable (`Operation not permitted (os error 1)`).
+    pub error: Option<String>,
+}
+
+impl ClockReport {
+    pub fn from_state(state: crate::clock::SyncState) -> ClockReport {
+        ClockReport {
+            state: state.as_str().to_string(),
+            error: match state {
+                crate::clock::SyncState::Unreadable(errno) => {
+                    Some(std::io::Error::from_raw_os_error(errno).to_string())
+                }
+                _ => None,
+            },
+        }
+    }
 }
 
 /// One row of `stationd devices`: the device board's entry and the device's counters.

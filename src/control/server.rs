@@ -172,6 +172,7 @@ async fn reply(cmd: Command, s: &Sources) -> Result<serde_json::Value, String> {
                 outbox,
                 devices,
                 counters,
+                clock: crate::control::ClockReport::from_state(crate::clock::sync_state()),
             })
         }
         Command::Devices => {

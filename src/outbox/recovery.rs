@@ -59,10 +59,7 @@ pub fn recover(
     durability: Durability,
     reason: String,
 ) -> Result<(Store, Recovery), OutboxError> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let stamp = crate::clock::unix_ms().max(0) / 1000;
     let moved_to = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
     for suffix in ["", "-wal", "-shm"] {
         let from = PathBuf::from(format!("{}{suffix}", path.display()));

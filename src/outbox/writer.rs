@@ -169,6 +169,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                         && acks.len() < ACK_BATCH
                         && std::time::Instant::now() < linger_until =>
                 {
+                    #[allow(clippy::disallowed_methods)] // the writer is a plain thread
                     std::thread::sleep(Duration::from_micros(200));
                 }
                 Err(_) => break,
@@ -265,6 +266,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                             );
                             break;
                         }
+                        #[allow(clippy::disallowed_methods)] // the writer is a plain thread
                         std::thread::sleep(delay);
                         delay = (delay * 2).min(Duration::from_secs(5));
                     }

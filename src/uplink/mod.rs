@@ -205,6 +205,8 @@ pub struct Uplink {
     link: Arc<LinkState>,
     shutdown: watch::Receiver<bool>,
     status: Arc<Mutex<UplinkStatus>>,
+    /// Notified when the uplink connects or loses its broker (systemd's STATUS= follows it).
+    status_changed: Arc<Notify>,
     heartbeat: Arc<crate::systemd::Heartbeat>,
 }
 
@@ -225,6 +227,7 @@ impl Uplink {
             link,
             shutdown,
             status: Default::default(),
+            status_changed: Default::default(),
             heartbeat: Default::default(),
         }
     }
@@ -236,6 +239,11 @@ impl Uplink {
 
     pub fn status(&self) -> Arc<Mutex<UplinkStatus>> {
         self.status.clone()
+    }
+
+    /// Notified on every connect, loss and failed attempt: the status has changed.
+    pub fn status_changed(&self) -> Arc<Notify> {
+        self.status_changed.clone()
     }
 
     /// Runs until shutdown is signalled; then drains what is in flight and says offline.
@@ -293,6 +301,8 @@ impl Uplink {
         st.last_error = Some(e);
         st.last_error_ms = Some(now);
         st.in_flight = 0;
+        drop(st);
+        self.status_changed.notify_one();
     }
 
     async fn session(&mut self, broker: &BrokerUrl) -> SessionEnd {
@@ -352,6 +362,7 @@ impl Uplink {
             st.connected_to = Some(broker.to_string());
             st.since_ms = Some(crate::clock::unix_ms());
         }
+        self.status_changed.notify_one();
         let mut s = SessionState::default();
         let end = self.drive(&client, &mut nrx, &mut s, broker).await;
         self.link.set_up(false);

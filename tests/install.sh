@@ -6,7 +6,7 @@
 # the stationd user and reaches a broker; a technician in the stationd group sees `stationd
 # status`, someone outside it is told how to get in.
 #   bash tests/install.sh target/debian/stationd_0.1.0-1_amd64.deb
-# Needs root (chroot) and Debian's mirror; says so and skips when either is missing. The chroot
+# Needs root (chroot), debootstrap and Debian's mirror; says so and skips when one is missing. The chroot
 # shares the host's network namespace: the broker is a host mosquitto on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,22 +15,20 @@ skip() { echo "clean-install test NOT run: $*" >&2; exit 0; }
 fail() { echo "clean-install test FAILED: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || skip "needs root for chroot"
 # (tests/run.sh installs debootstrap; run alone: apt-get install debootstrap)
-command -v debootstrap >/dev/null 2>&1 || skip "debootstrap is not installed (apt-get install debootstrap)"
 mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
-root=$(mktemp -d /tmp/stationd-deb12.XXXXXX)
-chmod 755 "$root"   # the chroot's /: other users must traverse it
+work=$(mktemp -d /tmp/stationd-deb12.XXXXXX)
+root=$work/root
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 0.3
   umount "$root/proc" 2>/dev/null || true
-  rm -rf "$root"
+  rm -rf "$work"
 }
 trap cleanup EXIT
-debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian > "$root.log" 2>&1 \
-  || { tail -3 "$root.log" >&2; rm -f "$root.log"; skip "debootstrap of bookworm failed (no mirror?)"; }
-rm -f "$root.log"
+# A pristine bookworm minbase (debootstrapped once, shared with tests/boot.sh).
+bash tests/lib/deb12-root.sh "$root" || skip "no Debian 12 root (see above)"
 mount -t proc proc "$root/proc"
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
 

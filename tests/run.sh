@@ -39,6 +39,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
+# libfaketime steps the daemon's wall clock in tests/systemd.rs (the watchdog must not notice).
+ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || apt_install libfaketime || true
+ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || echo "libfaketime is missing (apt-get install libfaketime): the wall-clock step test will fail" >&2
 if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
@@ -101,7 +104,12 @@ if cargo deb --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-d
   bash tests/package.sh "${debs[@]}"
   say "the README's 'Install on a station box' on a clean Debian 12 root (debootstrap + chroot)"
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap || true
-  bash tests/install.sh "target/debian/stationd_$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)-1_amd64.deb"
+  amd64_deb="target/debian/stationd_$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)-1_amd64.deb"
+  bash tests/install.sh "$amd64_deb"
+  say "the packaged unit under a real systemd (systemd-nspawn --boot of the same Debian 12 root)"
+  command -v systemd-nspawn >/dev/null 2>&1 || apt_install systemd-container || true
+  command -v mosquitto_sub >/dev/null 2>&1 || apt_install mosquitto-clients || true
+  bash tests/boot.sh "$amd64_deb"
 else
   echo "packages were NOT built or checked: cargo-deb could not be installed (cargo install --locked cargo-deb)" >&2
 fi

@@ -201,18 +201,35 @@ fn main() {
             .unwrap_or(0)
     );
 
+    // BENCH_ONLY=jt808 (or ingest, nmea, drain; comma-separated) runs only those sections.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let section = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == name))
+    };
+
     // 1. Ingest.
     for durability in [Durability::PowerCut, Durability::ProcessCrash] {
+        if !section("ingest") {
+            break;
+        }
         let dir = bench_dir("ingest");
         let (rate, bytes) = rt.block_on(ingest(&opts(&dir, durability), n_ingest));
         println!("ingest   {durability:?}: {rate:>10.0} events/s committed ({n_ingest} events, 200-byte data); {bytes:.0} bytes written to disk per event");
     }
 
     // NMEA: decode rate, and decode + report + commit of every fix (report-by-exception off).
-    nmea(&rt, scale(200_000));
+    if section("nmea") {
+        nmea(&rt, scale(200_000));
+    }
 
     // JT/T 808: location reports decoded, answered and committed; RSS with 500 terminals.
-    jt808(&rt, scale(200_000));
+    if section("jt808") {
+        jt808(&rt, scale(200_000));
+    }
+    if !section("drain") {
+        return;
+    }
 
     // 2 + 3. Ceiling and drain against one local mosquitto, alternated three times (medians):
     // the two compete with the broker for the same 2 cores, so single runs are noisy.
@@ -510,6 +527,13 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
         n as f64 / secs
     );
 
+    // The same through the real daemon and a real socket: every 0x8001 written only once the
+    // report it answers is committed (a terminal deletes what was acknowledged).
+    let (rate, acks) = jt808_over_tcp(&dir, n);
+    println!(
+        "jt808    stationd over TCP, one terminal pipelining, each 0x8001 after its commit: {rate:>10.0} reports/s ({acks} acknowledged)"
+    );
+
     // RSS of the daemon with 500 terminals connected (registered and authenticated).
     let port = common::free_port();
     let ingest = common::free_port();
@@ -570,6 +594,85 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
         idle_kb as f64 / 1024.0,
         with_500 as f64 / 1024.0
     );
+}
+
+/// One terminal registers, authenticates and sends `n` location reports back to back to a
+/// running `stationd`; returns (reports/s until the last is acknowledged, acknowledgements).
+fn jt808_over_tcp(dir: &std::path::Path, n: u64) -> (f64, u64) {
+    use stationd::codec::jt808::{encode, Edition, FrameDecoder};
+    use std::io::{Read, Write};
+    let port = common::free_port();
+    let text = format!(
+        "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:1\"]\n[buffer]\npath = \"{}\"\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\nmin_interval_s = 0\nmin_distance_m = 0\n[device.terminals]\n\"013912345678\" = \"car-03\"\n",
+        dir.join("tcp.db").display()
+    );
+    std::fs::write(dir.join("tcp.toml"), text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .args(["run", "--config"])
+        .arg(dir.join("tcp.toml"))
+        .env("RUST_LOG", "error")
+        .env("STATIOND_CONTROL_SOCKET", dir.join("tcp-control.sock"))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    let phone = "013912345678";
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut frames = FrameDecoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut next_frame = |s: &mut std::net::TcpStream| loop {
+        let k = s.read(&mut buf).unwrap();
+        let mut got = None;
+        frames.push(&buf[..k], |g| got = Some(g.unwrap()));
+        if let Some(f) = got {
+            return f;
+        }
+    };
+    s.write_all(&encode(0x0100, Edition::V2013, phone, 1, &register_body()))
+        .unwrap();
+    let code = String::from_utf8_lossy(&next_frame(&mut s).body[3..]).into_owned();
+    s.write_all(&encode(0x0102, Edition::V2013, phone, 2, code.as_bytes()))
+        .unwrap();
+    let _ = next_frame(&mut s);
+    let mut wire = Vec::new();
+    for i in 0..n {
+        wire.extend(encode(
+            0x0200,
+            Edition::V2013,
+            phone,
+            (i % 65536) as u16,
+            &jt808_location(i),
+        ));
+    }
+    let mut reader = s.try_clone().unwrap();
+    let start = Instant::now();
+    let sender = std::thread::spawn(move || s.write_all(&wire).map(|_| s));
+    let mut acks = 0u64;
+    let mut decoder = FrameDecoder::new();
+    let mut rbuf = vec![0u8; 64 * 1024];
+    while acks < n {
+        let k = reader.read(&mut rbuf).unwrap();
+        assert!(
+            k > 0,
+            "the daemon closed the connection after {acks} acknowledgements"
+        );
+        decoder.push(&rbuf[..k], |f| {
+            if f.map(|f| f.header.msg_id == 0x8001).unwrap_or(false) {
+                acks += 1;
+            }
+        });
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let _stream = sender.join().unwrap().unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    (n as f64 / secs, acks)
 }
 
 fn vm_rss_kb(pid: u32) -> u64 {

@@ -470,3 +470,83 @@ fn idle_terminals_are_dropped_and_the_connection_limit_holds() {
             |o| o.json["data"]["reason"] == "idle timeout" && o.json["device"] == "car-03"
         )));
 }
+
+#[test]
+fn no_acknowledgement_before_the_commit_so_a_power_cut_loses_no_report() {
+    // A terminal deletes the stored reports the platform acknowledges. Here the outbox cannot
+    // commit (another process holds SQLite's write lock, as a stalled disk would): the reports
+    // are received but not safe, so they must not be acknowledged. The daemon is then killed
+    // (a power cut), the terminal reconnects and resends, and the reports reach central.
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-jt808-commit");
+    let (station, port) = fleet_station(broker.port, "");
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    let mut t = Terminal::online(port, "013912345678", Edition::V2013);
+    assert!(central.wait(LONG, |m| !of_kind(m, "device.online").is_empty()));
+
+    let emergency = location(
+        36.7001,
+        117.0001,
+        0,
+        1,
+        [0x26, 0x11, 0x29, 0x11, 0x00, 0x00],
+        &[],
+    );
+    let stored = location(
+        36.7002,
+        117.0002,
+        0,
+        0,
+        [0x26, 0x11, 0x29, 0x10, 0x59, 0x00],
+        &[],
+    );
+    let mut batch = vec![0, 1, 1];
+    batch.extend((stored.len() as u16).to_be_bytes());
+    batch.extend(&stored);
+
+    let db = rusqlite::Connection::open(station.db()).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    t.send(0x0200, &emergency);
+    t.send(0x0704, &batch);
+    t.stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    if let Some(f) = t.recv() {
+        panic!(
+            "the platform answered 0x{:04X} (body {:02X?}) while nothing could be committed",
+            f.header.msg_id, f.body
+        );
+    }
+    daemon.kill9();
+    db.execute_batch("ROLLBACK").unwrap();
+    drop(db);
+    assert!(
+        of_kind(&central.all(), "vehicle.emergency").is_empty(),
+        "nothing was committed, nothing was sent"
+    );
+
+    // The terminal never got its answers: it resends once it is back online.
+    let _daemon = station.start();
+    let mut t = Terminal::online(port, "013912345678", Edition::V2013);
+    assert_eq!(t.request(0x0200, &emergency), 0);
+    assert_eq!(t.request(0x0704, &batch), 0);
+    let at = |ts: &'static str| {
+        move |m: &[Msg]| {
+            m.iter()
+                .any(|m| m.json["kind"] == "position" && m.json["ts"] == ts)
+        }
+    };
+    assert!(
+        central.wait(LONG, |m| !of_kind(m, "vehicle.emergency").is_empty()),
+        "the emergency reached central after the resend"
+    );
+    assert!(
+        central.wait(LONG, at("2026-11-29T03:00:00.000Z")),
+        "the live report"
+    );
+    assert!(
+        central.wait(LONG, at("2026-11-29T02:59:00.000Z")),
+        "the stored report"
+    );
+}

@@ -12,7 +12,9 @@
 //!   messages are answered "fail" (terminals then register again, which they do after every
 //!   reset anyway).
 //! - Every message that needs it gets a 0x8001 general response; unknown messages get
-//!   "unsupported".
+//!   "unsupported". A reply is written only once the events its message produced are
+//!   committed to the outbox ([`answer`]): a terminal deletes the stored reports the platform
+//!   acknowledged, so an early acknowledgement would lose them in a power cut.
 //! - Locations (0x0200) become `position` telemetry for the car, by exception
 //!   ([`ReportFilter`]) — except while an alarm bit is set: those always pass. A newly set
 //!   alarm bit becomes an alarm-priority event (`vehicle.emergency` for bit 0,
@@ -28,14 +30,14 @@ use crate::codec::nmea::Fix;
 use crate::config::{Jt808Device, ListenAddr, TerminalEntry};
 use crate::event::{ClockQuality, Event, Priority};
 use crate::metrics::{self, Counter};
-use crate::outbox::EventSink;
+use crate::outbox::{Committed, EventSink};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 /// Bad frames tolerated on one connection before the terminal is disconnected.
@@ -488,9 +490,42 @@ pub async fn serve(
     while conns.join_next().await.is_some() {}
 }
 
+/// Replies waiting to be written to one terminal, at most.
+const REPLY_QUEUE: usize = 1024;
+/// How long a closing connection waits for the commits its last replies are held for.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// A reply to the terminal, held until the events queued before it are committed.
+struct Reply {
+    after: Option<Committed>,
+    bytes: Vec<u8>,
+}
+
+/// Writes the replies in order, each once the events before it are on disk: a terminal deletes
+/// the stored reports the platform acknowledges, so a 0x8001 sent before the commit would lose
+/// them in a power cut. Err says why it stopped writing.
+async fn answer(
+    mut stream: tokio::net::tcp::OwnedWriteHalf,
+    mut replies: mpsc::Receiver<Reply>,
+) -> Result<(), &'static str> {
+    while let Some(reply) = replies.recv().await {
+        if let Some(committed) = reply.after {
+            committed
+                .wait()
+                .await
+                .map_err(|_| "the outbox could not commit")?;
+        }
+        stream
+            .write_all(&reply.bytes)
+            .await
+            .map_err(|_| "connection error")?;
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn connection(
-    mut stream: tokio::net::TcpStream,
+    stream: tokio::net::TcpStream,
     peer: String,
     shared: Arc<Shared>,
     sink: EventSink,
@@ -504,14 +539,18 @@ async fn connection(
     let mut buf = vec![0u8; 4096];
     let mut bad: u32 = 0;
     let mut actions = Vec::new();
+    let (mut input, output) = stream.into_split();
+    let (replies, queued) = mpsc::channel::<Reply>(REPLY_QUEUE);
+    let mut answering = tokio::spawn(answer(output, queued));
     let reason = loop {
         let n = tokio::select! {
-            r = tokio::time::timeout(idle, stream.read(&mut buf)) => match r {
+            r = tokio::time::timeout(idle, input.read(&mut buf)) => match r {
                 Err(_) => break "idle timeout",
                 Ok(Ok(0)) => break "closed by the terminal",
                 Ok(Err(_)) => break "connection error",
                 Ok(Ok(n)) => n,
             },
+            r = &mut answering => break r.ok().and_then(Result::err).unwrap_or("connection error"),
             _ = shutdown.wait_for(|s| *s) => break "shutdown",
         };
         let now = crate::clock::now();
@@ -536,23 +575,37 @@ async fn connection(
             }
         });
         let mut close = None;
-        for a in actions.drain(..) {
+        // The event right before a reply is sent with a receipt, and the reply waits for it
+        // (commits are in queue order: that receipt covers every earlier event too).
+        let mut receipt = None;
+        let mut actions_left = actions.drain(..).peekable();
+        while let Some(a) = actions_left.next() {
             match a {
                 Action::Reply(bytes) => {
-                    if stream.write_all(&bytes).await.is_err() {
+                    let reply = Reply {
+                        after: receipt.take(),
+                        bytes,
+                    };
+                    if replies.send(reply).await.is_err() {
                         close = Some("connection error");
                     }
                 }
                 Action::Event(ev) => {
                     crate::health::observe(&shared.device, "jt808", &ev);
                     log_car_event(&ev, &shared.device, &peer);
-                    if sink.send(ev).await.is_err() {
+                    if matches!(actions_left.peek(), Some(Action::Reply(_))) {
+                        match sink.send_durable(ev).await {
+                            Ok(r) => receipt = Some(r),
+                            Err(_) => return,
+                        }
+                    } else if sink.send(ev).await.is_err() {
                         return;
                     }
                 }
                 Action::Close(why) => close = Some(why),
             }
         }
+        drop(actions_left);
         if let Some(why) = close {
             break why;
         }
@@ -561,6 +614,13 @@ async fn connection(
             break "too many bad frames";
         }
     };
+    // Replies still queued go out as their events commit (a refused registration's answer,
+    // the last acknowledgements); then the connection closes.
+    drop(replies);
+    if !answering.is_finished() {
+        let _ = tokio::time::timeout(CLOSE_GRACE, &mut answering).await;
+        answering.abort();
+    }
     tracing::info!(event = "jt808.disconnected", device_id = %session.car().unwrap_or(&shared.device), driver = "jt808", listener = %shared.device, peer = %peer, reason, "terminal connection closed");
     if session.authenticated() {
         let ev = Event::new(

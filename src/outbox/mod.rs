@@ -42,7 +42,7 @@ mod writer;
 
 pub use recovery::Recovery;
 pub use store::{to_ranges, Eviction, OutRow, Reader, Store, ROW_OVERHEAD, SCHEMA_VERSION};
-pub use writer::{EventSink, LinkState, SinkClosed, WriterControl, WriterThread};
+pub use writer::{Committed, EventSink, LinkState, SinkClosed, WriterControl, WriterThread};
 
 use crate::config::Durability;
 use crate::event::{Event, Priority};

@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, oneshot, Notify};
 /// Commands queued for the writer, in the order they must take effect.
 pub(super) enum WriterCmd {
     Event(Event),
+    /// An event whose sender waits to hear that it is on disk (see [`EventSink::send_durable`]).
+    DurableEvent(Event, oneshot::Sender<()>),
     Acks(Vec<u64>),
     Flush(oneshot::Sender<()>),
 }
@@ -50,6 +52,21 @@ impl LinkState {
 #[error("the outbox writer has stopped")]
 pub struct SinkClosed;
 
+/// A receipt for an event handed to [`EventSink::send_durable`]: resolves once the transaction
+/// holding it has committed (so once it would survive a power cut under `durability =
+/// "power-cut"`). Commits happen in queue order, so a receipt also vouches for every event
+/// queued before it on the same sink.
+#[derive(Debug)]
+pub struct Committed(oneshot::Receiver<()>);
+
+impl Committed {
+    /// Waits for the commit. Err when the writer stopped without committing the event (it
+    /// gave up at shutdown with the disk failing): the event is not safe.
+    pub async fn wait(self) -> Result<(), SinkClosed> {
+        self.0.await.map_err(|_| SinkClosed)
+    }
+}
+
 /// What a driver holds to hand events to the outbox.
 #[derive(Clone)]
 pub struct EventSink {
@@ -68,6 +85,22 @@ impl EventSink {
             .send(WriterCmd::Event(ev))
             .await
             .map_err(|_| SinkClosed)
+    }
+
+    /// As [`send`](Self::send), and returns a receipt that resolves once the event is
+    /// committed: for a driver that must not acknowledge data to its device before the data is
+    /// safe (a JT/T 808 terminal deletes what the platform acknowledged). The event still
+    /// goes in with whatever else is queued (group commit); only the acknowledgement waits.
+    pub async fn send_durable(&self, mut ev: Event) -> Result<Committed, SinkClosed> {
+        if !self.link.is_up() {
+            ev.historical = true;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(WriterCmd::DurableEvent(ev, tx))
+            .await
+            .map_err(|_| SinkClosed)?;
+        Ok(Committed(rx))
     }
 }
 
@@ -146,21 +179,28 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
     let mut events: Vec<Event> = Vec::with_capacity(MAX_BATCH);
     let mut acks: Vec<u64> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    // Receipts of durable events: (index in `events`, sender), told once that index is committed.
+    let mut receipts: Vec<(usize, oneshot::Sender<()>)> = Vec::new();
     let take = |cmd: WriterCmd,
                 events: &mut Vec<Event>,
                 acks: &mut Vec<u64>,
-                flushes: &mut Vec<_>| match cmd {
+                flushes: &mut Vec<_>,
+                receipts: &mut Vec<_>| match cmd {
         WriterCmd::Event(e) => events.push(e),
+        WriterCmd::DurableEvent(e, receipt) => {
+            receipts.push((events.len(), receipt));
+            events.push(e);
+        }
         WriterCmd::Acks(a) => acks.extend(a),
         WriterCmd::Flush(f) => flushes.push(f),
     };
     let mut warned_alarms_only = false;
     while let Some(cmd) = rx.blocking_recv() {
-        take(cmd, &mut events, &mut acks, &mut flushes);
+        take(cmd, &mut events, &mut acks, &mut flushes, &mut receipts);
         let linger_until = std::time::Instant::now() + ACK_LINGER;
         while events.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(cmd) => take(cmd, &mut events, &mut acks, &mut flushes),
+                Ok(cmd) => take(cmd, &mut events, &mut acks, &mut flushes, &mut receipts),
                 // Only acks so far, and few: wait a moment for more. Deleting them is not
                 // urgent, and every commit costs an fsync and rewrites the same pages.
                 Err(_)
@@ -194,6 +234,11 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                 match store.commit(part, &acks) {
                     Ok(outcome) => {
                         done += part.len();
+                        // On disk now: tell those waiting for these events.
+                        let told = receipts.partition_point(|(i, _)| *i < done);
+                        for (_, receipt) in receipts.drain(..told) {
+                            let _ = receipt.send(());
+                        }
                         acks.clear();
                         reliefs = 0;
                         metrics::inc(&commits);
@@ -275,6 +320,9 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
         }
         events.clear();
         acks.clear();
+        // Receipts of events that were not committed (the writer gave up): dropped, so their
+        // senders learn the events are not safe.
+        receipts.clear();
         for f in flushes.drain(..) {
             let _ = f.send(());
         }

@@ -452,7 +452,8 @@ async fn link_simulator(listener: TcpListener, upstream: SocketAddr, up: watch::
 }
 
 /// The duty roster, radio status and the occasional radio emergency, as JSON lines from
-/// another local system.
+/// another local system (a radio gateway: its own `gateway.*` kinds, since `radio.*` is the
+/// daemon's, kept for its TETRA driver).
 async fn simulate_inputs(port: u16, mut stop: watch::Receiver<bool>) {
     let mut tick: u64 = 0;
     let mut conn: Option<TcpStream> = None;
@@ -468,10 +469,10 @@ async fn simulate_inputs(port: u16, mut stop: watch::Receiver<bool>) {
             lines.push_str("{\"kind\":\"duty.roster\",\"prio\":\"event\",\"device\":\"roster\",\"data\":{\"shift\":\"B\",\"officers\":4,\"auxiliaries\":8}}\n");
         }
         if tick.is_multiple_of(28) {
-            lines.push_str(&format!("{{\"kind\":\"radio.status\",\"prio\":\"event\",\"device\":\"radio-{:02}\",\"data\":{{\"rssi_dbm\":-{}}}}}\n", tick % 7 + 1, 70 + tick % 20));
+            lines.push_str(&format!("{{\"kind\":\"gateway.radio_status\",\"prio\":\"event\",\"device\":\"radio-{:02}\",\"data\":{{\"rssi_dbm\":-{}}}}}\n", tick % 7 + 1, 70 + tick % 20));
         }
         if tick % 100 == 50 {
-            lines.push_str("{\"kind\":\"radio.emergency\",\"prio\":\"alarm\",\"device\":\"radio-07\",\"data\":{\"issi\":1001007,\"lat\":36.6601,\"lon\":117.0222}}\n");
+            lines.push_str("{\"kind\":\"gateway.radio_emergency\",\"prio\":\"alarm\",\"device\":\"radio-07\",\"data\":{\"issi\":1001007,\"lat\":36.6601,\"lon\":117.0222}}\n");
         }
         if conn.is_none() {
             conn = TcpStream::connect(("127.0.0.1", port)).await.ok();

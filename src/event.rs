@@ -177,6 +177,42 @@ pub fn is_valid_kind(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
 }
 
+/// Kind namespaces the daemon emits itself (docs/CONTRACT.md, "Reserved names"): a local
+/// input cannot send them, so central can trust that `outbox.evicted` (the only proof of an
+/// allowed seq gap), `device.online` or `vehicle.emergency` came from the daemon. Drivers that
+/// come later add their namespace here.
+pub const RESERVED_KIND_PREFIXES: &[&str] = &[
+    // emitted today
+    "outbox.",
+    "device.",
+    "vehicle.",
+    "gps.",
+    "nmea.",
+    "jt808.",
+    // the daemon's own parts
+    "uplink.",
+    "clock.",
+    "daemon.",
+    "cmd.",
+    // the drivers and state the next issues add (radios, body-cam docks, cameras, the
+    // equipment register, staffing, dispatch): reserved now so no integration comes to rely
+    // on sending them
+    "radio.",
+    "dock.",
+    "recorder.",
+    "footage.",
+    "evidence.",
+    "camera.",
+    "equipment.",
+    "staffing.",
+    "dispatch.",
+];
+
+/// Whether `kind` lies in a namespace the daemon keeps for itself.
+pub fn is_reserved_kind(kind: &str) -> bool {
+    RESERVED_KIND_PREFIXES.iter().any(|p| kind.starts_with(p))
+}
+
 /// Device ids appear in MQTT topics, so they may not contain `/`, `+`, `#` or spaces.
 pub fn is_valid_device_id(s: &str) -> bool {
     !s.is_empty()

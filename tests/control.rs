@@ -66,16 +66,18 @@ fn status_devices_and_outbox_show_the_running_daemon() {
     );
     assert_eq!(status["outbox"]["telemetry"]["rows"], 0);
 
-    // Lines from a dock through ingest0.
+    // Lines from a key locker through ingest0.
     let lines: Vec<String> = (0..5)
         .map(|n| {
-            format!("{{\"kind\":\"dock.slot\",\"device\":\"dock-1\",\"data\":{{\"slot\":{n}}}}}\n")
+            format!(
+                "{{\"kind\":\"locker.slot\",\"device\":\"locker-1\",\"data\":{{\"slot\":{n}}}}}\n"
+            )
         })
         .collect();
     send_lines(station.ingest_port, &lines);
     assert!(central.wait(Duration::from_secs(10), |m| m
         .iter()
-        .filter(|m| m.json["kind"] == "dock.slot")
+        .filter(|m| m.json["kind"] == "locker.slot")
         .count()
         == 5));
     let devices = json(&station.cli(&["devices", "--json"]));
@@ -84,7 +86,7 @@ fn status_devices_and_outbox_show_the_running_daemon() {
     assert_eq!(ingest["state"], "listening");
     assert_eq!(ingest["counters"]["jsonl.lines_accepted"], 5);
     assert!(ingest["last_seen_ms"].as_i64().unwrap() > 0);
-    let dock = device(&devices, "dock-1");
+    let dock = device(&devices, "locker-1");
     assert_eq!(
         (&dock["via"], &dock["state"]),
         (&Value::from("ingest0"), &Value::from("online"))
@@ -125,7 +127,7 @@ fn status_devices_and_outbox_show_the_running_daemon() {
     );
     assert_eq!(outcome("device", "ingest0 (jsonl) listening"), "ok");
     assert!(
-        !checks.to_string().contains("dock-1"),
+        !checks.to_string().contains("locker-1"),
         "devices seen through a listener are not checked"
     );
 
@@ -136,9 +138,9 @@ fn status_devices_and_outbox_show_the_running_daemon() {
         rows.iter()
             .position(|l| l.split_whitespace().next() == Some(id))
     };
-    assert!(at("ingest0").unwrap() < at("dock-1").unwrap(), "{table}");
+    assert!(at("ingest0").unwrap() < at("locker-1").unwrap(), "{table}");
     assert!(
-        rows[at("dock-1").unwrap()].starts_with("  dock-1"),
+        rows[at("locker-1").unwrap()].starts_with("  locker-1"),
         "{table}"
     );
     assert!(rows[at("gps9").unwrap()].contains("offline"), "{table}");

@@ -321,3 +321,96 @@ fn many_connections_at_once_all_delivered_in_order_per_connection() {
         assert_eq!(ns, (0..50).collect::<Vec<_>>(), "connection {c}");
     }
 }
+
+#[test]
+fn a_local_input_cannot_forge_the_daemons_records_or_speak_for_other_devices() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-forgery");
+    let station = Station::new(broker.port, "");
+    // ingest1 (the Unix socket, the last device so far) may speak only for the roster, only
+    // duty.* kinds; a JT/T 808 listener owns car-03.
+    station.append_config(
+        "devices = [\"roster\"]\nkinds = [\"duty.*\"]\n\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:0\"\n[device.terminals]\n\"013912345678\" = \"car-03\"\n",
+    );
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+
+    let forged = [
+        r#"{"kind":"outbox.evicted","prio":"alarm","data":{"ranges":[[1,99]]}}"#,
+        r#"{"kind":"outbox.recovered","prio":"alarm"}"#,
+        r#"{"kind":"vehicle.emergency","prio":"alarm","device":"car-03"}"#,
+        r#"{"kind":"device.online","device":"gps7"}"#,
+        r#"{"kind":"door.open","device":"car-03"}"#,
+        r#"{"kind":"door.open","device":"ingest1"}"#,
+    ];
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", station.ingest_port)).unwrap();
+    for l in forged {
+        tcp.write_all(format!("{l}\n").as_bytes()).unwrap();
+    }
+    tcp.write_all(line("door.open", "event", 1).as_bytes())
+        .unwrap();
+    let mut unix = std::os::unix::net::UnixStream::connect(station.socket()).unwrap();
+    for l in [
+        r#"{"kind":"door.open","device":"roster"}"#,
+        r#"{"kind":"duty.change","device":"someone-else"}"#,
+        r#"{"kind":"duty.change","device":"roster","data":{"n":2}}"#,
+    ] {
+        unix.write_all(format!("{l}\n").as_bytes()).unwrap();
+    }
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .any(|m| m.json["kind"] == "duty.change" && m.json["data"]["n"] == 2)),
+        "the allowed line after the refused ones (same connection): log:\n{}",
+        daemon.log_text()
+    );
+    // The good line on the TCP connection came after six refused ones on it.
+    tcp.write_all(line("door.open", "event", 3).as_bytes())
+        .unwrap();
+    assert!(central.wait(LONG, |m| m
+        .iter()
+        .any(|m| m.json["kind"] == "door.open" && m.json["data"]["n"] == 3)));
+    let seen: Vec<(String, String)> = central
+        .envelopes()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["device"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("door.open".to_string(), "ingest0".to_string()),
+            ("duty.change".to_string(), "roster".to_string()),
+            ("door.open".to_string(), "ingest0".to_string())
+        ],
+        "only the allowed lines reach central"
+    );
+    let out = station.cli(&["devices", "--json"]);
+    let devices: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let forbidden = |id: &str| {
+        devices["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .map(|d| d["counters"]["jsonl.lines_forbidden"].clone())
+    };
+    assert_eq!(forbidden("ingest0"), Some(6.into()));
+    assert_eq!(forbidden("ingest1"), Some(2.into()));
+    let log = daemon.log_text();
+    assert_eq!(log.matches("jsonl.line_forbidden").count(), 8, "{log}");
+    assert!(
+        log.contains("kind \\\"outbox.evicted\\\" is reserved")
+            || log.contains("kind \"outbox.evicted\" is reserved"),
+        "{log}"
+    );
+    assert!(
+        log.contains("belongs to device \\\"fleet\\\" (jt808)")
+            || log.contains("belongs to device \"fleet\" (jt808)"),
+        "{log}"
+    );
+}

@@ -353,6 +353,21 @@ impl Device {
             Device::Jt808(_) => "jt808",
         }
     }
+
+    /// Whether events about device `id` are this device's to emit: its own id, and the cars
+    /// behind a JT/T 808 listener (listed ones, and `jt808-PHONE` for admitted unknown ones).
+    /// A local input may not speak for them (docs/CONTRACT.md, "Reserved names").
+    pub fn owns(&self, id: &str) -> bool {
+        match self {
+            Device::Jsonl(d) => d.id == id,
+            Device::Nmea(d) => d.id == id,
+            Device::Jt808(d) => {
+                d.id == id
+                    || id.starts_with("jt808-")
+                    || d.terminals.values().any(|t| t.car() == id)
+            }
+        }
+    }
 }
 
 /// The drivers this build knows, for the error that lists them.
@@ -607,10 +622,26 @@ pub struct JsonlDevice {
     /// Simultaneous connections accepted; further ones are refused and counted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// The device ids this input may speak for besides its own (`["radio-01", "roster"]`).
+    /// Default: any id no other configured device owns.
+    #[serde(default)]
+    pub devices: Option<Vec<String>>,
+    /// The kinds this input may send: exact (`door.open`) or a namespace (`door.*`). Default:
+    /// any kind outside the daemon's reserved namespaces.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
 }
 
 fn default_max_connections() -> usize {
     64
+}
+
+/// Whether `kind` matches a `kinds` pattern: `door.open` exactly, `door.*` any `door.` kind.
+pub fn kind_matches(pattern: &str, kind: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => kind.starts_with(prefix),
+        None => kind == pattern,
+    }
 }
 
 #[derive(Deserialize)]
@@ -873,9 +904,40 @@ fn merge_devices(
         if !seen.insert(device.id().to_string()) {
             return Err(locate("device id used twice".into()));
         }
+        if let Device::Jsonl(input) = &device {
+            if let Some(why) = devices.iter().find_map(|other| foreign_claim(input, other)) {
+                return Err(locate(why));
+            }
+        }
         devices.push(device);
     }
+    // (An input listed before the device it names is caught here.)
+    for (i, d) in devices.iter().enumerate() {
+        if let Device::Jsonl(input) = d {
+            if let Some(why) = devices[i + 1..]
+                .iter()
+                .find_map(|other| foreign_claim(input, other))
+            {
+                return Err(ConfigError {
+                    file: path.to_path_buf(),
+                    line: None,
+                    key: Some(format!("device {:?}", input.id)),
+                    message: why,
+                });
+            }
+        }
+    }
     Ok(devices)
+}
+
+/// Why `input`'s `devices` may not list an id `other` owns, if it lists one.
+fn foreign_claim(input: &JsonlDevice, other: &Device) -> Option<String> {
+    let id = input.devices.iter().flatten().find(|id| other.owns(id))?;
+    Some(format!(
+        "devices: {id:?} belongs to device {:?} ({}); only that device speaks for it (docs/CONTRACT.md, \"Reserved names\")",
+        other.id(),
+        other.driver()
+    ))
 }
 
 /// The `id` a `[[device]]` table gives, "" when none (the typed parse then says it is missing).
@@ -894,7 +956,41 @@ trait DeviceTable: serde::de::DeserializeOwned {
     }
 }
 
-impl DeviceTable for JsonlDevice {}
+impl DeviceTable for JsonlDevice {
+    fn check(&self) -> Result<(), String> {
+        for pattern in self.kinds.iter().flatten() {
+            let namespace = pattern.strip_suffix(".*");
+            let body = namespace.unwrap_or(pattern);
+            if !crate::event::is_valid_kind(body) || body.ends_with('.') {
+                return Err(format!(
+                    "kinds: {pattern:?} is neither a kind ([a-z0-9_.]+) nor a namespace such as \"door.*\""
+                ));
+            }
+            // A pattern that reaches into the daemon's own names can never be honoured.
+            let reserved = crate::event::RESERVED_KIND_PREFIXES
+                .iter()
+                .find(|r| match namespace {
+                    Some(ns) => {
+                        r.starts_with(&format!("{ns}.")) || format!("{ns}.").starts_with(*r)
+                    }
+                    None => pattern.starts_with(*r),
+                });
+            if let Some(r) = reserved {
+                return Err(format!(
+                    "kinds: {pattern:?} is reserved: the daemon alone emits {r}* (docs/CONTRACT.md, \"Reserved names\")"
+                ));
+            }
+        }
+        for id in self.devices.iter().flatten() {
+            if !crate::event::is_valid_device_id(id) {
+                return Err(format!(
+                    "devices: {id:?} is not a device id (1-64 characters of [A-Za-z0-9_.-])"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
 
 fn load<T: DeviceTable>(table: toml::Table) -> Result<T, String> {
     let device: T = toml::Value::Table(table)

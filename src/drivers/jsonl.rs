@@ -3,9 +3,16 @@
 //! Each connection is read in chunks and fed to the sans-I/O [`LineFramer`] and
 //! [`parse_line`]; good lines go to the outbox, bad ones are counted and logged (the first few
 //! per connection, then every thousandth) and skipped. The connection stays open.
+//!
+//! A well-formed line must also be this input's to send ([`InputPolicy`]): no kind from the
+//! daemon's reserved namespaces (`outbox.*`, `device.*`, `vehicle.*`, …), no device another
+//! configured device owns (a GNSS receiver, a car behind the JT/T 808 listener, another
+//! input), and, when the input's config lists them, only its `devices` and `kinds`. Otherwise
+//! any local process that can write to the socket could forge `outbox.evicted` (the proof of an
+//! allowed seq gap) or a car's emergency.
 
 use crate::codec::jsonl::{parse_line, Frame, LineFramer, MAX_LINE_BYTES};
-use crate::config::{JsonlDevice, ListenAddr};
+use crate::config::{kind_matches, Device, JsonlDevice, ListenAddr};
 use crate::event::Event;
 use crate::metrics::{self, Counter};
 use crate::outbox::EventSink;
@@ -51,9 +58,67 @@ pub async fn bind(d: &JsonlDevice) -> Result<Listener, DriverError> {
     }
 }
 
+/// What one `jsonl` input may send (pure; built from the whole configuration).
+#[derive(Debug, Clone)]
+pub struct InputPolicy {
+    own: String,
+    /// Devices other than this input: (device, driver) for the message.
+    others: Vec<Device>,
+    devices: Option<Vec<String>>,
+    kinds: Option<Vec<String>>,
+}
+
+impl InputPolicy {
+    pub fn new(input: &JsonlDevice, all: &[Device]) -> InputPolicy {
+        InputPolicy {
+            own: input.id.clone(),
+            others: all.iter().filter(|d| d.id() != input.id).cloned().collect(),
+            devices: input.devices.clone(),
+            kinds: input.kinds.clone(),
+        }
+    }
+
+    /// Ok, or why the event is not this input's to send.
+    pub fn check(&self, ev: &Event) -> Result<(), String> {
+        if crate::event::is_reserved_kind(&ev.kind) {
+            return Err(format!(
+                "kind {:?} is reserved for the daemon's own records",
+                ev.kind
+            ));
+        }
+        if let Some(kinds) = &self.kinds {
+            if !kinds.iter().any(|p| kind_matches(p, &ev.kind)) {
+                return Err(format!(
+                    "kind {:?} is not in this input's kinds {kinds:?}",
+                    ev.kind
+                ));
+            }
+        }
+        if ev.device == self.own {
+            return Ok(());
+        }
+        if let Some(owner) = self.others.iter().find(|d| d.owns(&ev.device)) {
+            return Err(format!(
+                "device {:?} belongs to device {:?} ({})",
+                ev.device,
+                owner.id(),
+                owner.driver()
+            ));
+        }
+        match &self.devices {
+            Some(devices) if !devices.contains(&ev.device) => Err(format!(
+                "device {:?} is not in this input's devices {devices:?}",
+                ev.device
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 struct Counters {
     accepted: Counter,
     rejected: Counter,
+    forbidden: Counter,
     oversized: Counter,
     refused: Counter,
 }
@@ -61,13 +126,16 @@ struct Counters {
 /// Accepts connections until shutdown, then waits for the open ones to hand over what they read.
 pub async fn serve(
     d: JsonlDevice,
+    policy: InputPolicy,
     listener: Listener,
     sink: EventSink,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let policy = Arc::new(policy);
     let counters = Arc::new(Counters {
         accepted: metrics::counter("jsonl.lines_accepted", &d.id),
         rejected: metrics::counter("jsonl.lines_rejected", &d.id),
+        forbidden: metrics::counter("jsonl.lines_forbidden", &d.id),
         oversized: metrics::counter("jsonl.lines_oversized", &d.id),
         refused: metrics::counter("jsonl.connections_refused", &d.id),
     });
@@ -93,14 +161,21 @@ pub async fn serve(
             tracing::warn!(event = "jsonl.connection_refused", device_id = %d.id, driver = "jsonl", peer = %peer, limit = d.max_connections, "too many connections; closing this one");
             continue;
         };
-        let (id, sink, counters, shutdown) = (
+        let (id, sink, counters, shutdown, policy) = (
             d.id.clone(),
             sink.clone(),
             counters.clone(),
             shutdown.clone(),
+            policy.clone(),
         );
         conns.spawn(async move {
-            read_connection(stream, &id, &peer, &sink, &counters, shutdown).await;
+            let input = Input {
+                device: &id,
+                peer: &peer,
+                policy: &policy,
+                counters: &counters,
+            };
+            read_connection(stream, &input, &sink, shutdown).await;
             drop(permit);
         });
     }
@@ -126,14 +201,21 @@ async fn accept(l: &Listener) -> std::io::Result<(Box<dyn AsyncReadUnpinSend>, S
     }
 }
 
+/// One connection's fixed context.
+struct Input<'a> {
+    device: &'a str,
+    peer: &'a str,
+    policy: &'a InputPolicy,
+    counters: &'a Counters,
+}
+
 async fn read_connection(
     mut stream: Box<dyn AsyncReadUnpinSend>,
-    device: &str,
-    peer: &str,
+    input: &Input<'_>,
     sink: &EventSink,
-    counters: &Counters,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let (device, peer) = (input.device, input.peer);
     tracing::debug!(
         event = "jsonl.connected",
         device_id = device,
@@ -156,7 +238,7 @@ async fn read_connection(
                 crate::health::seen(device);
                 let now = crate::clock::now();
                 framer.push(&buf[..n], |f| {
-                    handle(f, device, peer, now, counters, &mut rejects, &mut events)
+                    handle(f, input, now, &mut rejects, &mut events)
                 });
                 false
             }
@@ -167,7 +249,7 @@ async fn read_connection(
         };
         if eof {
             let now = crate::clock::now();
-            framer.finish(|f| handle(f, device, peer, now, counters, &mut rejects, &mut events));
+            framer.finish(|f| handle(f, input, now, &mut rejects, &mut events));
         }
         for ev in events.drain(..) {
             crate::health::observe(device, "jsonl", &ev);
@@ -191,32 +273,151 @@ async fn read_connection(
 
 fn handle(
     frame: Frame<'_>,
-    device: &str,
-    peer: &str,
+    input: &Input<'_>,
     now: (i64, crate::event::ClockQuality),
-    counters: &Counters,
     rejects: &mut u64,
     events: &mut Vec<Event>,
 ) {
-    let why = match frame {
-        Frame::Line(line) => match parse_line(line, device, now) {
-            Ok(ev) => {
-                metrics::inc(&counters.accepted);
-                events.push(ev);
-                return;
-            }
+    let counters = input.counters;
+    let (event, why) = match frame {
+        Frame::Line(line) => match parse_line(line, input.device, now) {
+            Ok(ev) => match input.policy.check(&ev) {
+                Ok(()) => {
+                    metrics::inc(&counters.accepted);
+                    events.push(ev);
+                    return;
+                }
+                Err(why) => {
+                    metrics::inc(&counters.forbidden);
+                    ("jsonl.line_forbidden", why)
+                }
+            },
             Err(e) => {
                 metrics::inc(&counters.rejected);
-                e.to_string()
+                ("jsonl.line_rejected", e.to_string())
             }
         },
         Frame::Oversized { bytes } => {
             metrics::inc(&counters.oversized);
-            format!("line of {bytes} bytes exceeds the {MAX_LINE_BYTES}-byte limit; discarded")
+            (
+                "jsonl.line_rejected",
+                format!("line of {bytes} bytes exceeds the {MAX_LINE_BYTES}-byte limit; discarded"),
+            )
         }
     };
     *rejects += 1;
     if *rejects <= LOG_FIRST_REJECTS || rejects.is_multiple_of(1000) {
-        tracing::warn!(event = "jsonl.line_rejected", device_id = device, driver = "jsonl", peer, rejected_on_connection = *rejects, reason = %why, "skipped a bad input line");
+        let (device, peer) = (input.device, input.peer);
+        if event == "jsonl.line_forbidden" {
+            tracing::warn!(event = "jsonl.line_forbidden", device_id = device, driver = "jsonl", peer, rejected_on_connection = *rejects, reason = %why, "refused an input line that is not this input's to send");
+        } else {
+            tracing::warn!(event = "jsonl.line_rejected", device_id = device, driver = "jsonl", peer, rejected_on_connection = *rejects, reason = %why, "skipped a bad input line");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ClockQuality, Priority};
+
+    fn devices(station: &str) -> Vec<Device> {
+        let text = format!(
+            "[station]\nid = \"st\"\nname = \"n\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:1\"]\n[buffer]\npath = \"/tmp/stationd-policy-test.db\"\n{station}"
+        );
+        crate::config::Config::parse(std::path::Path::new("t.toml"), &text)
+            .unwrap()
+            .devices
+    }
+
+    fn ev(device: &str, kind: &str) -> Event {
+        Event::new(
+            device,
+            kind,
+            Priority::Event,
+            (0, ClockQuality::Synced),
+            false,
+            serde_json::json!({}),
+        )
+    }
+
+    const FLEET: &str = "[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:7611\"\n[device.terminals]\n\"013912345678\" = \"car-03\"\n[[device]]\nid = \"gps0\"\ndriver = \"nmea\"\npath = \"/dev/ttyS0\"\n";
+
+    fn policy(input: &str) -> InputPolicy {
+        let all = devices(&format!("{FLEET}{input}"));
+        let Some(Device::Jsonl(me)) = all.iter().find(|d| d.id() == "ingest0") else {
+            panic!("no ingest0")
+        };
+        InputPolicy::new(me, &all)
+    }
+
+    #[test]
+    fn the_daemons_kinds_and_other_drivers_devices_are_refused() {
+        let p = policy("[[device]]\nid = \"ingest0\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:7070\"\n[[device]]\nid = \"ingest1\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:7071\"\n");
+        assert!(p.check(&ev("ingest0", "door.open")).is_ok());
+        assert!(
+            p.check(&ev("door-2", "door.open")).is_ok(),
+            "any id nobody owns"
+        );
+        for kind in [
+            "outbox.evicted",
+            "outbox.recovered",
+            "vehicle.emergency",
+            "device.online",
+        ] {
+            let why = p.check(&ev("ingest0", kind)).unwrap_err();
+            assert!(why.contains("reserved"), "{kind}: {why}");
+        }
+        for (device, owner) in [
+            ("car-03", "fleet"),
+            ("jt808-13912340000", "fleet"),
+            ("fleet", "fleet"),
+            ("gps0", "gps0"),
+            ("ingest1", "ingest1"),
+        ] {
+            let why = p.check(&ev(device, "door.open")).unwrap_err();
+            assert!(
+                why.contains(&format!("belongs to device {owner:?}")),
+                "{device}: {why}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_input_limited_to_its_devices_and_kinds() {
+        let p = policy("[[device]]\nid = \"ingest0\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:7070\"\ndevices = [\"radio-01\", \"roster\"]\nkinds = [\"door.*\", \"duty.change\"]\n");
+        assert!(p.check(&ev("roster", "duty.change")).is_ok());
+        assert!(p.check(&ev("radio-01", "door.open.long")).is_ok());
+        assert!(p.check(&ev("ingest0", "door.open")).is_ok(), "its own id");
+        assert!(p
+            .check(&ev("door-2", "door.open"))
+            .unwrap_err()
+            .contains("not in this input's devices"));
+        assert!(p
+            .check(&ev("roster", "duty.swap"))
+            .unwrap_err()
+            .contains("not in this input's kinds"));
+        assert!(
+            p.check(&ev("roster", "doorbell"))
+                .unwrap_err()
+                .contains("not in this input's kinds"),
+            "door.* is a namespace, not a prefix"
+        );
+    }
+
+    #[test]
+    fn a_config_that_grants_reserved_names_is_refused() {
+        for (extra, want) in [
+            ("kinds = [\"outbox.*\"]", "reserved"),
+            ("kinds = [\"vehicle.emergency\"]", "reserved"),
+            ("kinds = [\"dev*\"]", "neither a kind"),
+            ("devices = [\"car-03\"]", "belongs to device \"fleet\""),
+            ("devices = [\"gps0\"]", "belongs to device \"gps0\""),
+        ] {
+            let text = format!("[station]\nid = \"st\"\nname = \"n\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:1\"]\n[buffer]\npath = \"/tmp/x.db\"\n{FLEET}[[device]]\nid = \"ingest0\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:7070\"\n{extra}\n");
+            let err =
+                crate::config::Config::parse(std::path::Path::new("t.toml"), &text).unwrap_err();
+            assert!(err.to_string().contains(want), "{extra}: {err}");
+        }
     }
 }

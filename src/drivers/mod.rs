@@ -42,6 +42,7 @@ pub async fn start_all(
                 let listener = jsonl::bind(d).await?;
                 set.spawn(jsonl::serve(
                     d.clone(),
+                    jsonl::InputPolicy::new(d, devices),
                     listener,
                     sink.clone(),
                     shutdown.clone(),

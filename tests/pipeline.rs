@@ -414,3 +414,30 @@ fn a_local_input_cannot_forge_the_daemons_records_or_speak_for_other_devices() {
         "{log}"
     );
 }
+
+#[test]
+fn sighup_is_logged_and_survived_not_a_silent_death() {
+    // `systemctl kill -s HUP` (or a logrotate habit) must not stop the station: until reload
+    // exists the daemon says so and runs on.
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-hup");
+    let station = Station::new(broker.port, "");
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    nix::sys::signal::kill(daemon.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
+    assert!(
+        wait_until(LONG, || daemon
+            .log_text()
+            .contains("daemon.reload_unsupported")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    send_lines(station.ingest_port, &[line("after.hup", "event", 1)]);
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["kind"] == "after.hup")));
+    assert!(
+        !central.all().iter().any(|m| m.json["state"] == "offline"),
+        "no offline: it never stopped"
+    );
+    let (code, _) = daemon.terminate();
+    assert_eq!(code, Some(0), "a clean stop afterwards");
+}

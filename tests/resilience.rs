@@ -570,3 +570,90 @@ fn a_full_filesystem_evicts_old_telemetry_so_new_alarms_still_get_in() {
     assert_every_gap_named(&central.seqs(), top, &explained);
     drop(daemon);
 }
+
+#[test]
+fn the_first_broker_lost_mid_session_fails_over_to_the_second_and_is_used_again_later() {
+    // Central runs two brokers (in a city, one cluster; here two mosquittos, each with its
+    // own consumer). The station is connected to the first and sending when it goes away.
+    let (mut first, mut second) = (Broker::started(), Broker::started());
+    let central_first = Subscriber::connect(first.port, "central-first");
+    let central_second = Subscriber::connect(second.port, "central-second");
+    let station = Station::with_uplink(
+        &format!("brokers = [\"{}\", \"{}\"]", first.url(), second.url()),
+        "",
+    );
+    let daemon = station.start();
+    assert!(central_first.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let p = producer(station.ingest_port, stop.clone(), written.clone());
+    let online = |m: &[Msg]| m.iter().any(|m| m.json["state"] == "online");
+
+    // 1. Mid-session the first broker goes away: the daemon goes on with the second.
+    std::thread::sleep(Duration::from_millis(500));
+    first.stop();
+    assert!(
+        central_second.wait(LONG, online),
+        "no failover to the second broker; log:\n{}",
+        daemon.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+
+    // 2. The first comes back: the daemon stays where it is (no flapping back while the
+    // second works); the first broker's consumer gets only what it had queued.
+    first.start();
+    std::thread::sleep(Duration::from_secs(2));
+    let births = |s: &Subscriber| s.status().iter().filter(|m| m.json["state"] == "online").count();
+    assert_eq!(births(&central_first), 1, "still on the second broker");
+    let on_second = central_second.seqs().len();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(central_second.seqs().len() > on_second, "the second broker still gets the data");
+
+    // 3. The second goes away too: the list is tried from the top, so the first takes over.
+    second.stop();
+    assert!(
+        central_first.wait(LONG, |m| m
+            .iter()
+            .filter(|m| m.json["state"] == "online")
+            .count()
+            >= 2),
+        "no failover back to the first broker; log:\n{}",
+        daemon.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    p.join().unwrap();
+    let sent = written.load(Ordering::SeqCst);
+    assert!(sent > 1000, "the load was too light to mean anything: {sent}");
+    assert!(
+        wait_until(LONG, || highest_committed(&station) >= sent),
+        "committed {} of {sent}",
+        highest_committed(&station)
+    );
+    second.start(); // its consumer collects what the broker had queued for it
+
+    // Every seq reached central, across both brokers, none missing.
+    let top = highest_committed(&station);
+    let union = || {
+        let mut s = central_first.seqs();
+        s.extend(central_second.seqs());
+        s
+    };
+    assert!(
+        wait_until(LONG, || missing_seqs(&union(), top).is_empty()),
+        "missing across both brokers: {:?}; log:\n{}",
+        &missing_seqs(&union(), top)[..missing_seqs(&union(), top).len().min(20)],
+        daemon.log_text()
+    );
+    let (a, b) = (central_first.seqs(), central_second.seqs());
+    assert!(
+        a.len() > 100 && b.len() > 100,
+        "both brokers carried a real share: {} and {}",
+        a.len(),
+        b.len()
+    );
+    assert!(
+        central_first.seqs().iter().any(|s| *s > *b.iter().max().unwrap_or(&0)),
+        "after the second went away the first carried on"
+    );
+}

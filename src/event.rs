@@ -61,6 +61,10 @@ impl fmt::Display for Priority {
 pub enum ClockQuality {
     Synced,
     Unsynced,
+    /// The device's own time was off by more than its `max_clock_skew_s` from the synchronised
+    /// box clock (a flat RTC battery, a GPS week rollover): `ts` is the box's time of arrival
+    /// instead, and the device's time stays in `data`.
+    DeviceUnreliable,
 }
 
 impl ClockQuality {
@@ -68,6 +72,7 @@ impl ClockQuality {
         match self {
             ClockQuality::Synced => "synced",
             ClockQuality::Unsynced => "unsynced",
+            ClockQuality::DeviceUnreliable => "device_unreliable",
         }
     }
 }

@@ -159,7 +159,7 @@ fn fleet_station(broker_port: u16, extra: &str) -> (Station, u16) {
     let station = Station::new(broker_port, "");
     let port = free_port();
     station.append_config(&format!(
-        "\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\nmin_interval_s = 0\nmin_distance_m = 0\n{extra}\n[device.terminals]\n\"013912345678\" = {{ car = \"car-03\", plate = \"鲁A12345\" }}\n\"00000000013912344329\" = \"car-07\"\n"
+        "\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\nmin_interval_s = 0\nmin_distance_m = 0\nmax_clock_skew_s = 3153600000\n{extra}\n[device.terminals]\n\"013912345678\" = {{ car = \"car-03\", plate = \"鲁A12345\" }}\n\"00000000013912344329\" = \"car-07\"\n"
     ));
     (station, port)
 }

@@ -603,11 +603,19 @@ fn the_first_broker_lost_mid_session_fails_over_to_the_second_and_is_used_again_
     // second works); the first broker's consumer gets only what it had queued.
     first.start();
     std::thread::sleep(Duration::from_secs(2));
-    let births = |s: &Subscriber| s.status().iter().filter(|m| m.json["state"] == "online").count();
+    let births = |s: &Subscriber| {
+        s.status()
+            .iter()
+            .filter(|m| m.json["state"] == "online")
+            .count()
+    };
     assert_eq!(births(&central_first), 1, "still on the second broker");
     let on_second = central_second.seqs().len();
     std::thread::sleep(Duration::from_millis(500));
-    assert!(central_second.seqs().len() > on_second, "the second broker still gets the data");
+    assert!(
+        central_second.seqs().len() > on_second,
+        "the second broker still gets the data"
+    );
 
     // 3. The second goes away too: the list is tried from the top, so the first takes over.
     second.stop();
@@ -624,7 +632,10 @@ fn the_first_broker_lost_mid_session_fails_over_to_the_second_and_is_used_again_
     stop.store(true, Ordering::SeqCst);
     p.join().unwrap();
     let sent = written.load(Ordering::SeqCst);
-    assert!(sent > 1000, "the load was too light to mean anything: {sent}");
+    assert!(
+        sent > 1000,
+        "the load was too light to mean anything: {sent}"
+    );
     assert!(
         wait_until(LONG, || highest_committed(&station) >= sent),
         "committed {} of {sent}",
@@ -653,7 +664,10 @@ fn the_first_broker_lost_mid_session_fails_over_to_the_second_and_is_used_again_
         b.len()
     );
     assert!(
-        central_first.seqs().iter().any(|s| *s > *b.iter().max().unwrap_or(&0)),
+        central_first
+            .seqs()
+            .iter()
+            .any(|s| *s > *b.iter().max().unwrap_or(&0)),
         "after the second went away the first carried on"
     );
 }

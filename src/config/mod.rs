@@ -424,6 +424,11 @@ pub struct Jt808Device {
     pub min_interval_s: u64,
     #[serde(default = "default_max_interval_s")]
     pub max_interval_s: u64,
+    /// A terminal time further than this from the synchronised box clock (or, for stored
+    /// reports, ahead of it) is not believed (a flat RTC battery): the box's time is used,
+    /// `clock: "device_unreliable"`.
+    #[serde(default = "default_max_clock_skew_s")]
+    pub max_clock_skew_s: u64,
 }
 
 /// One known terminal.
@@ -532,6 +537,14 @@ pub struct NmeaDevice {
     /// Silence after which the receiver counts as offline.
     #[serde(default = "default_offline_after_s")]
     pub offline_after_s: u64,
+    /// A receiver time further than this from the synchronised box clock is not believed
+    /// (GPS week rollover): the box's time is used, `clock: "device_unreliable"`.
+    #[serde(default = "default_max_clock_skew_s")]
+    pub max_clock_skew_s: u64,
+}
+
+fn default_max_clock_skew_s() -> u64 {
+    crate::clock::DEFAULT_MAX_CLOCK_SKEW_S
 }
 
 fn default_nmea_baud() -> u32 {

@@ -59,6 +59,8 @@ pub struct Shared {
     known: BTreeMap<String, TerminalEntry>,
     allow_unknown: bool,
     policy: ReportPolicy,
+    /// `max_clock_skew_s` in ms: terminal times further off are not believed.
+    max_clock_skew_ms: i64,
     /// Authentication codes issued since start, by normalised phone.
     codes: Mutex<HashMap<String, String>>,
 }
@@ -79,6 +81,7 @@ impl Shared {
                 d.min_interval_s,
                 d.max_interval_s,
             ),
+            max_clock_skew_ms: (d.max_clock_skew_s as i64).saturating_mul(1000),
             codes: Mutex::new(HashMap::new()),
         }
     }
@@ -104,6 +107,8 @@ pub struct Session {
     parts: Reassembler,
     filter: ReportFilter,
     alarm_word: u32,
+    /// Whether this connection already logged that the terminal's clock is off.
+    clock_warned: bool,
 }
 
 impl Session {
@@ -120,6 +125,7 @@ impl Session {
             parts: Reassembler::default(),
             filter,
             alarm_word: 0,
+            clock_warned: false,
         }
     }
 
@@ -317,10 +323,22 @@ impl Session {
     ) -> Vec<Action> {
         let mut out = Vec::new();
         let car = self.device();
-        let ts = match l.time_ms {
-            Some(t) => (t, ClockQuality::Synced),
-            None => now,
-        };
+        let (ts, rejected) =
+            crate::clock::device_stamp(l.time_ms, now, self.shared.max_clock_skew_ms, stored);
+        if rejected {
+            metrics::inc(&metrics::counter("clock.device_time_rejected", &car));
+            if !std::mem::replace(&mut self.clock_warned, true) {
+                tracing::warn!(
+                    event = "clock.device_time_rejected",
+                    device_id = %car,
+                    driver = "jt808",
+                    listener = %self.shared.device,
+                    device_time = %l.time_ms.map(crate::event::format_ts_ms).unwrap_or_default(),
+                    stored,
+                    "the terminal's clock is off by more than max_clock_skew_s from the synchronised box clock (flat RTC battery?): its reports carry the box's time and clock \"device_unreliable\" (its own time stays in gnss_time)"
+                );
+            }
+        }
         let data = self.position_json(l);
         let new_alarms = if stored {
             l.alarm
@@ -682,13 +700,43 @@ mod tests {
         s
     }
 
+    /// When [`report`] says it was taken: 2026-11-29T08:16:00Z.
+    const REPORT_MS: i64 = 1_795_940_160_000;
+
     fn feed(s: &mut Session, msg_id: u16, body: &[u8], mono_ms: u64) -> Vec<Action> {
+        feed_at(
+            s,
+            msg_id,
+            body,
+            (REPORT_MS + 2_000, ClockQuality::Synced),
+            mono_ms,
+        )
+    }
+
+    /// Feeds one message received at `now` (the box's time and clock state).
+    fn feed_at(
+        s: &mut Session,
+        msg_id: u16,
+        body: &[u8],
+        now: (i64, ClockQuality),
+        mono_ms: u64,
+    ) -> Vec<Action> {
         let mut out = Vec::new();
         FrameDecoder::new().push(
             &encode(msg_id, Edition::V2013, "013912345678", 1, body),
-            |f| out.extend(s.on_frame(f.unwrap(), (0, ClockQuality::Synced), mono_ms)),
+            |f| out.extend(s.on_frame(f.unwrap(), now, mono_ms)),
         );
         out
+    }
+
+    fn events(actions: Vec<Action>) -> Vec<Event> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
     }
 
     fn report(alarm: u32) -> Vec<u8> {
@@ -734,6 +782,75 @@ mod tests {
         assert!(
             kinds(&feed(&mut s, 0x0200, &report(0), 5_000)).is_empty(),
             "alarm cleared: back to the policy"
+        );
+    }
+
+    #[test]
+    fn a_terminal_clock_years_off_gives_way_to_the_synchronised_box_clock() {
+        const DAY: i64 = 86_400_000;
+        let mut s = session();
+        let rejected = || crate::metrics::value("clock.device_time_rejected", "car-03");
+        let before = rejected();
+        // The terminal's RTC says 2026-11-29; the box, synchronised, says 6 years later.
+        let box_now = REPORT_MS + 6 * 365 * DAY;
+        let live = events(feed_at(
+            &mut s,
+            0x0200,
+            &report(1),
+            (box_now, ClockQuality::Synced),
+            1_000,
+        ));
+        assert_eq!(live.len(), 2, "emergency and position");
+        for e in &live {
+            assert_eq!(
+                (e.ts_ms, e.clock),
+                (box_now, ClockQuality::DeviceUnreliable),
+                "{}",
+                e.kind
+            );
+            let data: serde_json::Value = serde_json::from_str(e.data.get()).unwrap();
+            assert_eq!(
+                data["gnss_time"], "2026-11-29T08:16:00.000Z",
+                "the terminal's own time is kept"
+            );
+        }
+        assert_eq!(rejected() - before, 1, "one report, one rejected time");
+
+        // Without a synchronised box clock there is nothing to judge by: the terminal's time.
+        let e = events(feed_at(
+            &mut s,
+            0x0200,
+            &report(1),
+            (box_now, ClockQuality::Unsynced),
+            61_000,
+        ));
+        assert_eq!((e[0].ts_ms, e[0].clock), (REPORT_MS, ClockQuality::Synced));
+
+        // Back-fill (0x0704) may be days old, but not from the future.
+        let mut batch = vec![0, 1, 1];
+        batch.extend((report(0).len() as u16).to_be_bytes());
+        batch.extend(report(0));
+        let old = events(feed_at(
+            &mut s,
+            0x0704,
+            &batch,
+            (REPORT_MS + 3 * DAY, ClockQuality::Synced),
+            62_000,
+        ));
+        assert_eq!(
+            (old[0].ts_ms, old[0].clock),
+            (REPORT_MS, ClockQuality::Synced)
+        );
+        let ahead = events(feed_at(
+            &mut s,
+            0x0704,
+            &batch,
+            (REPORT_MS - 2 * DAY, ClockQuality::Synced),
+            63_000,
+        ));
+        assert_eq!(
+            (ahead[0].ts_ms, ahead[0].clock),
+            (REPORT_MS - 2 * DAY, ClockQuality::DeviceUnreliable)
         );
     }
 }

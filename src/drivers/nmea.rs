@@ -9,7 +9,7 @@ use super::gps::{position_data, GpsTracker, Report, ReportPolicy};
 use super::serial::{self, Reopener};
 use crate::codec::nmea::{parse, EpochAssembler, Frame, SentenceFramer};
 use crate::config::NmeaDevice;
-use crate::event::{ClockQuality, Event, Priority};
+use crate::event::{Event, Priority};
 use crate::metrics::{self, Counter};
 use crate::outbox::EventSink;
 use std::time::{Duration, Instant};
@@ -19,11 +19,15 @@ use tokio::sync::watch;
 /// Bad sentences logged in full per port session before logging thins out.
 const LOG_FIRST_REJECTS: u64 = 10;
 
+/// The device's counters and the settings its reports are judged by.
 struct Counters {
     sentences: Counter,
     rejected: Counter,
     malformed: Counter,
     positions: Counter,
+    device_time_rejected: Counter,
+    /// `max_clock_skew_s` in ms (the receiver's time further off is not believed).
+    max_clock_skew_ms: i64,
 }
 
 /// Runs until shutdown: open, read, report; reopen with backoff when the port goes away.
@@ -33,6 +37,8 @@ pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<b
         rejected: metrics::counter("nmea.sentences_rejected", &d.id),
         malformed: metrics::counter("nmea.sentences_malformed", &d.id),
         positions: metrics::counter("gps.positions_reported", &d.id),
+        device_time_rejected: metrics::counter("clock.device_time_rejected", &d.id),
+        max_clock_skew_ms: (d.max_clock_skew_s as i64).saturating_mul(1000),
     };
     let policy = ReportPolicy::from_config(
         d.min_distance_m,
@@ -145,10 +151,28 @@ async fn send(
         let ev = match r {
             Report::Position(fix) => {
                 metrics::inc(&counters.positions);
-                let (ts_ms, clock) = match fix.utc_ms {
-                    Some(t) => (t, ClockQuality::Synced),
-                    None => (now, clock),
-                };
+                let ((ts_ms, clock), rejected) = crate::clock::device_stamp(
+                    fix.utc_ms,
+                    (now, clock),
+                    counters.max_clock_skew_ms,
+                    false,
+                );
+                if rejected {
+                    metrics::inc(&counters.device_time_rejected);
+                    if counters
+                        .device_time_rejected
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        == 1
+                    {
+                        tracing::warn!(
+                            event = "clock.device_time_rejected",
+                            device_id = device,
+                            driver = "nmea",
+                            device_time = %fix.utc_ms.map(crate::event::format_ts_ms).unwrap_or_default(),
+                            "the receiver's time is off by more than max_clock_skew_s from the synchronised box clock (GPS week rollover?): positions carry the box's time and clock \"device_unreliable\" (its own time stays in gnss_time)"
+                        );
+                    }
+                }
                 Event::new(
                     device,
                     "position",

@@ -83,6 +83,14 @@ pub fn mono_ms() -> u64 {
     BASE.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
+/// The wall-clock time of an instant recorded as `mono` ([`mono_ms`]), as the wall clock
+/// reads now (`now_wall`, `now_mono` taken together): the age it implies is the monotonic one,
+/// whatever steps the wall clock took since. For showing in-memory times (a device last heard,
+/// the uplink down since) to a technician.
+pub fn wall_of_mono(mono: u64, now_wall: i64, now_mono: u64) -> i64 {
+    now_wall - now_mono.saturating_sub(mono) as i64
+}
+
 /// How long a kernel answer is reused: it changes rarely and drivers stamp many events a second.
 const STATE_CACHE_MS: u64 = 1000;
 

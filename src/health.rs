@@ -34,29 +34,42 @@ pub struct DeviceState {
     pub since_ms: i64,
 }
 
-fn board() -> &'static Mutex<BTreeMap<String, DeviceState>> {
-    static BOARD: OnceLock<Mutex<BTreeMap<String, DeviceState>>> = OnceLock::new();
+/// A row as the board keeps it: times on the monotonic clock, turned into wall-clock times
+/// only when shown ([`snapshot`]), so the ages a technician reads ("last seen 3s ago") and
+/// `stationd check` judges stay right when NTP steps the wall clock.
+#[derive(Debug, Clone)]
+struct Row {
+    driver: String,
+    via: Option<String>,
+    state: String,
+    detail: Option<String>,
+    last_seen_mono: Option<u64>,
+    since_mono: u64,
+}
+
+fn board() -> &'static Mutex<BTreeMap<String, Row>> {
+    static BOARD: OnceLock<Mutex<BTreeMap<String, Row>>> = OnceLock::new();
     BOARD.get_or_init(Default::default)
 }
 
-fn with_board<R>(f: impl FnOnce(&mut BTreeMap<String, DeviceState>) -> R) -> R {
+fn with_board<R>(f: impl FnOnce(&mut BTreeMap<String, Row>) -> R) -> R {
     let mut b = board().lock().unwrap_or_else(|p| p.into_inner());
     f(&mut b)
 }
 
 /// A configured device, at start: `listening` for servers, `waiting` for ports.
 pub fn register(id: &str, driver: &str, state: &str) {
-    let now = crate::clock::unix_ms();
+    let now = crate::clock::mono_ms();
     with_board(|b| {
         b.insert(
             id.to_string(),
-            DeviceState {
+            Row {
                 driver: driver.to_string(),
                 via: None,
                 state: state.to_string(),
                 detail: None,
-                last_seen_ms: None,
-                since_ms: now,
+                last_seen_mono: None,
+                since_mono: now,
             },
         );
     });
@@ -64,23 +77,23 @@ pub fn register(id: &str, driver: &str, state: &str) {
 
 /// Bytes arrived from `id` (a configured device, or a car behind one).
 pub fn seen(id: &str) {
-    let now = crate::clock::unix_ms();
+    let now = crate::clock::mono_ms();
     with_board(|b| {
         if let Some(d) = b.get_mut(id) {
-            d.last_seen_ms = Some(now);
+            d.last_seen_mono = Some(now);
         }
     });
 }
 
 /// Sets a state directly (a driver's own view, e.g. a port that cannot be opened).
 pub fn set_state(id: &str, state: &str, detail: Option<&str>) {
-    let now = crate::clock::unix_ms();
+    let now = crate::clock::mono_ms();
     with_board(|b| {
         if let Some(d) = b.get_mut(id) {
             if d.state != state || d.detail.as_deref() != detail {
                 d.state = state.to_string();
                 d.detail = detail.map(str::to_string);
-                d.since_ms = now;
+                d.since_mono = now;
             }
         }
     });
@@ -89,7 +102,7 @@ pub fn set_state(id: &str, state: &str, detail: Option<&str>) {
 /// An event `source` (a configured device of `driver`) hands to the outbox: marks the
 /// device the event is about as heard and applies health events to its state.
 pub fn observe(source: &str, driver: &str, ev: &Event) {
-    let now = crate::clock::unix_ms();
+    let now = crate::clock::mono_ms();
     let state = match ev.kind.as_str() {
         "device.online" | "gps.fix_acquired" => Some("online"),
         "device.offline" => Some("offline"),
@@ -107,7 +120,7 @@ pub fn observe(source: &str, driver: &str, ev: &Event) {
                 let oldest = b
                     .iter()
                     .filter(|(_, d)| d.via.is_some())
-                    .min_by_key(|(_, d)| d.last_seen_ms)
+                    .min_by_key(|(_, d)| d.last_seen_mono)
                     .map(|(k, _)| k.clone());
                 if let Some(k) = oldest {
                     b.remove(&k);
@@ -115,13 +128,13 @@ pub fn observe(source: &str, driver: &str, ev: &Event) {
             }
             b.insert(
                 ev.device.clone(),
-                DeviceState {
+                Row {
                     driver: driver.to_string(),
                     via: Some(source.to_string()),
                     state: "online".into(),
                     detail: None,
-                    last_seen_ms: None,
-                    since_ms: now,
+                    last_seen_mono: None,
+                    since_mono: now,
                 },
             );
         }
@@ -130,24 +143,40 @@ pub fn observe(source: &str, driver: &str, ev: &Event) {
             if d.state != s || d.detail != detail {
                 d.state = s.to_string();
                 d.detail = if s == "online" { None } else { detail };
-                d.since_ms = now;
+                d.since_mono = now;
             }
         }
         // A device that went offline was not heard just now; anything else was.
         if state != Some("offline") {
-            d.last_seen_ms = Some(now);
+            d.last_seen_mono = Some(now);
         }
         if ev.device != source {
             if let Some(s) = b.get_mut(source) {
-                s.last_seen_ms = Some(now);
+                s.last_seen_mono = Some(now);
             }
         }
     });
 }
 
-/// Every device, sorted by id.
+/// Every device, sorted by id, with its times as wall-clock times as of now.
 pub fn snapshot() -> Vec<(String, DeviceState)> {
-    with_board(|b| b.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    let (wall, mono) = (crate::clock::unix_ms(), crate::clock::mono_ms());
+    let at = |m: u64| crate::clock::wall_of_mono(m, wall, mono);
+    with_board(|b| {
+        b.iter()
+            .map(|(k, r)| {
+                let state = DeviceState {
+                    driver: r.driver.clone(),
+                    via: r.via.clone(),
+                    state: r.state.clone(),
+                    detail: r.detail.clone(),
+                    last_seen_ms: r.last_seen_mono.map(at),
+                    since_ms: at(r.since_mono),
+                };
+                (k.clone(), state)
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

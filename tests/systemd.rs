@@ -151,6 +151,15 @@ fn the_watchdog_holds_when_ntp_steps_the_wall_clock_by_hours() {
     ]);
     let (pings, _) = pings_during(&sock, Duration::from_secs(2));
     assert!(pings >= 2, "pinged before the step: {pings}");
+    send_lines(station.ingest_port, &[line("door.open", "event", 1)]);
+    assert!(wait_until(Duration::from_secs(5), || {
+        let out = station.cli(&["devices", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["devices"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|d| d["id"] == "ingest0" && d["last_seen_ms"].is_i64())
+        })
+    }));
     // The daemon's wall clock as it reports it, minus the test's.
     let skew_h = || {
         let out = station.cli(&["devices", "--json"]);
@@ -173,6 +182,37 @@ fn the_watchdog_holds_when_ntp_steps_the_wall_clock_by_hours() {
         assert!(
             pings >= 6 && gap < Duration::from_millis(900),
             "after a {step} step of the wall clock: {pings} pings in 4 s, longest gap {gap:?}"
+        );
+        // The technician's view measures on the monotonic clock too: the uplink has been down
+        // for seconds (a warning), not for five hours (a failure), and ingest0 was heard
+        // seconds ago.
+        let out = station.cli(&["check", "--json"]);
+        let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let uplink = checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "uplink")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            uplink["outcome"], "warning",
+            "after a {step} step: {uplink}"
+        );
+        let out = station.cli(&["devices", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ingest = v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == "ingest0")
+            .unwrap()
+            .clone();
+        let age_s =
+            (v["now_ms"].as_i64().unwrap() - ingest["last_seen_ms"].as_i64().unwrap()) / 1000;
+        assert!(
+            (0..30).contains(&age_s),
+            "after a {step} step ingest0 was last seen {age_s} s ago"
         );
     }
 }

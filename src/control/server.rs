@@ -168,7 +168,11 @@ async fn reply(cmd: Command, s: &Sources) -> Result<serde_json::Value, String> {
                 pid: std::process::id(),
                 started_ms: s.started_ms,
                 uptime_s: s.started.elapsed().as_secs(),
-                uplink: s.uplink.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                uplink: s
+                    .uplink
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_of_now(),
                 outbox,
                 devices,
                 counters,

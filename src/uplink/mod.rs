@@ -195,6 +195,26 @@ pub struct UplinkStatus {
     pub last_error: Option<String>,
     pub last_error_ms: Option<i64>,
     pub in_flight: usize,
+    /// The same two instants on the monotonic clock, as the uplink records them; the `_ms`
+    /// fields are filled from them when shown ([`UplinkStatus::as_of_now`]).
+    #[serde(skip)]
+    pub since_mono: Option<u64>,
+    #[serde(skip)]
+    pub last_error_mono: Option<u64>,
+}
+
+impl UplinkStatus {
+    /// A copy with `since_ms` / `last_error_ms` as wall-clock times as of now: the durations a
+    /// technician reads (down for 3 s) are monotonic ones, whatever steps the wall clock took.
+    pub fn as_of_now(&self) -> UplinkStatus {
+        let (wall, mono) = (crate::clock::unix_ms(), crate::clock::mono_ms());
+        let at = |m: u64| crate::clock::wall_of_mono(m, wall, mono);
+        UplinkStatus {
+            since_ms: self.since_mono.map(at),
+            last_error_ms: self.last_error_mono.map(at),
+            ..self.clone()
+        }
+    }
 }
 
 pub struct Uplink {
@@ -293,13 +313,13 @@ impl Uplink {
 
     fn set_error(&self, e: String) {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        let now = crate::clock::unix_ms();
-        if st.connected_to.is_some() || st.since_ms.is_none() {
-            st.since_ms = Some(now);
+        let now = crate::clock::mono_ms();
+        if st.connected_to.is_some() || st.since_mono.is_none() {
+            st.since_mono = Some(now);
         }
         st.connected_to = None;
         st.last_error = Some(e);
-        st.last_error_ms = Some(now);
+        st.last_error_mono = Some(now);
         st.in_flight = 0;
         drop(st);
         self.status_changed.notify_one();
@@ -360,7 +380,7 @@ impl Uplink {
         {
             let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
             st.connected_to = Some(broker.to_string());
-            st.since_ms = Some(crate::clock::unix_ms());
+            st.since_mono = Some(crate::clock::mono_ms());
         }
         self.status_changed.notify_one();
         let mut s = SessionState::default();

@@ -39,6 +39,37 @@ fn all_rows(reader: &Reader) -> BTreeMap<u64, (Lane, OutRow)> {
 }
 
 #[test]
+fn a_durable_receipt_resolves_once_the_event_is_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open_store(&opts(dir.path(), 1 << 30)).unwrap();
+    let path = store.path().to_path_buf();
+    let (writer, sink, control) = WriterThread::start(
+        store,
+        64,
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        std::sync::Arc::new(LinkState::default()),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        sink.send(ev(Priority::Telemetry, false, 10)).await.unwrap();
+        let receipt = sink
+            .send_durable(ev(Priority::Event, false, 10))
+            .await
+            .unwrap();
+        receipt.wait().await.unwrap();
+        // Resolved: both rows (the receipt vouches for what was queued before) are committed,
+        // as another reader of the file sees them.
+        let rows = all_rows(&Reader::open(&path).unwrap());
+        assert_eq!(rows.keys().copied().collect::<Vec<_>>(), [1, 2]);
+    });
+    drop((sink, control));
+    writer.join();
+}
+
+#[test]
 fn seq_is_assigned_in_order_and_continues_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(dir.path(), 1 << 30);

@@ -541,18 +541,7 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
         "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:1\"]\n[buffer]\npath = \"{}\"\n[[device]]\nid = \"in\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:{ingest}\"\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\nallow_unknown = true\n",
         dir.join("rss.db").display()
     );
-    std::fs::write(dir.join("rss.toml"), text).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
-        .args(["run", "--config"])
-        .arg(dir.join("rss.toml"))
-        .env("RUST_LOG", "error")
-        .env("STATIOND_CONTROL_SOCKET", dir.join("control.sock"))
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(common::wait_until(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
+    let mut child = spawn_daemon(&dir, "rss", &text, port);
     let idle_kb = vm_rss_kb(child.id());
     let mut streams = Vec::new();
     for i in 0..500u32 {
@@ -596,6 +585,28 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
     );
 }
 
+/// Starts `stationd run` on the config `text` (written as `dir/NAME.toml`, with its own
+/// control socket) and waits until it accepts connections on `port`.
+fn spawn_daemon(dir: &std::path::Path, name: &str, text: &str, port: u16) -> std::process::Child {
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(&config, text).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "error")
+        .env(
+            "STATIOND_CONTROL_SOCKET",
+            dir.join(format!("{name}-control.sock")),
+        )
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    child
+}
+
 /// One terminal registers, authenticates and sends `n` location reports back to back to a
 /// running `stationd`; returns (reports/s until the last is acknowledged, acknowledgements).
 fn jt808_over_tcp(dir: &std::path::Path, n: u64) -> (f64, u64) {
@@ -606,18 +617,7 @@ fn jt808_over_tcp(dir: &std::path::Path, n: u64) -> (f64, u64) {
         "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:1\"]\n[buffer]\npath = \"{}\"\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\nmin_interval_s = 0\nmin_distance_m = 0\n[device.terminals]\n\"013912345678\" = \"car-03\"\n",
         dir.join("tcp.db").display()
     );
-    std::fs::write(dir.join("tcp.toml"), text).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
-        .args(["run", "--config"])
-        .arg(dir.join("tcp.toml"))
-        .env("RUST_LOG", "error")
-        .env("STATIOND_CONTROL_SOCKET", dir.join("tcp-control.sock"))
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(common::wait_until(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
+    let mut child = spawn_daemon(dir, "tcp", &text, port);
     let phone = "013912345678";
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_nodelay(true).unwrap();

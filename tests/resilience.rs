@@ -146,6 +146,29 @@ fn highest_committed(station: &Station) -> u64 {
     station.outbox_stats()["next_seq"].as_u64().unwrap() - 1
 }
 
+/// Stops the producer and waits until everything it wrote on a live connection is committed
+/// (the daemon never died); returns how many lines it wrote.
+fn stop_producer(
+    p: std::thread::JoinHandle<()>,
+    stop: &AtomicBool,
+    written: &AtomicU64,
+    station: &Station,
+) -> u64 {
+    stop.store(true, Ordering::SeqCst);
+    p.join().unwrap();
+    let sent = written.load(Ordering::SeqCst);
+    assert!(
+        sent > 1000,
+        "the load was too light to mean anything: {sent}"
+    );
+    assert!(
+        wait_until(LONG, || highest_committed(station) >= sent),
+        "committed {} of {sent}",
+        highest_committed(station)
+    );
+    sent
+}
+
 #[test]
 fn broker_restarted_repeatedly_under_load_loses_nothing() {
     let mut broker = Broker::started();
@@ -163,19 +186,7 @@ fn broker_restarted_repeatedly_under_load_loses_nothing() {
         broker.start();
     }
     std::thread::sleep(Duration::from_millis(400));
-    stop.store(true, Ordering::SeqCst);
-    p.join().unwrap();
-    let sent = written.load(Ordering::SeqCst);
-    assert!(
-        sent > 1000,
-        "the load was too light to mean anything: {sent}"
-    );
-    // Everything the producer wrote on a live connection is committed (the daemon never died).
-    assert!(
-        wait_until(LONG, || highest_committed(&station) >= sent),
-        "committed {} of {sent}",
-        highest_committed(&station)
-    );
+    stop_producer(p, &stop, &written, &station);
     let top = highest_committed(&station);
     assert!(
         central.wait(LONG, |m| {
@@ -629,18 +640,7 @@ fn the_first_broker_lost_mid_session_fails_over_to_the_second_and_is_used_again_
         daemon.log_text()
     );
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
-    p.join().unwrap();
-    let sent = written.load(Ordering::SeqCst);
-    assert!(
-        sent > 1000,
-        "the load was too light to mean anything: {sent}"
-    );
-    assert!(
-        wait_until(LONG, || highest_committed(&station) >= sent),
-        "committed {} of {sent}",
-        highest_committed(&station)
-    );
+    stop_producer(p, &stop, &written, &station);
     second.start(); // its consumer collects what the broker had queued for it
 
     // Every seq reached central, across both brokers, none missing.

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # A clean Debian 12 root for the install and boot tests, debootstrapped once per build tree and
-# kept as a tarball (target/deb12-root.tar): each test unpacks its own fresh copy.
+# kept as a tarball (target/deb12-minbase-systemd-dbus.tar): each test unpacks its own fresh copy.
 #   bash tests/lib/deb12-root.sh DIR     -> DIR holds a pristine bookworm minbase with systemd
 # It includes systemd, systemd-sysv and dbus so the same root can boot under systemd-nspawn.
 # Exits 2 (and says why) when the root cannot be made: not root, no debootstrap, no mirror.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dest=$1
-cache=target/deb12-root.tar
+cache=target/deb12-minbase-systemd-dbus.tar   # (named after what it holds: change the name with the list)
 [ "$(id -u)" = 0 ] || { echo "needs root (debootstrap, chroot)" >&2; exit 2; }
 if [ ! -s "$cache" ]; then
   command -v debootstrap >/dev/null 2>&1 || { echo "debootstrap is not installed (apt-get install debootstrap)" >&2; exit 2; }

@@ -155,11 +155,19 @@ fn location(
     b
 }
 
+/// A station with a JT/T 808 listener `fleet` (car-03, car-07) and `extra` keys on it. The
+/// reports these tests send carry fixed 2026 times: unless `extra` sets `max_clock_skew_s`,
+/// they are believed even on a box whose clock is synchronised and years later.
 fn fleet_station(broker_port: u16, extra: &str) -> (Station, u16) {
     let station = Station::new(broker_port, "");
     let port = free_port();
+    let skew = if extra.contains("max_clock_skew_s") {
+        ""
+    } else {
+        "max_clock_skew_s = 3153600000\n"
+    };
     station.append_config(&format!(
-        "\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\nmin_interval_s = 0\nmin_distance_m = 0\nmax_clock_skew_s = 3153600000\n{extra}\n[device.terminals]\n\"013912345678\" = {{ car = \"car-03\", plate = \"鲁A12345\" }}\n\"00000000013912344329\" = \"car-07\"\n"
+        "\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\nmin_interval_s = 0\nmin_distance_m = 0\n{skew}{extra}\n[device.terminals]\n\"013912345678\" = {{ car = \"car-03\", plate = \"鲁A12345\" }}\n\"00000000013912344329\" = \"car-07\"\n"
     ));
     (station, port)
 }
@@ -549,4 +557,68 @@ fn no_acknowledgement_before_the_commit_so_a_power_cut_loses_no_report() {
         central.wait(LONG, at("2026-11-29T02:59:00.000Z")),
         "the stored report"
     );
+}
+
+#[test]
+fn a_terminal_clock_years_off_gives_way_to_the_synchronised_box_clock() {
+    // The box's clock is synchronised (the kernel's flag, as NTP leaves it); a terminal with a
+    // flat RTC battery reports 2020. Its reports must carry the box's time, say so, keep the
+    // terminal's own time, and be counted.
+    let Some(_synced) = KernelClockSynced::set() else {
+        eprintln!("SKIPPED a_terminal_clock_years_off_gives_way_to_the_synchronised_box_clock: needs root to set the kernel's clock-sync flag");
+        return;
+    };
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-jt808-skew");
+    let (station, port) = fleet_station(broker.port, "max_clock_skew_s = 86400");
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    let mut t = Terminal::online(port, "013912345678", Edition::V2013);
+    let in_2020 = location(
+        36.71,
+        117.03,
+        0,
+        0,
+        [0x20, 0x01, 0x01, 0x08, 0x00, 0x00],
+        &[],
+    );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(t.request(0x0200, &in_2020), 0);
+    assert!(
+        central.wait(LONG, |m| !of_kind(m, "position").is_empty()),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let pos = of_kind(&central.all(), "position")[0].json.clone();
+    assert_eq!(pos["clock"], "device_unreliable", "{pos}");
+    assert_eq!(
+        pos["data"]["gnss_time"], "2020-01-01T00:00:00.000Z",
+        "the terminal's own time is kept"
+    );
+    let ts = ts_ms(pos["ts"].as_str().unwrap());
+    assert!(
+        (ts - before).abs() < 60_000,
+        "ts is the box's time of arrival, not 2020: {pos}"
+    );
+    let devices: serde_json::Value =
+        serde_json::from_slice(&station.cli(&["devices", "--json"]).stdout).unwrap();
+    let car = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "car-03")
+        .unwrap()
+        .clone();
+    assert_eq!(car["counters"]["clock.device_time_rejected"], 1, "{car}");
+    assert!(daemon.log_text().contains("clock.device_time_rejected"));
+}
+
+/// Milliseconds since the epoch of an envelope's `ts` (`2026-11-29T08:15:02.120Z`).
+fn ts_ms(ts: &str) -> i64 {
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+        .expect("ts is RFC 3339");
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
 }

@@ -584,3 +584,44 @@ pub fn send_lines(port: u16, lines: &[String]) {
     }
     s.flush().unwrap();
 }
+
+/// The kernel's clock-sync flag set to "synchronised" while this lives, as an NTP daemon sets
+/// it (adjtimex ADJ_STATUS without STA_UNSYNC, maxerror 0; the time itself is not touched);
+/// the status word as it was comes back on drop. It is the machine's one flag: a test using it
+/// must be the only one that asserts the box clock's state. None when not root.
+pub struct KernelClockSynced {
+    saved_status: i32,
+}
+
+impl KernelClockSynced {
+    pub fn set() -> Option<KernelClockSynced> {
+        if !nix::unistd::Uid::effective().is_root() {
+            return None;
+        }
+        // SAFETY: timex is plain old data; modes = 0 only reads.
+        let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid, exclusively borrowed timex.
+        assert!(unsafe { libc::adjtimex(&mut tx) } != -1, "adjtimex (read)");
+        let saved_status = tx.status;
+        Self::write(saved_status & !libc::STA_UNSYNC, true);
+        Some(KernelClockSynced { saved_status })
+    }
+
+    fn write(status: i32, zero_error: bool) {
+        // SAFETY: as above; with modes set this changes only the status flags and error bounds.
+        let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+        tx.modes = libc::ADJ_STATUS as _;
+        tx.status = status;
+        if zero_error {
+            tx.modes |= (libc::ADJ_MAXERROR | libc::ADJ_ESTERROR) as libc::c_uint;
+        }
+        // SAFETY: a valid, exclusively borrowed timex.
+        assert!(unsafe { libc::adjtimex(&mut tx) } != -1, "adjtimex (set)");
+    }
+}
+
+impl Drop for KernelClockSynced {
+    fn drop(&mut self) {
+        Self::write(self.saved_status, false);
+    }
+}

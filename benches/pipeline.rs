@@ -469,9 +469,10 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
         dir.join("outbox.db").display()
     );
     let cfg = stationd::config::Config::parse(&dir.join("s.toml"), &cfg_text).unwrap();
-    let stationd::config::Device::Jt808(dev) = &cfg.devices[0] else {
-        unreachable!()
-    };
+    let dev = cfg.devices[0]
+        .as_any()
+        .downcast_ref::<stationd::drivers::jt808::Jt808Device>()
+        .expect("a jt808 device");
     let shared = Arc::new(Shared::new(dev));
     let mut session = Session::new(shared);
     // Register and authenticate, then a stream of location reports.

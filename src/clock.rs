@@ -145,6 +145,11 @@ pub fn now() -> (i64, ClockQuality) {
 /// is 19.6 years back — without second-guessing a device that is minutes off.
 pub const DEFAULT_MAX_CLOCK_SKEW_S: u64 = 86_400;
 
+/// [`DEFAULT_MAX_CLOCK_SKEW_S`], for serde's `default =` on the drivers' configs.
+pub fn default_max_clock_skew_s() -> u64 {
+    DEFAULT_MAX_CLOCK_SKEW_S
+}
+
 /// The `ts` for something a device stamped itself at `device_ms`, received `now` (the box's
 /// time and state). While the box clock is synchronised it is the judge: a device time more
 /// than `max_skew_ms` away from it (live reports), or more than that in its future

@@ -168,7 +168,7 @@ pub async fn start(
         WriterThread::start(store, WRITER_QUEUE, new_data.clone(), link.clone());
     let reader = Reader::open(&path)?;
     let control_reader = Reader::open(&path)?;
-    let drivers = drivers::start_all(&cfg.devices, &sink, &stop).await?;
+    let drivers = drivers::start_all(&cfg.devices, &sink, &stop)?;
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
         reader,

@@ -2,7 +2,7 @@
 //! and tell what this machine has of what the hardware profile describes.
 
 use super::{report, Check, Outcome};
-use crate::config::{udev, Config, Device, Profile};
+use crate::config::{udev, Config, Profile};
 use std::path::{Path, PathBuf};
 
 /// Validates a station config and its profile. A config error is printed as
@@ -52,36 +52,9 @@ pub fn check_config(config: &Path, profile_dirs: &[PathBuf], json: bool) -> u8 {
         )),
     }
     for d in &cfg.devices {
-        checks.push(Check::new("device", Outcome::Ok, describe(d)));
+        checks.push(Check::new("device", Outcome::Ok, d.describe()));
     }
     report(&checks, json)
-}
-
-/// One line per device: what it is and where it is attached.
-pub fn describe(d: &Device) -> String {
-    match d {
-        Device::Jsonl(j) => format!("{} jsonl {}", j.id, j.listen),
-        Device::Nmea(n) => format!(
-            "{} nmea {} {} baud {}{}{}",
-            n.id,
-            n.path.display(),
-            n.baud,
-            n.data_bits,
-            n.parity.chars().next().unwrap_or('n').to_ascii_uppercase(),
-            n.stop_bits
-        ),
-        Device::Jt808(t) => format!(
-            "{} jt808 {} ({} terminal(s) listed{})",
-            t.id,
-            t.listen,
-            t.terminals.len(),
-            if t.allow_unknown {
-                ", unknown ones allowed"
-            } else {
-                ""
-            }
-        ),
-    }
 }
 
 /// Validates one profile file on its own (what CI runs on every shipped profile).

@@ -17,6 +17,7 @@
 pub mod profile;
 pub mod udev;
 
+pub use crate::drivers::Device;
 pub use profile::Profile;
 
 use serde::Deserialize;
@@ -329,332 +330,25 @@ impl TryFrom<String> for ListenAddr {
     }
 }
 
-/// One attached device, by driver.
-#[derive(Debug, Clone)]
-pub enum Device {
-    Jsonl(JsonlDevice),
-    Nmea(NmeaDevice),
-    Jt808(Jt808Device),
-}
-
-impl Device {
-    pub fn id(&self) -> &str {
-        match self {
-            Device::Jsonl(d) => &d.id,
-            Device::Nmea(d) => &d.id,
-            Device::Jt808(d) => &d.id,
-        }
-    }
-
-    pub fn driver(&self) -> &'static str {
-        match self {
-            Device::Jsonl(_) => "jsonl",
-            Device::Nmea(_) => "nmea",
-            Device::Jt808(_) => "jt808",
-        }
-    }
-
-    /// Whether events about device `id` are this device's to emit: its own id, and the cars
-    /// behind a JT/T 808 listener (listed ones, and `jt808-PHONE` for admitted unknown ones).
-    /// A local input may not speak for them (docs/CONTRACT.md, "Reserved names").
-    pub fn owns(&self, id: &str) -> bool {
-        match self {
-            Device::Jsonl(d) => d.id == id,
-            Device::Nmea(d) => d.id == id,
-            Device::Jt808(d) => {
-                d.id == id
-                    || id.starts_with("jt808-")
-                    || d.terminals.values().any(|t| t.car() == id)
-            }
-        }
-    }
-}
-
-/// The drivers this build knows, for the error that lists them.
-pub const DRIVERS: &[&str] = &["jsonl", "nmea", "jt808"];
-/// The drivers that read a serial port (and so take `port = "NAME"` from a hardware profile).
-pub const SERIAL_DRIVERS: &[&str] = &["nmea"];
-
-/// A `[[device]]` table, typed by its driver and checked.
+/// A `[[device]]` table, typed by its driver (the registry, `crate::drivers::DRIVERS`) and
+/// checked.
 pub(crate) fn device_from_table(table: toml::Table) -> Result<Device, String> {
-    let driver = match table.get("driver").and_then(|v| v.as_str()) {
+    let name = match table.get("driver").and_then(|v| v.as_str()) {
         Some(d) => d.to_string(),
         None => return Err("missing `driver`".into()),
     };
-    let device = match driver.as_str() {
-        "jsonl" => load::<JsonlDevice>(table).map(Device::Jsonl),
-        "nmea" => load::<NmeaDevice>(table).map(Device::Nmea),
-        "jt808" => load::<Jt808Device>(table).map(Device::Jt808),
-        other => Err(format!(
-            "unknown driver {other:?}; this build knows: {}",
-            DRIVERS.join(", ")
-        )),
-    }?;
+    let Some(driver) = crate::drivers::driver(&name) else {
+        let known: Vec<&str> = crate::drivers::DRIVERS.iter().map(|d| d.name).collect();
+        return Err(format!(
+            "unknown driver {name:?}; this build knows: {}",
+            known.join(", ")
+        ));
+    };
+    let device = (driver.parse)(table)?;
     if !crate::event::is_valid_device_id(device.id()) {
         return Err("id must be 1-64 characters of [A-Za-z0-9_.-]".into());
     }
     Ok(device)
-}
-
-/// Vehicle terminals (JT/T 808) connecting over TCP (`driver = "jt808"`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Jt808Device {
-    pub id: String,
-    pub driver: String,
-    /// `tcp://IP:PORT`.
-    pub listen: ListenAddr,
-    /// Whether terminals not listed in `terminals` may register (they are reported either way).
-    #[serde(default)]
-    pub allow_unknown: bool,
-    /// Terminal phone number → the car: `"013912345678" = "car-03"` or
-    /// `"013912345678" = { car = "car-03", plate = "鲁A12345" }`.
-    #[serde(default)]
-    pub terminals: std::collections::BTreeMap<String, TerminalEntry>,
-    #[serde(default = "default_jt808_connections")]
-    pub max_connections: usize,
-    /// A terminal silent this long is disconnected (terminals heartbeat every 30-60 s).
-    #[serde(default = "default_idle_timeout_s")]
-    pub idle_timeout_s: u64,
-    #[serde(default = "default_min_distance_m")]
-    pub min_distance_m: f64,
-    #[serde(default = "default_min_course_deg")]
-    pub min_course_deg: f64,
-    #[serde(default = "default_min_interval_s")]
-    pub min_interval_s: u64,
-    #[serde(default = "default_max_interval_s")]
-    pub max_interval_s: u64,
-    /// A terminal time further than this from the synchronised box clock (or, for stored
-    /// reports, ahead of it) is not believed (a flat RTC battery): the box's time is used,
-    /// `clock: "device_unreliable"`.
-    #[serde(default = "default_max_clock_skew_s")]
-    pub max_clock_skew_s: u64,
-}
-
-/// One known terminal.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum TerminalEntry {
-    Car(String),
-    Detailed {
-        car: String,
-        #[serde(default)]
-        plate: Option<String>,
-    },
-}
-
-impl TerminalEntry {
-    pub fn car(&self) -> &str {
-        match self {
-            TerminalEntry::Car(c) | TerminalEntry::Detailed { car: c, .. } => c,
-        }
-    }
-    pub fn plate(&self) -> Option<&str> {
-        match self {
-            TerminalEntry::Car(_) => None,
-            TerminalEntry::Detailed { plate, .. } => plate.as_deref(),
-        }
-    }
-}
-
-fn default_jt808_connections() -> usize {
-    1000
-}
-fn default_idle_timeout_s() -> u64 {
-    300
-}
-
-impl DeviceTable for Jt808Device {
-    fn check(&self) -> Result<(), String> {
-        if !matches!(self.listen, ListenAddr::Tcp(_)) {
-            return Err("listen must be tcp://IP:PORT (terminals connect over TCP)".into());
-        }
-        for (phone, t) in &self.terminals {
-            if phone.is_empty() || phone.len() > 20 || !phone.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!(
-                    "terminal {phone:?}: a terminal phone number is 1-20 digits"
-                ));
-            }
-            if !crate::event::is_valid_device_id(t.car()) {
-                return Err(format!(
-                    "terminal {phone:?}: car id {:?} must be 1-64 characters of [A-Za-z0-9_.-]",
-                    t.car()
-                ));
-            }
-        }
-        if self.min_interval_s > self.max_interval_s
-            || self.max_interval_s == 0
-            || self.idle_timeout_s == 0
-        {
-            return Err("min_interval_s must not exceed max_interval_s; intervals and idle_timeout_s must be positive".into());
-        }
-        Ok(())
-    }
-}
-
-/// Line settings of a serial port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SerialSettings {
-    pub path: PathBuf,
-    pub baud: u32,
-    pub data_bits: u8,
-    /// `none`, `odd`, `even`.
-    pub parity: String,
-    pub stop_bits: u8,
-    /// `none`, `hardware`, `software`.
-    pub flow_control: String,
-}
-
-/// A GNSS receiver speaking NMEA 0183 on a serial port (`driver = "nmea"`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NmeaDevice {
-    pub id: String,
-    pub driver: String,
-    pub path: PathBuf,
-    #[serde(default = "default_nmea_baud")]
-    pub baud: u32,
-    #[serde(default = "default_data_bits")]
-    pub data_bits: u8,
-    #[serde(default = "default_none")]
-    pub parity: String,
-    #[serde(default = "default_stop_bits")]
-    pub stop_bits: u8,
-    #[serde(default = "default_none")]
-    pub flow_control: String,
-    /// Report a position when the receiver moved at least this far…
-    #[serde(default = "default_min_distance_m")]
-    pub min_distance_m: f64,
-    /// …or turned at least this much while moving…
-    #[serde(default = "default_min_course_deg")]
-    pub min_course_deg: f64,
-    /// …but not more often than this…
-    #[serde(default = "default_min_interval_s")]
-    pub min_interval_s: u64,
-    /// …and at least this often, even when still.
-    #[serde(default = "default_max_interval_s")]
-    pub max_interval_s: u64,
-    /// Silence after which the receiver counts as offline.
-    #[serde(default = "default_offline_after_s")]
-    pub offline_after_s: u64,
-    /// A receiver time further than this from the synchronised box clock is not believed
-    /// (GPS week rollover): the box's time is used, `clock: "device_unreliable"`.
-    #[serde(default = "default_max_clock_skew_s")]
-    pub max_clock_skew_s: u64,
-}
-
-fn default_max_clock_skew_s() -> u64 {
-    crate::clock::DEFAULT_MAX_CLOCK_SKEW_S
-}
-
-fn default_nmea_baud() -> u32 {
-    9600
-}
-fn default_data_bits() -> u8 {
-    8
-}
-fn default_stop_bits() -> u8 {
-    1
-}
-fn default_none() -> String {
-    "none".into()
-}
-fn default_min_distance_m() -> f64 {
-    50.0
-}
-fn default_min_course_deg() -> f64 {
-    30.0
-}
-fn default_min_interval_s() -> u64 {
-    5
-}
-fn default_max_interval_s() -> u64 {
-    60
-}
-fn default_offline_after_s() -> u64 {
-    10
-}
-
-impl NmeaDevice {
-    pub fn serial(&self) -> SerialSettings {
-        SerialSettings {
-            path: self.path.clone(),
-            baud: self.baud,
-            data_bits: self.data_bits,
-            parity: self.parity.clone(),
-            stop_bits: self.stop_bits,
-            flow_control: self.flow_control.clone(),
-        }
-    }
-}
-
-impl DeviceTable for NmeaDevice {
-    fn check(&self) -> Result<(), String> {
-        if self.baud == 0 {
-            return Err("baud must be positive (e.g. 4800, 9600, 115200)".into());
-        }
-        if !(5..=8).contains(&self.data_bits) {
-            return Err("data_bits must be 5, 6, 7 or 8".into());
-        }
-        if !["none", "odd", "even"].contains(&self.parity.as_str()) {
-            return Err(format!(
-                "parity {:?} must be none, odd or even",
-                self.parity
-            ));
-        }
-        if !(1..=2).contains(&self.stop_bits) {
-            return Err("stop_bits must be 1 or 2".into());
-        }
-        if !["none", "hardware", "software"].contains(&self.flow_control.as_str()) {
-            return Err(format!(
-                "flow_control {:?} must be none, hardware or software",
-                self.flow_control
-            ));
-        }
-        if self.min_interval_s > self.max_interval_s || self.max_interval_s == 0 {
-            return Err(
-                "min_interval_s must not exceed max_interval_s, which must be positive".into(),
-            );
-        }
-        if self.offline_after_s == 0 {
-            return Err("offline_after_s must be positive".into());
-        }
-        if !self.path.is_absolute() {
-            return Err(format!("path {} must be absolute", self.path.display()));
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JsonlDevice {
-    pub id: String,
-    pub driver: String,
-    pub listen: ListenAddr,
-    /// Simultaneous connections accepted; further ones are refused and counted.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
-    /// The device ids this input may speak for besides its own (`["radio-01", "roster"]`).
-    /// Default: any id no other configured device owns.
-    #[serde(default)]
-    pub devices: Option<Vec<String>>,
-    /// The kinds this input may send: exact (`door.open`) or a namespace (`door.*`). Default:
-    /// any kind outside the daemon's reserved namespaces.
-    #[serde(default)]
-    pub kinds: Option<Vec<String>>,
-}
-
-fn default_max_connections() -> usize {
-    64
-}
-
-/// Whether `kind` matches a `kinds` pattern: `door.open` exactly, `door.*` any `door.` kind.
-pub fn kind_matches(pattern: &str, kind: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => kind.starts_with(prefix),
-        None => kind == pattern,
-    }
 }
 
 #[derive(Deserialize)]
@@ -917,35 +611,35 @@ fn merge_devices(
         if !seen.insert(device.id().to_string()) {
             return Err(locate("device id used twice".into()));
         }
-        if let Device::Jsonl(input) = &device {
-            if let Some(why) = devices.iter().find_map(|other| foreign_claim(input, other)) {
-                return Err(locate(why));
-            }
+        if let Some(why) = devices
+            .iter()
+            .find_map(|other| foreign_claim(&device, other))
+        {
+            return Err(locate(why));
         }
         devices.push(device);
     }
-    // (An input listed before the device it names is caught here.)
+    // (A device listed before the one whose ids it claims is caught here.)
     for (i, d) in devices.iter().enumerate() {
-        if let Device::Jsonl(input) = d {
-            if let Some(why) = devices[i + 1..]
-                .iter()
-                .find_map(|other| foreign_claim(input, other))
-            {
-                return Err(ConfigError {
-                    file: path.to_path_buf(),
-                    line: None,
-                    key: Some(format!("device {:?}", input.id)),
-                    message: why,
-                });
-            }
+        if let Some(why) = devices[i + 1..]
+            .iter()
+            .find_map(|other| foreign_claim(d, other))
+        {
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: Some(format!("device {:?}", d.id())),
+                message: why,
+            });
         }
     }
     Ok(devices)
 }
 
-/// Why `input`'s `devices` may not list an id `other` owns, if it lists one.
-fn foreign_claim(input: &JsonlDevice, other: &Device) -> Option<String> {
-    let id = input.devices.iter().flatten().find(|id| other.owns(id))?;
+/// Why `device` may not speak for an id `other` owns (a `jsonl` input's `devices`), if it
+/// asks to.
+fn foreign_claim(device: &Device, other: &Device) -> Option<String> {
+    let id = device.speaks_for().iter().find(|id| other.owns(id))?;
     Some(format!(
         "devices: {id:?} belongs to device {:?} ({}); only that device speaks for it (docs/CONTRACT.md, \"Reserved names\")",
         other.id(),
@@ -960,57 +654,6 @@ fn table_id(table: &toml::Table) -> String {
         .and_then(|v| v.as_str())
         .unwrap_or("")
         .to_string()
-}
-
-/// A `[[device]]` table of one driver: typed by serde, then checked for what serde cannot see.
-trait DeviceTable: serde::de::DeserializeOwned {
-    fn check(&self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-impl DeviceTable for JsonlDevice {
-    fn check(&self) -> Result<(), String> {
-        for pattern in self.kinds.iter().flatten() {
-            let namespace = pattern.strip_suffix(".*");
-            let body = namespace.unwrap_or(pattern);
-            if !crate::event::is_valid_kind(body) || body.ends_with('.') {
-                return Err(format!(
-                    "kinds: {pattern:?} is neither a kind ([a-z0-9_.]+) nor a namespace such as \"door.*\""
-                ));
-            }
-            // A pattern that reaches into the daemon's own names can never be honoured.
-            let reserved = crate::event::RESERVED_KIND_PREFIXES
-                .iter()
-                .find(|r| match namespace {
-                    Some(ns) => {
-                        r.starts_with(&format!("{ns}.")) || format!("{ns}.").starts_with(*r)
-                    }
-                    None => pattern.starts_with(*r),
-                });
-            if let Some(r) = reserved {
-                return Err(format!(
-                    "kinds: {pattern:?} is reserved: the daemon alone emits {r}* (docs/CONTRACT.md, \"Reserved names\")"
-                ));
-            }
-        }
-        for id in self.devices.iter().flatten() {
-            if !crate::event::is_valid_device_id(id) {
-                return Err(format!(
-                    "devices: {id:?} is not a device id (1-64 characters of [A-Za-z0-9_.-])"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn load<T: DeviceTable>(table: toml::Table) -> Result<T, String> {
-    let device: T = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().trim().to_string())?;
-    device.check()?;
-    Ok(device)
 }
 
 /// `[buffer]`'s keys over the profile's `[storage]` defaults, checked: the directory must be
@@ -1290,14 +933,16 @@ listen = "tcp://127.0.0.1:7070"
         )
     }
 
-    fn nmea(c: &Config, id: &str) -> NmeaDevice {
+    fn nmea(c: &Config, id: &str) -> crate::drivers::nmea::NmeaDevice {
         c.devices
             .iter()
-            .find_map(|d| match d {
-                Device::Nmea(n) if n.id == id => Some(n.clone()),
-                _ => None,
+            .filter(|d| d.id() == id)
+            .find_map(|d| {
+                d.as_any()
+                    .downcast_ref::<crate::drivers::nmea::NmeaDevice>()
             })
             .unwrap_or_else(|| panic!("no nmea device {id}"))
+            .clone()
     }
 
     #[test]
@@ -1310,8 +955,8 @@ listen = "tcp://127.0.0.1:7070"
         let ids: Vec<&str> = c.devices.iter().map(|d| d.id()).collect();
         assert_eq!(ids, ["gps0", "ingest0"]);
         let gps = nmea(&c, "gps0");
-        assert_eq!(gps.path, Path::new("/dev/ttyS0"));
-        assert_eq!((gps.baud, gps.parity.as_str()), (4800, "even"));
+        assert_eq!(gps.line.path, Path::new("/dev/ttyS0"));
+        assert_eq!((gps.line.baud, gps.line.parity.as_str()), (4800, "even"));
     }
 
     #[test]
@@ -1345,9 +990,9 @@ path = "/dev/ttyUSB0"
         let ids: Vec<&str> = c.devices.iter().map(|d| d.id()).collect();
         assert_eq!(ids, ["gps0", "gps1"]);
         let gps = nmea(&c, "gps0");
-        assert_eq!((gps.baud, gps.parity.as_str()), (9600, "even"));
+        assert_eq!((gps.line.baud, gps.line.parity.as_str()), (9600, "even"));
         assert_eq!(gps.min_distance_m, 10.0);
-        assert_eq!(gps.path, Path::new("/dev/ttyS0"));
+        assert_eq!(gps.line.path, Path::new("/dev/ttyS0"));
     }
 
     #[test]
@@ -1403,12 +1048,12 @@ path = "/dev/ttyUSB0"
         let station = "\n[[serial]]\nname = \"com1\"\nbaud = 19200\n";
         let c = with_profile(dir.path(), &box_profile(dir.path()), station).unwrap();
         let gps = nmea(&c, "gps0");
-        assert_eq!((gps.baud, gps.parity.as_str()), (19200, "even"));
+        assert_eq!((gps.line.baud, gps.line.parity.as_str()), (19200, "even"));
 
         // A port moved from the board to a USB adapter with this box's serial number.
         let station = "\n[[serial]]\nname = \"com1\"\nusb = { vendor = \"0403\", product = \"6001\", serial = \"A10KZ3QX\" }\n";
         let c = with_profile(dir.path(), &box_profile(dir.path()), station).unwrap();
-        assert_eq!(nmea(&c, "gps0").path, Path::new("/dev/stationd/com1"));
+        assert_eq!(nmea(&c, "gps0").line.path, Path::new("/dev/stationd/com1"));
         let port = c.profile.as_ref().unwrap().port("com1").unwrap();
         assert_eq!(
             port.usb.as_ref().unwrap().serial.as_deref(),

@@ -599,10 +599,15 @@ pub(super) fn resolve_port(
         return Err("port must be the name of a serial port of the hardware profile".into());
     };
     let driver = table.get("driver").and_then(|d| d.as_str()).unwrap_or("");
-    if !super::SERIAL_DRIVERS.contains(&driver) {
+    if !crate::drivers::driver(driver).is_some_and(|d| d.serial) {
+        let serial: Vec<&str> = crate::drivers::DRIVERS
+            .iter()
+            .filter(|d| d.serial)
+            .map(|d| d.name)
+            .collect();
         return Err(format!(
             "driver {driver:?} does not use a serial port; `port` is for {}",
-            super::SERIAL_DRIVERS.join(", ")
+            serial.join(", ")
         ));
     }
     let Some(profile) = profile else {

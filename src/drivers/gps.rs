@@ -39,6 +39,21 @@ impl ReportPolicy {
     }
 }
 
+/// Defaults of the report-by-exception keys every position-reporting driver's config has
+/// (`min_distance_m`, `min_course_deg`, `min_interval_s`, `max_interval_s`).
+pub fn default_min_distance_m() -> f64 {
+    50.0
+}
+pub fn default_min_course_deg() -> f64 {
+    30.0
+}
+pub fn default_min_interval_s() -> u64 {
+    5
+}
+pub fn default_max_interval_s() -> u64 {
+    60
+}
+
 /// Below this speed the course a receiver reports is noise.
 const MOVING_KMH: f64 = 5.0;
 

@@ -1,6 +1,15 @@
-//! Drivers: one per kind of attached device. Each is a sans-I/O codec (`crate::codec`) plus a
-//! thin I/O task that owns the port or socket and hands [`crate::event::Event`]s to an
-//! [`crate::outbox::EventSink`]. Drivers know events, not SQLite or MQTT.
+//! Drivers: one folder per kind of attached device, and the registry that lists them.
+//!
+//! Each driver folder holds its config (`config.rs`: the `[[device]]` table as a serde struct
+//! with its defaults, checks and `check-config` line), its pure protocol state where it has one
+//! (`session.rs`), and its I/O task (`mod.rs`), which owns the port or socket and hands
+//! [`crate::event::Event`]s to its [`DeviceSink`]. Drivers know events, not SQLite or MQTT.
+//!
+//! **Adding a driver** is a new folder plus one line in [`DRIVERS`]: the folder defines a
+//! config type implementing [`DeviceConfig`] (whose `start` binds what must be bound and
+//! returns the device's task) and a `pub const DRIVER: Driver`. Configuration, `check-config`,
+//! the device board, the hardware profiles' port resolution and the daemon's start-up all go
+//! through the registry; nothing else needs to name the driver.
 
 pub mod gps;
 pub mod jsonl;
@@ -8,10 +17,107 @@ pub mod jt808;
 pub mod nmea;
 pub mod serial;
 
-use crate::config::Device;
-use crate::outbox::EventSink;
+use crate::event::Event;
+use crate::outbox::{Committed, EventSink, SinkClosed};
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+/// A driver this build knows: what `driver = "NAME"` in a `[[device]]` table selects.
+pub struct Driver {
+    pub name: &'static str,
+    /// Reads a serial port, so a hardware profile's `port = "NAME"` resolves to its line
+    /// settings ([`serial::SerialLine`]).
+    pub serial: bool,
+    /// Types and checks one `[[device]]` table of this driver.
+    pub parse: fn(toml::Table) -> Result<Device, String>,
+}
+
+/// Every driver of this build. A new driver: its folder, and one line here.
+pub const DRIVERS: &[Driver] = &[jsonl::DRIVER, nmea::DRIVER, jt808::DRIVER];
+
+/// The driver named `name`.
+pub fn driver(name: &str) -> Option<&'static Driver> {
+    DRIVERS.iter().find(|d| d.name == name)
+}
+
+/// One configured device, typed by its driver.
+pub type Device = Arc<dyn DeviceConfig>;
+
+/// What every driver's config type tells the rest of the daemon.
+pub trait DeviceConfig: std::fmt::Debug + Send + Sync + 'static {
+    fn id(&self) -> &str;
+    /// The driver's name (`jsonl`, `nmea`, …).
+    fn driver(&self) -> &'static str;
+    /// One line for `check-config`: what it is and where it is attached.
+    fn describe(&self) -> String;
+    /// Its state on the device board before anything is heard: `listening` for servers,
+    /// `waiting` for ports.
+    fn initial_state(&self) -> &'static str;
+    /// Whether events about device `id` are this device's to emit: its own id, and for a
+    /// listener the devices behind it (the cars behind a JT/T 808 listener). A local input
+    /// may not speak for them (docs/CONTRACT.md, "Reserved names").
+    fn owns(&self, id: &str) -> bool {
+        self.id() == id
+    }
+    /// Other devices' ids this one asks to speak for (a `jsonl` input's `devices`); the
+    /// configuration refuses any that another device [`owns`](Self::owns).
+    fn speaks_for(&self) -> &[String] {
+        &[]
+    }
+    /// Binds what must be bound at start (a port in use is reported now, not later) and
+    /// returns the device's task, which runs until `ctx.shutdown`.
+    fn start(&self, ctx: DeviceContext) -> Result<DeviceTask, DriverError>;
+    /// For code that needs the concrete config (tests, the benchmark).
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A device's running task.
+pub type DeviceTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a device's task is handed.
+pub struct DeviceContext {
+    pub id: String,
+    pub sink: DeviceSink,
+    pub shutdown: watch::Receiver<bool>,
+    /// Every configured device (a `jsonl` input must know what the others own).
+    pub devices: Arc<[Device]>,
+}
+
+/// A device's way into the outbox. Every event also updates the device board (the row of the
+/// device it is about, `via` this one), so the technician's view and central's never disagree
+/// and no driver has to remember to do it.
+#[derive(Clone)]
+pub struct DeviceSink {
+    source: Arc<str>,
+    driver: &'static str,
+    sink: EventSink,
+}
+
+impl DeviceSink {
+    pub fn new(source: &str, driver: &'static str, sink: EventSink) -> DeviceSink {
+        DeviceSink {
+            source: source.into(),
+            driver,
+            sink,
+        }
+    }
+
+    /// Queues an event (see [`EventSink::send`]).
+    pub async fn send(&self, ev: Event) -> Result<(), SinkClosed> {
+        crate::health::observe(&self.source, self.driver, &ev);
+        self.sink.send(ev).await
+    }
+
+    /// Queues an event and returns its commit receipt (see [`EventSink::send_durable`]).
+    pub async fn send_durable(&self, ev: Event) -> Result<Committed, SinkClosed> {
+        crate::health::observe(&self.source, self.driver, &ev);
+        self.sink.send_durable(ev).await
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -23,46 +129,49 @@ pub enum DriverError {
     },
 }
 
+/// A `[[device]]` table of one driver: typed by serde (`deny_unknown_fields` on the type),
+/// then checked for what serde cannot see.
+pub trait CheckedConfig: serde::de::DeserializeOwned {
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Types `table` as `T` and checks it; the error is serde's message or the check's.
+pub fn parse_table<T: CheckedConfig>(table: toml::Table) -> Result<T, String> {
+    let device: T = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().trim().to_string())?;
+    device.check()?;
+    Ok(device)
+}
+
+/// A TCP listener bound now (synchronously, so `start` can report a port in use), for the
+/// runtime this is called in.
+pub fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(listener)
+}
+
 /// Starts every configured device. Listening sockets are bound before this returns, so a
-/// port already in use is reported at start, not later.
-pub async fn start_all(
+/// port already in use is reported at start, not later. Must run inside the runtime.
+pub fn start_all(
     devices: &[Device],
     sink: &EventSink,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<JoinSet<()>, DriverError> {
+    let all: Arc<[Device]> = devices.into();
     let mut set = JoinSet::new();
     for device in devices {
-        let initial = match device {
-            Device::Nmea(_) => "waiting",
-            Device::Jsonl(_) | Device::Jt808(_) => "listening",
-        };
-        crate::health::register(device.id(), device.driver(), initial);
-        match device {
-            Device::Jsonl(d) => {
-                let listener = jsonl::bind(d).await?;
-                set.spawn(jsonl::serve(
-                    d.clone(),
-                    jsonl::InputPolicy::new(d, devices),
-                    listener,
-                    sink.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            // A serial device that is absent at start is not an error: it is reported offline
-            // and opened when it appears.
-            Device::Nmea(d) => {
-                set.spawn(nmea::run(d.clone(), sink.clone(), shutdown.clone()));
-            }
-            Device::Jt808(d) => {
-                let listener = jt808::bind(d).await?;
-                set.spawn(jt808::serve(
-                    d.clone(),
-                    listener,
-                    sink.clone(),
-                    shutdown.clone(),
-                ));
-            }
-        }
+        crate::health::register(device.id(), device.driver(), device.initial_state());
+        let task = device.start(DeviceContext {
+            id: device.id().to_string(),
+            sink: DeviceSink::new(device.id(), device.driver(), sink.clone()),
+            shutdown: shutdown.clone(),
+            devices: all.clone(),
+        })?;
+        set.spawn(task);
     }
     Ok(set)
 }

@@ -1,4 +1,6 @@
-//! The `jsonl` driver's I/O: TCP and Unix-socket listeners, many connections at once.
+//! The `jsonl` driver: JSON lines from other local systems. Its config is [`config`], what an
+//! input may send is [`policy`]; this is the I/O: TCP and Unix-socket listeners, many
+//! connections at once.
 //!
 //! Each connection is read in chunks and fed to the sans-I/O [`LineFramer`] and
 //! [`parse_line`]; good lines go to the outbox, bad ones are counted and logged (the first few
@@ -11,18 +13,32 @@
 //! any local process that can write to the socket could forge `outbox.evicted` (the proof of an
 //! allowed seq gap) or a car's emergency.
 
+mod config;
+mod policy;
+
+pub use config::{kind_matches, JsonlDevice};
+pub use policy::InputPolicy;
+
+use super::{DeviceContext, DeviceSink, Driver};
 use crate::codec::jsonl::{parse_line, Frame, LineFramer, MAX_LINE_BYTES};
-use crate::config::{kind_matches, Device, JsonlDevice, ListenAddr};
+use crate::config::ListenAddr;
 use crate::event::Event;
 use crate::metrics::{self, Counter};
-use crate::outbox::EventSink;
 use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::DriverError;
+
+/// The registry's entry (`driver = "jsonl"`).
+pub const DRIVER: Driver = Driver {
+    name: "jsonl",
+    serial: false,
+    parse: config::parse,
+};
 
 pub enum Listener {
     Tcp(TcpListener),
@@ -32,14 +48,15 @@ pub enum Listener {
 /// Rejected lines logged in full per connection before logging thins out.
 const LOG_FIRST_REJECTS: u64 = 10;
 
-pub async fn bind(d: &JsonlDevice) -> Result<Listener, DriverError> {
+/// Binds the input's socket (inside the runtime).
+pub fn bind(d: &JsonlDevice) -> Result<Listener, DriverError> {
     let err = |source| DriverError::Listen {
         device: d.id.clone(),
         addr: d.listen.to_string(),
         source,
     };
     match &d.listen {
-        ListenAddr::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await.map_err(err)?)),
+        ListenAddr::Tcp(addr) => Ok(Listener::Tcp(super::bind_tcp(*addr).map_err(err)?)),
         ListenAddr::Unix(path) => {
             // A socket file left by a previous run would make bind fail.
             if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -58,63 +75,6 @@ pub async fn bind(d: &JsonlDevice) -> Result<Listener, DriverError> {
     }
 }
 
-/// What one `jsonl` input may send (pure; built from the whole configuration).
-#[derive(Debug, Clone)]
-pub struct InputPolicy {
-    own: String,
-    /// Devices other than this input: (device, driver) for the message.
-    others: Vec<Device>,
-    devices: Option<Vec<String>>,
-    kinds: Option<Vec<String>>,
-}
-
-impl InputPolicy {
-    pub fn new(input: &JsonlDevice, all: &[Device]) -> InputPolicy {
-        InputPolicy {
-            own: input.id.clone(),
-            others: all.iter().filter(|d| d.id() != input.id).cloned().collect(),
-            devices: input.devices.clone(),
-            kinds: input.kinds.clone(),
-        }
-    }
-
-    /// Ok, or why the event is not this input's to send.
-    pub fn check(&self, ev: &Event) -> Result<(), String> {
-        if crate::event::is_reserved_kind(&ev.kind) {
-            return Err(format!(
-                "kind {:?} is reserved for the daemon's own records",
-                ev.kind
-            ));
-        }
-        if let Some(kinds) = &self.kinds {
-            if !kinds.iter().any(|p| kind_matches(p, &ev.kind)) {
-                return Err(format!(
-                    "kind {:?} is not in this input's kinds {kinds:?}",
-                    ev.kind
-                ));
-            }
-        }
-        if ev.device == self.own {
-            return Ok(());
-        }
-        if let Some(owner) = self.others.iter().find(|d| d.owns(&ev.device)) {
-            return Err(format!(
-                "device {:?} belongs to device {:?} ({})",
-                ev.device,
-                owner.id(),
-                owner.driver()
-            ));
-        }
-        match &self.devices {
-            Some(devices) if !devices.contains(&ev.device) => Err(format!(
-                "device {:?} is not in this input's devices {devices:?}",
-                ev.device
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
 struct Counters {
     accepted: Counter,
     rejected: Counter,
@@ -124,13 +84,10 @@ struct Counters {
 }
 
 /// Accepts connections until shutdown, then waits for the open ones to hand over what they read.
-pub async fn serve(
-    d: JsonlDevice,
-    policy: InputPolicy,
-    listener: Listener,
-    sink: EventSink,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn serve(d: JsonlDevice, policy: InputPolicy, listener: Listener, ctx: DeviceContext) {
+    let DeviceContext {
+        sink, mut shutdown, ..
+    } = ctx;
     let policy = Arc::new(policy);
     let counters = Arc::new(Counters {
         accepted: metrics::counter("jsonl.lines_accepted", &d.id),
@@ -212,7 +169,7 @@ struct Input<'a> {
 async fn read_connection(
     mut stream: Box<dyn AsyncReadUnpinSend>,
     input: &Input<'_>,
-    sink: &EventSink,
+    sink: &DeviceSink,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (device, peer) = (input.device, input.peer);
@@ -252,7 +209,6 @@ async fn read_connection(
             framer.finish(|f| handle(f, input, now, &mut rejects, &mut events));
         }
         for ev in events.drain(..) {
-            crate::health::observe(device, "jsonl", &ev);
             if sink.send(ev).await.is_err() {
                 return;
             }
@@ -312,112 +268,6 @@ fn handle(
             tracing::warn!(event = "jsonl.line_forbidden", device_id = device, driver = "jsonl", peer, rejected_on_connection = *rejects, reason = %why, "refused an input line that is not this input's to send");
         } else {
             tracing::warn!(event = "jsonl.line_rejected", device_id = device, driver = "jsonl", peer, rejected_on_connection = *rejects, reason = %why, "skipped a bad input line");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{ClockQuality, Priority};
-
-    fn devices(station: &str) -> Vec<Device> {
-        let text = format!(
-            "[station]\nid = \"st\"\nname = \"n\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:1\"]\n[buffer]\npath = \"/tmp/stationd-policy-test.db\"\n{station}"
-        );
-        crate::config::Config::parse(std::path::Path::new("t.toml"), &text)
-            .unwrap()
-            .devices
-    }
-
-    fn ev(device: &str, kind: &str) -> Event {
-        Event::new(
-            device,
-            kind,
-            Priority::Event,
-            (0, ClockQuality::Synced),
-            false,
-            serde_json::json!({}),
-        )
-    }
-
-    const FLEET: &str = "[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:7611\"\n[device.terminals]\n\"013912345678\" = \"car-03\"\n[[device]]\nid = \"gps0\"\ndriver = \"nmea\"\npath = \"/dev/ttyS0\"\n";
-
-    fn policy(input: &str) -> InputPolicy {
-        let all = devices(&format!("{FLEET}{input}"));
-        let Some(Device::Jsonl(me)) = all.iter().find(|d| d.id() == "ingest0") else {
-            panic!("no ingest0")
-        };
-        InputPolicy::new(me, &all)
-    }
-
-    #[test]
-    fn the_daemons_kinds_and_other_drivers_devices_are_refused() {
-        let p = policy("[[device]]\nid = \"ingest0\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:7070\"\n[[device]]\nid = \"ingest1\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:7071\"\n");
-        assert!(p.check(&ev("ingest0", "door.open")).is_ok());
-        assert!(
-            p.check(&ev("door-2", "door.open")).is_ok(),
-            "any id nobody owns"
-        );
-        for kind in [
-            "outbox.evicted",
-            "outbox.recovered",
-            "vehicle.emergency",
-            "device.online",
-        ] {
-            let why = p.check(&ev("ingest0", kind)).unwrap_err();
-            assert!(why.contains("reserved"), "{kind}: {why}");
-        }
-        for (device, owner) in [
-            ("car-03", "fleet"),
-            ("jt808-13912340000", "fleet"),
-            ("fleet", "fleet"),
-            ("gps0", "gps0"),
-            ("ingest1", "ingest1"),
-        ] {
-            let why = p.check(&ev(device, "door.open")).unwrap_err();
-            assert!(
-                why.contains(&format!("belongs to device {owner:?}")),
-                "{device}: {why}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_input_limited_to_its_devices_and_kinds() {
-        let p = policy("[[device]]\nid = \"ingest0\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:7070\"\ndevices = [\"radio-01\", \"roster\"]\nkinds = [\"door.*\", \"duty.change\"]\n");
-        assert!(p.check(&ev("roster", "duty.change")).is_ok());
-        assert!(p.check(&ev("radio-01", "door.open.long")).is_ok());
-        assert!(p.check(&ev("ingest0", "door.open")).is_ok(), "its own id");
-        assert!(p
-            .check(&ev("door-2", "door.open"))
-            .unwrap_err()
-            .contains("not in this input's devices"));
-        assert!(p
-            .check(&ev("roster", "duty.swap"))
-            .unwrap_err()
-            .contains("not in this input's kinds"));
-        assert!(
-            p.check(&ev("roster", "doorbell"))
-                .unwrap_err()
-                .contains("not in this input's kinds"),
-            "door.* is a namespace, not a prefix"
-        );
-    }
-
-    #[test]
-    fn a_config_that_grants_reserved_names_is_refused() {
-        for (extra, want) in [
-            ("kinds = [\"outbox.*\"]", "reserved"),
-            ("kinds = [\"vehicle.emergency\"]", "reserved"),
-            ("kinds = [\"dev*\"]", "neither a kind"),
-            ("devices = [\"car-03\"]", "belongs to device \"fleet\""),
-            ("devices = [\"gps0\"]", "belongs to device \"gps0\""),
-        ] {
-            let text = format!("[station]\nid = \"st\"\nname = \"n\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:1\"]\n[buffer]\npath = \"/tmp/x.db\"\n{FLEET}[[device]]\nid = \"ingest0\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:7070\"\n{extra}\n");
-            let err =
-                crate::config::Config::parse(std::path::Path::new("t.toml"), &text).unwrap_err();
-            assert!(err.to_string().contains(want), "{extra}: {err}");
         }
     }
 }

@@ -1,47 +1,19 @@
-//! The `jt808` driver: the station box as the platform for the patrol cars' JT/T 808
-//! terminals, over TCP.
-//!
-//! [`Session`] is the pure protocol state of one connection (registration, authentication,
-//! replies, events); [`serve`] is the I/O: a listener with a connection limit, one task per
-//! terminal, an idle timeout, and disconnection of a terminal that keeps sending garbage.
-//!
-//! - Registration (0x0100) is answered with 0x8100 and a fresh authentication code; a
-//!   terminal not listed in `terminals` is refused (result 4) unless `allow_unknown`, and is
-//!   reported (`jt808.unknown_terminal`) either way.
-//! - Authentication (0x0102) must present the code issued by this daemon; until then other
-//!   messages are answered "fail" (terminals then register again, which they do after every
-//!   reset anyway).
-//! - Every message that needs it gets a 0x8001 general response; unknown messages get
-//!   "unsupported". A reply is written only once the events its message produced are
-//!   committed to the outbox ([`answer`]): a terminal deletes the stored reports the platform
-//!   acknowledged, so an early acknowledgement would lose them in a power cut.
-//! - Locations (0x0200) become `position` telemetry for the car, by exception
-//!   ([`ReportFilter`]) — except while an alarm bit is set: those always pass. A newly set
-//!   alarm bit becomes an alarm-priority event (`vehicle.emergency` for bit 0,
-//!   `vehicle.alarm` otherwise) with the car's position. Batches of stored locations (0x0704)
-//!   become positions with their own time and `historical: true`.
+//! The pure protocol state of one JT/T 808 terminal connection: registration,
+//! authentication, replies and the events its messages become (see the driver's module doc).
+//! No sockets, no tasks: frames in, [`Action`]s out.
 
-use super::gps::{ReportFilter, ReportPolicy};
+use super::config::{Jt808Device, TerminalEntry};
 use crate::codec::jt808::{
     self, decode_body, encode, general_response, register_response, result, Edition, Frame,
-    FrameDecoder, Location, Message, Reassembled, Reassembler, ALARM_BITS,
+    Location, Message, Reassembled, Reassembler, ALARM_BITS,
 };
 use crate::codec::nmea::Fix;
-use crate::config::{Jt808Device, ListenAddr, TerminalEntry};
+use crate::drivers::gps::{ReportFilter, ReportPolicy};
 use crate::event::{ClockQuality, Event, Priority};
-use crate::metrics::{self, Counter};
-use crate::outbox::{Committed, EventSink};
+use crate::metrics;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
-use tokio::task::JoinSet;
-
-/// Bad frames tolerated on one connection before the terminal is disconnected.
-const MAX_BAD_FRAMES: u32 = 20;
 
 /// Terminal phone numbers compare without leading zeros (2013 sends 12 digits, 2019 20).
 pub fn normalize_phone(p: &str) -> String {
@@ -66,6 +38,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The listener's device id (`fleet`).
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
     pub fn new(d: &Jt808Device) -> Shared {
         Shared {
             device: d.id.clone(),
@@ -429,245 +406,6 @@ fn edition_name(e: Edition) -> &'static str {
     }
 }
 
-struct Counters {
-    frames: Counter,
-    bad_frames: Counter,
-    refused: Counter,
-    garbage_disconnects: Counter,
-}
-
-pub async fn bind(d: &Jt808Device) -> Result<TcpListener, super::DriverError> {
-    let ListenAddr::Tcp(addr) = &d.listen else {
-        unreachable!("checked by config")
-    };
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| super::DriverError::Listen {
-            device: d.id.clone(),
-            addr: d.listen.to_string(),
-            source,
-        })
-}
-
-/// Accepts terminals until shutdown.
-pub async fn serve(
-    d: Jt808Device,
-    listener: TcpListener,
-    sink: EventSink,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let shared = Arc::new(Shared::new(&d));
-    let counters = Arc::new(Counters {
-        frames: metrics::counter("jt808.frames", &d.id),
-        bad_frames: metrics::counter("jt808.frames_rejected", &d.id),
-        refused: metrics::counter("jt808.connections_refused", &d.id),
-        garbage_disconnects: metrics::counter("jt808.garbage_disconnects", &d.id),
-    });
-    let slots = Arc::new(Semaphore::new(d.max_connections));
-    let idle = Duration::from_secs(d.idle_timeout_s);
-    let started = Instant::now();
-    let mut conns = JoinSet::new();
-    tracing::info!(event = "device.listening", device_id = %d.id, driver = "jt808", listen = %d.listen, "accepting vehicle terminals");
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
-            r = listener.accept() => r,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-        };
-        let Ok((stream, peer)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            metrics::inc(&counters.refused);
-            tracing::warn!(event = "jt808.connection_refused", device_id = %d.id, driver = "jt808", peer = %peer, limit = d.max_connections, "too many terminals connected");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let (shared, sink, counters, shutdown) = (
-            shared.clone(),
-            sink.clone(),
-            counters.clone(),
-            shutdown.clone(),
-        );
-        conns.spawn(async move {
-            connection(
-                stream,
-                peer.to_string(),
-                shared,
-                sink,
-                counters,
-                idle,
-                started,
-                shutdown,
-            )
-            .await;
-            drop(permit);
-        });
-    }
-    while conns.join_next().await.is_some() {}
-}
-
-/// Replies waiting to be written to one terminal, at most.
-const REPLY_QUEUE: usize = 1024;
-/// How long a closing connection waits for the commits its last replies are held for.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
-
-/// A reply to the terminal, held until the events queued before it are committed.
-struct Reply {
-    after: Option<Committed>,
-    bytes: Vec<u8>,
-}
-
-/// Writes the replies in order, each once the events before it are on disk: a terminal deletes
-/// the stored reports the platform acknowledges, so a 0x8001 sent before the commit would lose
-/// them in a power cut. Err says why it stopped writing.
-async fn answer(
-    mut stream: tokio::net::tcp::OwnedWriteHalf,
-    mut replies: mpsc::Receiver<Reply>,
-) -> Result<(), &'static str> {
-    while let Some(reply) = replies.recv().await {
-        if let Some(committed) = reply.after {
-            committed
-                .wait()
-                .await
-                .map_err(|_| "the outbox could not commit")?;
-        }
-        stream
-            .write_all(&reply.bytes)
-            .await
-            .map_err(|_| "connection error")?;
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn connection(
-    stream: tokio::net::TcpStream,
-    peer: String,
-    shared: Arc<Shared>,
-    sink: EventSink,
-    counters: Arc<Counters>,
-    idle: Duration,
-    started: Instant,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut session = Session::new(shared.clone());
-    let mut decoder = FrameDecoder::new();
-    let mut buf = vec![0u8; 4096];
-    let mut bad: u32 = 0;
-    let mut actions = Vec::new();
-    let (mut input, output) = stream.into_split();
-    let (replies, queued) = mpsc::channel::<Reply>(REPLY_QUEUE);
-    let mut answering = tokio::spawn(answer(output, queued));
-    let reason = loop {
-        let n = tokio::select! {
-            r = tokio::time::timeout(idle, input.read(&mut buf)) => match r {
-                Err(_) => break "idle timeout",
-                Ok(Ok(0)) => break "closed by the terminal",
-                Ok(Err(_)) => break "connection error",
-                Ok(Ok(n)) => n,
-            },
-            r = &mut answering => break r.ok().and_then(Result::err).unwrap_or("connection error"),
-            _ = shutdown.wait_for(|s| *s) => break "shutdown",
-        };
-        let now = crate::clock::now();
-        let mono = started.elapsed().as_millis() as u64;
-        crate::health::seen(&shared.device);
-        if let Some(car) = session.car() {
-            crate::health::seen(car);
-        }
-        decoder.push(&buf[..n], |f| match f {
-            Ok(frame) => {
-                metrics::inc(&counters.frames);
-                actions.extend(session.on_frame(frame, now, mono));
-            }
-            Err(e) => {
-                metrics::inc(&counters.bad_frames);
-                bad += 1;
-                if bad <= 3 {
-                    // Records about a car carry its id, so `journalctl DEVICE_ID=car-03` finds them.
-                    let device_id = session.car().unwrap_or(&shared.device);
-                    tracing::warn!(event = "jt808.frame_rejected", device_id = %device_id, driver = "jt808", listener = %shared.device, peer = %peer, error = %e, "skipped a bad frame");
-                }
-            }
-        });
-        let mut close = None;
-        // The event right before a reply is sent with a receipt, and the reply waits for it
-        // (commits are in queue order: that receipt covers every earlier event too).
-        let mut receipt = None;
-        let mut actions_left = actions.drain(..).peekable();
-        while let Some(a) = actions_left.next() {
-            match a {
-                Action::Reply(bytes) => {
-                    let reply = Reply {
-                        after: receipt.take(),
-                        bytes,
-                    };
-                    if replies.send(reply).await.is_err() {
-                        close = Some("connection error");
-                    }
-                }
-                Action::Event(ev) => {
-                    crate::health::observe(&shared.device, "jt808", &ev);
-                    log_car_event(&ev, &shared.device, &peer);
-                    if matches!(actions_left.peek(), Some(Action::Reply(_))) {
-                        match sink.send_durable(ev).await {
-                            Ok(r) => receipt = Some(r),
-                            Err(_) => return,
-                        }
-                    } else if sink.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-                Action::Close(why) => close = Some(why),
-            }
-        }
-        drop(actions_left);
-        if let Some(why) = close {
-            break why;
-        }
-        if bad > MAX_BAD_FRAMES {
-            metrics::inc(&counters.garbage_disconnects);
-            break "too many bad frames";
-        }
-    };
-    // Replies still queued go out as their events commit (a refused registration's answer,
-    // the last acknowledgements); then the connection closes.
-    drop(replies);
-    if !answering.is_finished() {
-        let _ = tokio::time::timeout(CLOSE_GRACE, &mut answering).await;
-        answering.abort();
-    }
-    tracing::info!(event = "jt808.disconnected", device_id = %session.car().unwrap_or(&shared.device), driver = "jt808", listener = %shared.device, peer = %peer, reason, "terminal connection closed");
-    if session.authenticated() {
-        let ev = Event::new(
-            session.car().unwrap_or(&shared.device),
-            "device.offline",
-            Priority::Event,
-            crate::clock::now(),
-            false,
-            json!({"driver": "jt808", "reason": reason}),
-        );
-        crate::health::observe(&shared.device, "jt808", &ev);
-        let _ = sink.send(ev).await;
-    }
-}
-
-/// The journal's view of a car: its registration, health and alarms, under its own device id
-/// (positions are not logged: they go to central only).
-fn log_car_event(ev: &Event, listener: &str, peer: &str) {
-    match ev.kind.as_str() {
-        "position" => {}
-        "vehicle.emergency" | "vehicle.alarm" => {
-            tracing::warn!(event = ev.kind.as_str(), device_id = %ev.device, driver = "jt808", listener = %listener, peer = %peer, data = %ev.data.get(), "alarm from the car's terminal (sent to central)")
-        }
-        _ => {
-            tracing::info!(event = ev.kind.as_str(), device_id = %ev.device, driver = "jt808", listener = %listener, peer = %peer, data = %ev.data.get(), "terminal event (sent to central)")
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,9 +418,10 @@ mod tests {
                     [[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:1\"\nmin_interval_s = 60\n\
                     [device.terminals]\n\"013912345678\" = \"car-03\"\n";
         let cfg = crate::config::Config::parse(std::path::Path::new("t.toml"), text).unwrap();
-        let crate::config::Device::Jt808(d) = &cfg.devices[0] else {
-            unreachable!()
-        };
+        let d = cfg.devices[0]
+            .as_any()
+            .downcast_ref::<Jt808Device>()
+            .expect("a jt808 device");
         let mut s = Session::new(Arc::new(Shared::new(d)));
         let mut body = vec![0, 37, 1, 0];
         body.extend(b"MAKER");

@@ -1,20 +1,30 @@
-//! The `nmea` driver's I/O: a GNSS receiver on a serial port.
+//! The `nmea` driver: a GNSS receiver on a serial port. Its config is [`config`]; this is
+//! the I/O.
 //!
 //! Bytes from the port go through the sans-I/O codec (`codec::nmea`): framer → parser →
 //! epoch assembler; epochs go to the [`GpsTracker`] (report by exception, health), whose
 //! reports become events. Positions carry the receiver's own UTC as `ts` with
 //! `clock = "synced"` (GNSS time is trustworthy once the receiver has a fix).
 
+mod config;
+
+pub use config::NmeaDevice;
+
 use super::gps::{position_data, GpsTracker, Report, ReportPolicy};
 use super::serial::{self, Reopener};
+use super::{DeviceContext, DeviceSink, Driver};
 use crate::codec::nmea::{parse, EpochAssembler, Frame, SentenceFramer};
-use crate::config::NmeaDevice;
 use crate::event::{Event, Priority};
 use crate::metrics::{self, Counter};
-use crate::outbox::EventSink;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
+
+/// The registry's entry (`driver = "nmea"`).
+pub const DRIVER: Driver = Driver {
+    name: "nmea",
+    serial: true,
+    parse: config::parse,
+};
 
 /// Bad sentences logged in full per port session before logging thins out.
 const LOG_FIRST_REJECTS: u64 = 10;
@@ -31,7 +41,10 @@ struct Counters {
 }
 
 /// Runs until shutdown: open, read, report; reopen with backoff when the port goes away.
-pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<bool>) {
+async fn run(d: NmeaDevice, ctx: DeviceContext) {
+    let DeviceContext {
+        sink, mut shutdown, ..
+    } = ctx;
     let counters = Counters {
         sentences: metrics::counter("nmea.sentences", &d.id),
         rejected: metrics::counter("nmea.sentences_rejected", &d.id),
@@ -52,9 +65,9 @@ pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<b
     let mut reopen = Reopener::new();
     let mut open_error_logged = false;
     loop {
-        match serial::open(&d.serial()) {
+        match serial::open(&d.line) {
             Ok(mut port) => {
-                tracing::info!(event = "device.port_opened", device_id = %d.id, driver = "nmea", path = %d.path.display(), baud = d.baud, "serial port open");
+                tracing::info!(event = "device.port_opened", device_id = %d.id, driver = "nmea", path = %d.line.path.display(), baud = d.line.baud, "serial port open");
                 open_error_logged = false;
                 reopen.reset();
                 let mut framer = SentenceFramer::new();
@@ -101,7 +114,7 @@ pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<b
                         return;
                     }
                 };
-                tracing::warn!(event = "device.port_lost", device_id = %d.id, driver = "nmea", path = %d.path.display(), error = %lost, "serial port went away; will reopen");
+                tracing::warn!(event = "device.port_lost", device_id = %d.id, driver = "nmea", path = %d.line.path.display(), error = %lost, "serial port went away; will reopen");
                 reports.extend(tracker.port_lost());
                 if !send(&d.id, &sink, &counters, &mut reports).await {
                     return;
@@ -111,10 +124,10 @@ pub async fn run(d: NmeaDevice, sink: EventSink, mut shutdown: watch::Receiver<b
                 crate::health::set_state(
                     &d.id,
                     "offline",
-                    Some(&format!("cannot open {}: {e}", d.path.display())),
+                    Some(&format!("cannot open {}: {e}", d.line.path.display())),
                 );
                 if !open_error_logged {
-                    tracing::warn!(event = "device.open_failed", device_id = %d.id, driver = "nmea", path = %d.path.display(), error = %e, "cannot open the serial port; retrying (check the cable, the path and the dialout group)");
+                    tracing::warn!(event = "device.open_failed", device_id = %d.id, driver = "nmea", path = %d.line.path.display(), error = %e, "cannot open the serial port; retrying (check the cable, the path and the dialout group)");
                     open_error_logged = true;
                 }
             }
@@ -142,7 +155,7 @@ fn log_reject(device: &str, n: u64, why: &str) {
 /// Turns reports into events and hands them to the outbox. False when the outbox is gone.
 async fn send(
     device: &str,
-    sink: &EventSink,
+    sink: &DeviceSink,
     counters: &Counters,
     reports: &mut Vec<Report>,
 ) -> bool {
@@ -193,7 +206,6 @@ async fn send(
                 Event::new(device, kind, Priority::Event, (now, clock), false, data)
             }
         };
-        crate::health::observe(device, "nmea", &ev);
         if sink.send(ev).await.is_err() {
             return false;
         }

@@ -6,6 +6,7 @@
 //! assigns `seq`, the [`uplink`] publishes them to the central MQTT broker and deletes rows on
 //! PUBACK.
 
+pub mod board;
 pub mod cli;
 pub mod clock;
 pub mod codec;
@@ -16,7 +17,6 @@ pub mod daemon;
 pub mod demo;
 pub mod drivers;
 pub mod event;
-pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;

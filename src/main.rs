@@ -149,14 +149,18 @@ fn main() -> ExitCode {
             profile,
             json,
         } => ExitCode::from(match profile {
-            Some(p) => cli::check::check_profile(&p, json),
-            None => cli::check::check_config(&config, &profile_dirs, json),
+            Some(p) => cli::check_config::check_profile(&p, json),
+            None => cli::check_config::check_config(&config, &profile_dirs, json),
         }),
         Command::UdevRules {
             config,
             profile_dirs,
             profiles,
-        } => ExitCode::from(cli::check::udev_rules(&config, &profile_dirs, &profiles)),
+        } => ExitCode::from(cli::check_config::udev_rules(
+            &config,
+            &profile_dirs,
+            &profiles,
+        )),
         Command::Run {
             config,
             profile_dirs,
@@ -208,7 +212,9 @@ fn main() -> ExitCode {
         }
         Command::Status { view } => ExitCode::from(cli::views::status(&view.socket(), view.json)),
         Command::Devices { view } => ExitCode::from(cli::views::devices(&view.socket(), view.json)),
-        Command::Check { view } => ExitCode::from(cli::health::check(&view.socket(), view.json)),
+        Command::Check { view } => {
+            ExitCode::from(cli::station_check::check(&view.socket(), view.json))
+        }
         Command::Outbox { view, config, file } => {
             let path = match (config, file) {
                 (None, None) => {

@@ -5,8 +5,8 @@
 //! Output follows one pattern (docs/OPERATIONS.md): named checks or rows, a human table by
 //! default, `--json` for scripts, exit 0 when nothing failed.
 
-pub mod check;
-pub mod health;
+pub mod check_config;
+pub mod station_check;
 pub mod views;
 
 use serde::Serialize;

@@ -14,7 +14,7 @@
 pub mod client;
 pub mod server;
 
-use crate::health::DeviceState;
+use crate::board::DeviceState;
 use crate::outbox::OutboxStats;
 use crate::uplink::UplinkStatus;
 use serde::{Deserialize, Serialize};

@@ -152,7 +152,7 @@ async fn reply(cmd: Command, s: &Sources) -> Result<serde_json::Value, String> {
         Command::Status => {
             let outbox = outbox_stats(s).await?;
             let mut devices: BTreeMap<String, usize> = BTreeMap::new();
-            for (_, d) in crate::health::snapshot() {
+            for (_, d) in crate::board::snapshot() {
                 *devices.entry(d.state).or_default() += 1;
             }
             let counters = crate::metrics::snapshot()
@@ -186,7 +186,7 @@ async fn reply(cmd: Command, s: &Sources) -> Result<serde_json::Value, String> {
                     counters.entry(device).or_default().insert(name, v);
                 }
             }
-            let devices = crate::health::snapshot()
+            let devices = crate::board::snapshot()
                 .into_iter()
                 .map(|(id, board)| DeviceRow {
                     counters: counters.remove(&id).unwrap_or_default(),

@@ -108,13 +108,13 @@ impl DeviceSink {
 
     /// Queues an event (see [`EventSink::send`]).
     pub async fn send(&self, ev: Event) -> Result<(), SinkClosed> {
-        crate::health::observe(&self.source, self.driver, &ev);
+        crate::board::observe(&self.source, self.driver, &ev);
         self.sink.send(ev).await
     }
 
     /// Queues an event and returns its commit receipt (see [`EventSink::send_durable`]).
     pub async fn send_durable(&self, ev: Event) -> Result<Committed, SinkClosed> {
-        crate::health::observe(&self.source, self.driver, &ev);
+        crate::board::observe(&self.source, self.driver, &ev);
         self.sink.send_durable(ev).await
     }
 }
@@ -164,7 +164,7 @@ pub fn start_all(
     let all: Arc<[Device]> = devices.into();
     let mut set = JoinSet::new();
     for device in devices {
-        crate::health::register(device.id(), device.driver(), device.initial_state());
+        crate::board::register(device.id(), device.driver(), device.initial_state());
         let task = device.start(DeviceContext {
             id: device.id().to_string(),
             sink: DeviceSink::new(device.id(), device.driver(), sink.clone()),

@@ -192,7 +192,7 @@ async fn read_connection(
         let eof = match n {
             Ok(0) => true,
             Ok(n) => {
-                crate::health::seen(device);
+                crate::board::seen(device);
                 let now = crate::clock::now();
                 framer.push(&buf[..n], |f| {
                     handle(f, input, now, &mut rejects, &mut events)

@@ -191,9 +191,9 @@ async fn connection(
         };
         let now = crate::clock::now();
         let mono = started.elapsed().as_millis() as u64;
-        crate::health::seen(shared.device());
+        crate::board::seen(shared.device());
         if let Some(car) = session.car() {
-            crate::health::seen(car);
+            crate::board::seen(car);
         }
         decoder.push(&buf[..n], |f| match f {
             Ok(frame) => {

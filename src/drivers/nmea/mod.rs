@@ -82,7 +82,7 @@ async fn run(d: NmeaDevice, ctx: DeviceContext) {
                             Ok(0) => break "end of file".to_string(),
                             Err(e) => break e.to_string(),
                             Ok(n) => {
-                                crate::health::seen(&d.id);
+                                crate::board::seen(&d.id);
                                 let now = now_ms();
                                 framer.push(&buf[..n], |f| match f {
                                     Frame::Sentence(s) => match parse(s) {
@@ -121,7 +121,7 @@ async fn run(d: NmeaDevice, ctx: DeviceContext) {
                 }
             }
             Err(e) => {
-                crate::health::set_state(
+                crate::board::set_state(
                     &d.id,
                     "offline",
                     Some(&format!("cannot open {}: {e}", d.line.path.display())),

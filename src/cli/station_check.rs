@@ -186,8 +186,8 @@ fn clock_check(daemon: &ClockReport, local: SyncState) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::board::DeviceState;
     use crate::control::DeviceRow;
-    use crate::health::DeviceState;
     use crate::outbox::{ClassStats, OutboxStats};
     use crate::uplink::UplinkStatus;
     use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 //!
 //! Drivers already tell central about state changes with events (`device.online`,
 //! `device.offline`, `gps.fix_lost`, …); the board is fed from the same events at the point a
-//! driver hands them to the outbox ([`observe`]), so the technician's view and central's can
+//! driver hands them to the outbox (its `DeviceSink` calls [`observe`]), so the technician's view and central's can
 //! never disagree. Drivers also call [`seen`] when bytes arrive, because a parked car or a
 //! receiver without a fix may send nothing to central for a minute while it is alive.
 //!

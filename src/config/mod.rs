@@ -14,6 +14,9 @@
 //!
 //! `stationd check-config` runs exactly this; `stationd run` runs it and exits 78 on failure.
 
+#[cfg(test)]
+mod docs_check;
+pub mod keys;
 pub mod profile;
 pub mod udev;
 

@@ -34,6 +34,9 @@ pub struct Driver {
     pub serial: bool,
     /// Types and checks one `[[device]]` table of this driver.
     pub parse: fn(toml::Table) -> Result<Device, String>,
+    /// The keys its `[[device]]` table takes besides `id` and `driver` (docs/CONFIG.md is
+    /// checked against them).
+    pub keys: fn() -> Vec<&'static str>,
 }
 
 /// Every driver of this build. A new driver: its folder, and one line here.

@@ -38,6 +38,7 @@ pub const DRIVER: Driver = Driver {
     name: "jsonl",
     serial: false,
     parse: config::parse,
+    keys: crate::config::keys::keys_of::<config::JsonlDevice>,
 };
 
 pub enum Listener {

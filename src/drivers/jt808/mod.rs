@@ -45,6 +45,7 @@ pub const DRIVER: Driver = Driver {
     name: "jt808",
     serial: false,
     parse: config::parse,
+    keys: crate::config::keys::keys_of::<config::Jt808Device>,
 };
 
 /// Bad frames tolerated on one connection before the terminal is disconnected.

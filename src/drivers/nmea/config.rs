@@ -57,6 +57,13 @@ impl CheckedConfig for NmeaDevice {
     }
 }
 
+/// The table's keys: the serial line's and the receiver's own.
+pub fn keys() -> Vec<&'static str> {
+    let mut keys = crate::config::keys::keys_of::<SerialLine>();
+    keys.extend(crate::config::keys::keys_of::<NmeaDevice>());
+    keys
+}
+
 /// Types a `[[device]]` table with `driver = "nmea"`.
 pub fn parse(mut table: toml::Table) -> Result<crate::drivers::Device, String> {
     let line = SerialLine::take_from(&mut table)?;

@@ -24,6 +24,7 @@ pub const DRIVER: Driver = Driver {
     name: "nmea",
     serial: true,
     parse: config::parse,
+    keys: config::keys,
 };
 
 /// Bad sentences logged in full per port session before logging thins out.

@@ -9,14 +9,15 @@
 pub mod board;
 pub mod cli;
 pub mod clock;
-pub mod codec;
+/// The codecs live in the protocol crate (no I/O); re-exported under their old path.
+pub use stationd_proto::codec;
 pub mod config;
 pub mod control;
 pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod drivers;
-pub mod event;
+pub use stationd_proto::event;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;

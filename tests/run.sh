@@ -50,8 +50,8 @@ fi
 # --- checks ----------------------------------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check
-say "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+say "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 say "cargo build (binary used by the config checks and the integration tests)"
 cargo build --locked
 say "check-config on every shipped example and hardware profile"
@@ -91,7 +91,7 @@ fi
 debs=(amd64)
 if [ "$cross_ready" = yes ]; then
   bash cross/build.sh aarch64 armv7
-  cargo test --locked --target aarch64-unknown-linux-gnu --lib 2>&1 | tail -n 3
+  cargo test --locked --workspace --target aarch64-unknown-linux-gnu --lib 2>&1 | grep "^test result"
   debs+=(arm64 armhf)
 else
   echo "cross builds were NOT run: $cross_ready" >&2
@@ -114,7 +114,7 @@ else
   echo "packages were NOT built or checked: cargo-deb could not be installed (cargo install --locked cargo-deb)" >&2
 fi
 say "cargo test (unit, model, integration against real mosquitto, demo)"
-cargo test --locked --lib --bins --tests -- --test-threads 2 2>&1 | tee "$scratch/test.log"
+cargo test --locked --workspace --lib --bins --tests -- --test-threads 2 2>&1 | tee "$scratch/test.log"
 # One closing line for the whole suite (the per-binary lines above end with the last binary's).
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$scratch/test.log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$scratch/test.log" | awk '{s+=$1} END {print s+0}')

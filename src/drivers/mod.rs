@@ -11,7 +11,9 @@
 //! the device board, the hardware profiles' port resolution and the daemon's start-up all go
 //! through the registry; nothing else needs to name the driver.
 
-pub mod gps;
+/// Report by exception and the GNSS tracker, shared by the position drivers (pure: in the
+/// protocol crate).
+pub use stationd_proto::gps;
 pub mod jsonl;
 pub mod jt808;
 pub mod nmea;

@@ -48,6 +48,11 @@ use crate::config::Durability;
 use crate::event::{Event, Priority};
 use std::path::{Path, PathBuf};
 
+/// An event the outbox emits itself (`outbox.evicted`, `outbox.recovered`), stamped now.
+fn own_event(device: &str, kind: &str, prio: Priority, data: serde_json::Value) -> Event {
+    Event::new(device, kind, prio, crate::clock::now(), false, data)
+}
+
 /// Send order. Stored per row; see the module doc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
@@ -207,7 +212,7 @@ pub fn open_store(opts: &OutboxOptions) -> Result<(Store, Option<Recovery>), Out
                 opts.durability,
                 reason,
             )?;
-            let alarm = Event::internal(
+            let alarm = own_event(
                 "outbox",
                 "outbox.recovered",
                 Priority::Alarm,

@@ -706,7 +706,7 @@ pub fn to_ranges(sorted: &[u64]) -> Vec<(u64, u64)> {
 /// The contract's `outbox.evicted` event. It is an alarm so that it is itself never evicted:
 /// it is the only explanation a consumer gets for a gap in `seq`.
 pub fn eviction_event(e: &Eviction) -> Event {
-    Event::internal(
+    super::own_event(
         "outbox",
         "outbox.evicted",
         Priority::Alarm,

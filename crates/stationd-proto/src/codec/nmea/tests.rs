@@ -149,9 +149,14 @@ fn no_fix_epochs_and_a_bogus_power_up_position_give_no_position() {
     assert!(outs.iter().all(|o| *o == EpochOutcome::NoFix), "{outs:?}");
 }
 
+/// The captures are the repository's tests/data (shared with the integration tests).
 /// Replays a capture through framer, parser and assembler.
 fn replay(name: &str) -> (Vec<Fix>, usize, usize, usize) {
-    let bytes = std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let bytes = std::fs::read(format!(
+        "{}/../../tests/data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let text: Vec<u8> = bytes
         .split(|&b| b == b'\n')
         .filter(|l| !l.starts_with(b"#"))
@@ -188,8 +193,11 @@ fn replay(name: &str) -> (Vec<Fix>, usize, usize, usize) {
 
 /// gpsd's decoded positions (TPV with mode 2 or 3) from its expected-output file.
 fn gpsd_positions(name: &str) -> Vec<(f64, f64)> {
-    let text = std::fs::read_to_string(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR")))
-        .unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{}/../../tests/data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["class"] == "TPV" && v["mode"].as_u64().unwrap_or(0) >= 2)

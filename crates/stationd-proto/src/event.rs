@@ -115,11 +115,6 @@ impl Event {
         }
     }
 
-    /// An event created by the daemon itself (e.g. `outbox.evicted`), stamped now.
-    pub fn internal(device: &str, kind: &str, prio: Priority, data: serde_json::Value) -> Event {
-        Event::new(device, kind, prio, crate::clock::now(), false, data)
-    }
-
     /// Topic below `{prefix}/{station}/`: telemetry goes per device and kind, events and
     /// alarms per kind (DESIGN.md §3).
     pub fn topic_suffix(&self) -> String {

@@ -1,0 +1,16 @@
+//! stationd's protocols without I/O: bytes in, events out.
+//!
+//! - [`codec`]: framers and parsers of the devices' wire protocols (JSON lines, NMEA 0183,
+//!   JT/T 808), resynchronising after garbage, bounded in memory; each has a fuzz target.
+//! - [`event`]: the `Event` a driver produces and the contract's envelope (docs/CONTRACT.md).
+//! - [`gps`]: report by exception and the GNSS receiver's health, shared by the position
+//!   drivers.
+//! - [`device_clock`]: whether a device's own timestamp can stand as `ts`.
+//!
+//! No sockets, no tasks, no clock reads, no randomness, no logging: the daemon (the `stationd`
+//! crate) owns those and hands in what these need.
+
+pub mod codec;
+pub mod device_clock;
+pub mod event;
+pub mod gps;

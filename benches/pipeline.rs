@@ -473,7 +473,7 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
         .as_any()
         .downcast_ref::<stationd::drivers::jt808::Jt808Device>()
         .expect("a jt808 device");
-    let shared = Arc::new(Shared::new(dev));
+    let shared = Arc::new(Shared::new(dev.session_config()));
     let mut session = Session::new(shared);
     // Register and authenticate, then a stream of location reports.
     let mut wire = encode(0x0100, Edition::V2013, "013912345678", 1, &register_body());
@@ -516,7 +516,7 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
                 match a {
                     Action::Event(e) => events.push(e),
                     Action::Reply(_) => replies += 1,
-                    Action::Close(_) => {}
+                    Action::Close(_) | Action::Notice(_) => {}
                 }
             }
         });

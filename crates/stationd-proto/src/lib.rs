@@ -6,6 +6,7 @@
 //! - [`gps`]: report by exception and the GNSS receiver's health, shared by the position
 //!   drivers.
 //! - [`device_clock`]: whether a device's own timestamp can stand as `ts`.
+//! - [`jt808`]: the pure session of one JT/T 808 terminal connection.
 //!
 //! No sockets, no tasks, no clock reads, no randomness, no logging: the daemon (the `stationd`
 //! crate) owns those and hands in what these need.
@@ -14,3 +15,4 @@ pub mod codec;
 pub mod device_clock;
 pub mod event;
 pub mod gps;
+pub mod jt808;

@@ -104,6 +104,37 @@ impl CheckedConfig for Jt808Device {
     }
 }
 
+impl Jt808Device {
+    /// What its connections' sessions (pure, in the protocol crate) are configured with.
+    pub fn session_config(&self) -> stationd_proto::jt808::SessionConfig {
+        stationd_proto::jt808::SessionConfig {
+            device: self.id.clone(),
+            terminals: self
+                .terminals
+                .iter()
+                .map(|(phone, t)| {
+                    let known = stationd_proto::jt808::KnownTerminal {
+                        car: t.car().to_string(),
+                        plate: t.plate().map(str::to_string),
+                    };
+                    (phone.clone(), known)
+                })
+                .collect(),
+            allow_unknown: self.allow_unknown,
+            policy: crate::drivers::gps::ReportPolicy::from_config(
+                self.min_distance_m,
+                self.min_course_deg,
+                self.min_interval_s,
+                self.max_interval_s,
+            ),
+            max_clock_skew_ms: (self.max_clock_skew_s as i64).saturating_mul(1000),
+            // 64 random bits per registration (fastrand: fast, not cryptographic — JT/T 808 runs
+            // over plain TCP anyway); the protocol crate takes no randomness of its own.
+            auth_code: || format!("{:016x}", fastrand::u64(..)),
+        }
+    }
+}
+
 /// Types a `[[device]]` table with `driver = "jt808"`.
 pub fn parse(table: toml::Table) -> Result<crate::drivers::Device, String> {
     let device: Jt808Device = crate::drivers::parse_table(table)?;

@@ -1,6 +1,6 @@
 //! The `jt808` driver: the station box as the platform for the patrol cars' JT/T 808
 //! terminals, over TCP. Its config is [`config`]; the protocol state of one connection is
-//! [`Session`] (pure, in `session.rs`); this is the I/O: a listener with a connection limit,
+//! [`Session`] (pure, in the protocol crate); this is the I/O: a listener with a connection limit,
 //! one task per terminal, an idle timeout, and disconnection of a terminal that keeps sending
 //! garbage.
 //!
@@ -21,10 +21,11 @@
 //!   (0x0704) become positions with their own time and `historical: true`.
 
 mod config;
-mod session;
 
 pub use config::{Jt808Device, TerminalEntry};
-pub use session::{normalize_phone, Action, Session, Shared};
+pub use stationd_proto::jt808::{
+    normalize_phone, Action, KnownTerminal, Notice, Session, SessionConfig, Shared,
+};
 
 use super::{DeviceContext, DeviceSink, Driver, DriverError};
 use crate::codec::jt808::FrameDecoder;
@@ -75,7 +76,7 @@ async fn serve(d: Jt808Device, listener: TcpListener, ctx: DeviceContext) {
     let DeviceContext {
         sink, mut shutdown, ..
     } = ctx;
-    let shared = Arc::new(Shared::new(&d));
+    let shared = Arc::new(Shared::new(d.session_config()));
     let counters = Arc::new(Counters {
         frames: metrics::counter("jt808.frames", &d.id),
         bad_frames: metrics::counter("jt808.frames_rejected", &d.id),
@@ -239,6 +240,7 @@ async fn connection(
                     }
                 }
                 Action::Close(why) => close = Some(why),
+                Action::Notice(notice) => log_notice(&notice, shared.device(), &peer),
             }
         }
         drop(actions_left);
@@ -268,6 +270,38 @@ async fn connection(
             json!({"driver": "jt808", "reason": reason}),
         );
         let _ = sink.send(ev).await;
+    }
+}
+
+/// What the session asks to be logged and counted.
+fn log_notice(notice: &Notice, listener: &str, peer: &str) {
+    match notice {
+        Notice::MessageRejected {
+            device,
+            phone,
+            error,
+        } => {
+            tracing::warn!(event = "jt808.message_rejected", device_id = %device, driver = "jt808", listener = %listener, peer = %peer, phone = %phone, error = %error, "malformed message");
+        }
+        Notice::DeviceTimeRejected {
+            car,
+            device_time_ms,
+            stored,
+            first,
+        } => {
+            metrics::inc(&metrics::counter("clock.device_time_rejected", car));
+            if *first {
+                tracing::warn!(
+                    event = "clock.device_time_rejected",
+                    device_id = %car,
+                    driver = "jt808",
+                    listener = %listener,
+                    device_time = %device_time_ms.map(crate::event::format_ts_ms).unwrap_or_default(),
+                    stored,
+                    "the terminal's clock is off by more than max_clock_skew_s from the synchronised box clock (flat RTC battery?): its reports carry the box's time and clock \"device_unreliable\" (its own time stays in gnss_time)"
+                );
+            }
+        }
     }
 }
 

@@ -1,16 +1,16 @@
 //! The pure protocol state of one JT/T 808 terminal connection: registration,
-//! authentication, replies and the events its messages become (see the driver's module doc).
-//! No sockets, no tasks: frames in, [`Action`]s out.
+//! authentication, replies and the events its messages become (the daemon's `jt808` driver
+//! documents the behaviour). No sockets, no tasks, no logging, no randomness: frames and the
+//! time in, [`Action`]s out — what to log or count is an [`Action::Notice`], and the
+//! authentication codes come from [`SessionConfig::auth_code`].
 
-use super::config::{Jt808Device, TerminalEntry};
 use crate::codec::jt808::{
     self, decode_body, encode, general_response, register_response, result, Edition, Frame,
     Location, Message, Reassembled, Reassembler, ALARM_BITS,
 };
 use crate::codec::nmea::Fix;
-use crate::drivers::gps::{ReportFilter, ReportPolicy};
 use crate::event::{ClockQuality, Event, Priority};
-use crate::metrics;
+use crate::gps::{ReportFilter, ReportPolicy};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -25,14 +25,46 @@ pub fn normalize_phone(p: &str) -> String {
     }
 }
 
+/// A terminal the station knows: the car it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownTerminal {
+    pub car: String,
+    pub plate: Option<String>,
+}
+
+impl KnownTerminal {
+    pub fn car(&self) -> &str {
+        &self.car
+    }
+    pub fn plate(&self) -> Option<&str> {
+        self.plate.as_deref()
+    }
+}
+
+/// What the sessions of one listener are configured with.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The listener's device id (`fleet`).
+    pub device: String,
+    /// Terminal phone number (as configured) → the car.
+    pub terminals: BTreeMap<String, KnownTerminal>,
+    /// Whether terminals not listed may register (as `jt808-{phone}`).
+    pub allow_unknown: bool,
+    pub policy: ReportPolicy,
+    /// Terminal times further than this from a synchronised box clock are not believed.
+    pub max_clock_skew_ms: i64,
+    /// A fresh authentication code (the daemon: random; tests: anything unguessable enough).
+    pub auth_code: fn() -> String,
+}
+
 /// What all connections of one `jt808` device share.
 pub struct Shared {
     device: String,
-    known: BTreeMap<String, TerminalEntry>,
+    known: BTreeMap<String, KnownTerminal>,
     allow_unknown: bool,
     policy: ReportPolicy,
-    /// `max_clock_skew_s` in ms: terminal times further off are not believed.
     max_clock_skew_ms: i64,
+    auth_code: fn() -> String,
     /// Authentication codes issued since start, by normalised phone.
     codes: Mutex<HashMap<String, String>>,
 }
@@ -43,22 +75,18 @@ impl Shared {
         &self.device
     }
 
-    pub fn new(d: &Jt808Device) -> Shared {
+    pub fn new(c: SessionConfig) -> Shared {
         Shared {
-            device: d.id.clone(),
-            known: d
+            known: c
                 .terminals
-                .iter()
-                .map(|(p, t)| (normalize_phone(p), t.clone()))
+                .into_iter()
+                .map(|(p, t)| (normalize_phone(&p), t))
                 .collect(),
-            allow_unknown: d.allow_unknown,
-            policy: ReportPolicy::from_config(
-                d.min_distance_m,
-                d.min_course_deg,
-                d.min_interval_s,
-                d.max_interval_s,
-            ),
-            max_clock_skew_ms: (d.max_clock_skew_s as i64).saturating_mul(1000),
+            device: c.device,
+            allow_unknown: c.allow_unknown,
+            policy: c.policy,
+            max_clock_skew_ms: c.max_clock_skew_ms,
+            auth_code: c.auth_code,
             codes: Mutex::new(HashMap::new()),
         }
     }
@@ -70,6 +98,27 @@ pub enum Action {
     Reply(Vec<u8>),
     Event(Event),
     Close(&'static str),
+    /// Something for the daemon's log and counters.
+    Notice(Notice),
+}
+
+/// What the daemon should log or count; the session itself neither logs nor counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A verified frame whose body could not be decoded (answered "bad message").
+    MessageRejected {
+        device: String,
+        phone: String,
+        error: String,
+    },
+    /// The terminal's own time was off by more than `max_clock_skew_ms` from the synchronised
+    /// box clock and was replaced; `first` on the first time for this connection.
+    DeviceTimeRejected {
+        car: String,
+        device_time_ms: Option<i64>,
+        stored: bool,
+        first: bool,
+    },
 }
 
 /// The protocol state of one terminal connection.
@@ -164,7 +213,11 @@ impl Session {
         let message = match decode_body(&header, &body) {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(event = "jt808.message_rejected", device_id = %self.device(), driver = "jt808", phone = %header.phone, error = %e, "malformed message");
+                out.push(Action::Notice(Notice::MessageRejected {
+                    device: self.device(),
+                    phone: header.phone.clone(),
+                    error: e.to_string(),
+                }));
                 out.push(self.ack(&header, result::BAD_MESSAGE));
                 return out;
             }
@@ -195,7 +248,7 @@ impl Session {
                 let car = entry
                     .map(|e| e.car().to_string())
                     .unwrap_or_else(|| format!("jt808-{phone}"));
-                let code = format!("{:016x}", fastrand::u64(..));
+                let code = (self.shared.auth_code)();
                 self.shared
                     .codes
                     .lock()
@@ -300,21 +353,19 @@ impl Session {
     ) -> Vec<Action> {
         let mut out = Vec::new();
         let car = self.device();
-        let (ts, rejected) =
-            crate::clock::device_stamp(l.time_ms, now, self.shared.max_clock_skew_ms, stored);
+        let (ts, rejected) = crate::device_clock::device_stamp(
+            l.time_ms,
+            now,
+            self.shared.max_clock_skew_ms,
+            stored,
+        );
         if rejected {
-            metrics::inc(&metrics::counter("clock.device_time_rejected", &car));
-            if !std::mem::replace(&mut self.clock_warned, true) {
-                tracing::warn!(
-                    event = "clock.device_time_rejected",
-                    device_id = %car,
-                    driver = "jt808",
-                    listener = %self.shared.device,
-                    device_time = %l.time_ms.map(crate::event::format_ts_ms).unwrap_or_default(),
-                    stored,
-                    "the terminal's clock is off by more than max_clock_skew_s from the synchronised box clock (flat RTC battery?): its reports carry the box's time and clock \"device_unreliable\" (its own time stays in gnss_time)"
-                );
-            }
+            out.push(Action::Notice(Notice::DeviceTimeRejected {
+                car: car.clone(),
+                device_time_ms: l.time_ms,
+                stored,
+                first: !std::mem::replace(&mut self.clock_warned, true),
+            }));
         }
         let data = self.position_json(l);
         let new_alarms = if stored {
@@ -414,15 +465,22 @@ mod tests {
     /// A session for terminal 013912345678 (car-03), already authenticated, with a strict
     /// report policy: at most one position a minute unless the car moves 50 m.
     fn session() -> Session {
-        let text = "[station]\nid = \"t\"\nname = \"t\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1\"]\n[buffer]\npath = \"/tmp/x.db\"\n\
-                    [[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:1\"\nmin_interval_s = 60\n\
-                    [device.terminals]\n\"013912345678\" = \"car-03\"\n";
-        let cfg = crate::config::Config::parse(std::path::Path::new("t.toml"), text).unwrap();
-        let d = cfg.devices[0]
-            .as_any()
-            .downcast_ref::<Jt808Device>()
-            .expect("a jt808 device");
-        let mut s = Session::new(Arc::new(Shared::new(d)));
+        let config = SessionConfig {
+            device: "fleet".into(),
+            terminals: [(
+                "013912345678".to_string(),
+                KnownTerminal {
+                    car: "car-03".into(),
+                    plate: None,
+                },
+            )]
+            .into(),
+            allow_unknown: false,
+            policy: ReportPolicy::from_config(50.0, 30.0, 60, 60),
+            max_clock_skew_ms: 86_400_000,
+            auth_code: || "0123456789abcdef".into(),
+        };
+        let mut s = Session::new(Arc::new(Shared::new(config)));
         let mut body = vec![0, 37, 1, 0];
         body.extend(b"MAKER");
         body.extend([0u8; 20]);
@@ -528,17 +586,33 @@ mod tests {
     fn a_terminal_clock_years_off_gives_way_to_the_synchronised_box_clock() {
         const DAY: i64 = 86_400_000;
         let mut s = session();
-        let rejected = || crate::metrics::value("clock.device_time_rejected", "car-03");
-        let before = rejected();
         // The terminal's RTC says 2026-11-29; the box, synchronised, says 6 years later.
         let box_now = REPORT_MS + 6 * 365 * DAY;
-        let live = events(feed_at(
+        let actions = feed_at(
             &mut s,
             0x0200,
             &report(1),
             (box_now, ClockQuality::Synced),
             1_000,
-        ));
+        );
+        let notices: Vec<&Notice> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Notice(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            notices,
+            [&Notice::DeviceTimeRejected {
+                car: "car-03".into(),
+                device_time_ms: Some(REPORT_MS),
+                stored: false,
+                first: true
+            }],
+            "one report, one rejected time, for the daemon to log and count"
+        );
+        let live = events(actions);
         assert_eq!(live.len(), 2, "emergency and position");
         for e in &live {
             assert_eq!(
@@ -553,7 +627,6 @@ mod tests {
                 "the terminal's own time is kept"
             );
         }
-        assert_eq!(rejected() - before, 1, "one report, one rejected time");
 
         // Without a synchronised box clock there is nothing to judge by: the terminal's time.
         let e = events(feed_at(

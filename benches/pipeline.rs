@@ -434,30 +434,22 @@ fn nmea(rt: &tokio::runtime::Runtime, n: u64) {
     );
 }
 
-/// A 2013 registration body: province 37, city 0100, maker, model (20 bytes), terminal id,
-/// plate colour 1, plate "A".
+/// A 2013 registration body (Shandong, Jinan, a simulated terminal, plate "A").
 fn register_body() -> Vec<u8> {
-    let mut b = vec![0, 37, 1, 0];
-    b.extend(b"MAKER");
-    b.extend([0u8; 20]);
-    b.extend(b"T000001");
-    b.push(1);
-    b.push(b'A');
-    b
+    stationd::sim::jt808::Registration::default().body(stationd::codec::jt808::Edition::V2013)
 }
 
+/// The `i`-th of a stream of location reports: moving north 11 m a report, 30 km/h.
 fn jt808_location(i: u64) -> Vec<u8> {
-    let mut b = Vec::with_capacity(40);
-    b.extend(0u32.to_be_bytes());
-    b.extend(2u32.to_be_bytes());
-    b.extend((((36.6 + (i % 1000) as f64 * 1e-4) * 1e6) as u32).to_be_bytes());
-    b.extend(117_000_000u32.to_be_bytes());
-    b.extend(45u16.to_be_bytes());
-    b.extend(300u16.to_be_bytes());
-    b.extend(90u16.to_be_bytes());
-    b.extend([0x26, 0x11, 0x29, 0x16, 0x15, (i % 60) as u8]);
-    b.extend([0x30, 1, 25, 0x31, 1, 12]);
-    b
+    stationd::sim::jt808::Location {
+        lat: 36.6 + (i % 1000) as f64 * 1e-4,
+        lon: 117.0,
+        speed_kmh: 30.0,
+        time_bcd: [0x26, 0x11, 0x29, 0x16, 0x15, (i % 60) as u8],
+        extra: vec![0x30, 1, 25, 0x31, 1, 12],
+        ..Default::default()
+    }
+    .body()
 }
 
 fn jt808(rt: &tokio::runtime::Runtime, n: u64) {

@@ -19,6 +19,7 @@
 use crate::config::Config;
 use crate::outbox::Reader;
 use anyhow::Context;
+use stationd_proto::sim;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -200,13 +201,15 @@ async fn simulate_terminal(port: u16, index: usize, mut stop: watch::Receiver<bo
         };
         let mut decoder = FrameDecoder::new();
         let mut buf = [0u8; 1024];
-        // Register: province 37 (Shandong), city 0100 (Jinan), maker, model, id, plate.
-        let mut reg = vec![0, 37, 1, 0];
-        reg.extend(b"SIMUL");
-        reg.extend([0u8; 20]);
-        reg.extend(format!("T{index:06}").as_bytes());
-        reg.push(1);
-        reg.extend(encoding_rs::GBK.encode(&format!("鲁A9{index:04}")).0.iter());
+        // Register: Shandong, Jinan, the car's simulated terminal and plate.
+        let terminal_id = format!("T{index:06}");
+        let reg = sim::jt808::Registration {
+            maker: b"SIMUL",
+            terminal_id: terminal_id.as_bytes(),
+            plate: &format!("鲁A9{index:04}"),
+            ..Default::default()
+        }
+        .body(Edition::V2013);
         serial = serial.wrapping_add(1);
         if conn
             .write_all(&encode(0x0100, Edition::V2013, phone, serial, &reg))
@@ -262,26 +265,18 @@ async fn simulate_terminal(port: u16, index: usize, mut stop: watch::Receiver<bo
             let speed = 30.0 + 15.0 * (t * 3.0).sin().abs();
             let course = (t.to_degrees() + 90.0).rem_euclid(360.0);
             let sos = index == 1 && tick % 90 >= 40 && tick % 90 < 50;
-            let now = time::OffsetDateTime::now_utc()
-                .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC));
-            let bcd = |v: u8| ((v / 10) << 4) | (v % 10);
-            let mut body = Vec::with_capacity(40);
-            body.extend((sos as u32).to_be_bytes());
-            body.extend(0x0000_0003u32.to_be_bytes()); // ACC on, positioned
-            body.extend(((lat * 1e6) as u32).to_be_bytes());
-            body.extend(((lon * 1e6) as u32).to_be_bytes());
-            body.extend(40u16.to_be_bytes());
-            body.extend(((speed * 10.0) as u16).to_be_bytes());
-            body.extend((course as u16).to_be_bytes());
-            body.extend([
-                bcd((now.year() % 100) as u8),
-                bcd(now.month() as u8),
-                bcd(now.day()),
-                bcd(now.hour()),
-                bcd(now.minute()),
-                bcd(now.second()),
-            ]);
-            body.extend([0x30, 1, 24, 0x31, 1, 14]);
+            let body = sim::jt808::Location {
+                alarm: sos as u32,
+                status: 0x0000_0003, // ACC on, positioned
+                lat,
+                lon,
+                altitude_m: 40,
+                speed_kmh: speed,
+                course_deg: course as u16,
+                time_bcd: sim::jt808::bcd_time(crate::clock::unix_ms()),
+                extra: vec![0x30, 1, 24, 0x31, 1, 14],
+            }
+            .body();
             serial = serial.wrapping_add(1);
             if conn
                 .write_all(&encode(0x0200, Edition::V2013, phone, serial, &body))
@@ -294,52 +289,13 @@ async fn simulate_terminal(port: u16, index: usize, mut stop: watch::Receiver<bo
     }
 }
 
-/// NMEA 0183 with its checksum: `$body*hh\r\n`.
-fn nmea_sentence(body: &str) -> String {
-    let sum = body.bytes().fold(0u8, |a, b| a ^ b);
-    format!("${body}*{sum:02X}\r\n")
-}
-
-/// `ddmm.mmmm,N` / `dddmm.mmmm,E`.
-fn nmea_coord(v: f64, lat: bool) -> String {
-    let hemi = match (lat, v >= 0.0) {
-        (true, true) => "N",
-        (true, false) => "S",
-        (false, true) => "E",
-        (false, false) => "W",
-    };
-    let a = v.abs();
-    let deg = a.trunc();
-    let min = (a - deg) * 60.0;
-    if lat {
-        format!("{:02}{:07.4},{hemi}", deg as u32, min)
-    } else {
-        format!("{:03}{:07.4},{hemi}", deg as u32, min)
-    }
-}
-
-/// One epoch of a receiver (RMC, GGA, GSA) for a car at `t` seconds into its route.
+/// One epoch of a receiver (RMC, GGA, GSA, GSV) for a car at `t` seconds into its route.
 fn receiver_epoch(t: u64) -> String {
     let tf = t as f64 / 60.0;
     let (lat, lon) = (36.6650 + 0.006 * tf.sin(), 117.0150 + 0.008 * tf.cos());
     let speed_kn = 20.0 + 8.0 * (tf * 2.0).sin().abs();
     let course = (tf.to_degrees() + 180.0).rem_euclid(360.0);
-    let now = time::OffsetDateTime::now_utc();
-    let hms = format!("{:02}{:02}{:02}.00", now.hour(), now.minute(), now.second());
-    let date = format!(
-        "{:02}{:02}{:02}",
-        now.day(),
-        now.month() as u8,
-        now.year() % 100
-    );
-    let (la, lo) = (nmea_coord(lat, true), nmea_coord(lon, false));
-    let mut out = nmea_sentence(&format!(
-        "GNRMC,{hms},A,{la},{lo},{speed_kn:.2},{course:.1},{date},,,A"
-    ));
-    out += &nmea_sentence(&format!("GNGGA,{hms},{la},{lo},1,12,0.8,48.5,M,-4.2,M,,"));
-    out += &nmea_sentence("GNGSA,A,3,02,07,14,15,17,20,,,,,,,1.4,0.8,1.1,1");
-    out += &nmea_sentence("BDGSV,1,1,03,13,19,043,17,27,38,127,33,37,36,091,24,0");
-    out
+    sim::nmea::fix_epoch(crate::clock::unix_ms(), lat, lon, speed_kn, course)
 }
 
 /// Patrol car 04's GNSS receiver: a pseudo-terminal whose slave is linked at `link`; one

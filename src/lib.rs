@@ -18,6 +18,8 @@ pub mod daemon;
 pub mod demo;
 pub mod drivers;
 pub use stationd_proto::event;
+/// What devices send (for simulators: the demo, the tests, the benchmark).
+pub use stationd_proto::sim;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use stationd::codec::jt808::{encode, Edition, Frame, FrameDecoder};
+use stationd::sim::jt808 as sim;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -80,16 +81,13 @@ impl Terminal {
 
     /// 0x0100 → (result, code).
     fn register(&mut self, plate: &str) -> (u8, String) {
-        let mut b = vec![0x00, 0x25, 0x01, 0x00];
-        let (maker, model, id) = match self.edition {
-            Edition::V2013 => (5, 20, 7),
-            Edition::V2019(_) => (11, 30, 30),
-        };
-        b.extend(pad(b"SIMUL", maker));
-        b.extend(pad(b"PATROL-T1", model));
-        b.extend(pad(b"T000001", id));
-        b.push(1);
-        b.extend(encoding_rs_gbk(plate));
+        let b = sim::Registration {
+            maker: b"SIMUL",
+            model: b"PATROL-T1",
+            plate,
+            ..Default::default()
+        }
+        .body(self.edition);
         let serial = self.send(0x0100, &b);
         let f = self.recv().expect("a register answer");
         assert_eq!(f.header.msg_id, 0x8100);
@@ -101,17 +99,7 @@ impl Terminal {
     }
 
     fn authenticate(&mut self, code: &str) -> u8 {
-        let body = match self.edition {
-            Edition::V2013 => code.as_bytes().to_vec(),
-            Edition::V2019(_) => {
-                let mut b = vec![code.len() as u8];
-                b.extend(code.as_bytes());
-                b.extend(b"860000000000001");
-                b.extend(pad(b"V1.0", 20));
-                b
-            }
-        };
-        self.request(0x0102, &body)
+        self.request(0x0102, &sim::authentication(self.edition, code.as_bytes()))
     }
 
     fn online(port: u16, phone: &str, edition: Edition) -> Terminal {
@@ -123,17 +111,8 @@ impl Terminal {
     }
 }
 
-fn pad(b: &[u8], n: usize) -> Vec<u8> {
-    let mut v = b.to_vec();
-    v.resize(n, 0);
-    v
-}
-
-fn encoding_rs_gbk(s: &str) -> Vec<u8> {
-    encoding_rs::GBK.encode(s).0.into_owned()
-}
-
-/// A 0x0200 body. `time` is BCD YYMMDDhhmmss in GMT+8.
+/// A 0x0200 body, positioned, north-east. `speed_dkmh` in 0.1 km/h; `time` is BCD
+/// YYMMDDhhmmss in GMT+8.
 fn location(
     lat: f64,
     lon: f64,
@@ -142,17 +121,16 @@ fn location(
     time: [u8; 6],
     extra: &[u8],
 ) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend(alarm.to_be_bytes());
-    b.extend(0x2u32.to_be_bytes()); // positioned, north, east
-    b.extend(((lat * 1e6).round() as u32).to_be_bytes());
-    b.extend(((lon * 1e6).round() as u32).to_be_bytes());
-    b.extend(45u16.to_be_bytes());
-    b.extend(speed_dkmh.to_be_bytes());
-    b.extend(90u16.to_be_bytes());
-    b.extend(time);
-    b.extend(extra);
-    b
+    sim::Location {
+        alarm,
+        lat,
+        lon,
+        speed_kmh: f64::from(speed_dkmh) / 10.0,
+        time_bcd: time,
+        extra: extra.to_vec(),
+        ..Default::default()
+    }
+    .body()
 }
 
 /// A station with a JT/T 808 listener `fleet` (car-03, car-07) and `extra` keys on it. The
@@ -313,12 +291,7 @@ fn a_known_terminal_registers_authenticates_and_reports() {
         [0x26, 0x11, 0x29, 0x10, 0x00, 0x30],
         &[],
     );
-    let mut batch = vec![0, 2, 1];
-    for item in [&a, &b] {
-        batch.extend((item.len() as u16).to_be_bytes());
-        batch.extend(item.iter());
-    }
-    assert_eq!(t.request(0x0704, &batch), 0);
+    assert_eq!(t.request(0x0704, &sim::batch(1, &[a, b])), 0);
     assert!(central.wait(LONG, |m| m
         .iter()
         .filter(|m| m.json["kind"] == "position" && m.json["ts"] == "2026-11-29T02:00:30.000Z")
@@ -509,9 +482,7 @@ fn no_acknowledgement_before_the_commit_so_a_power_cut_loses_no_report() {
         [0x26, 0x11, 0x29, 0x10, 0x59, 0x00],
         &[],
     );
-    let mut batch = vec![0, 1, 1];
-    batch.extend((stored.len() as u16).to_be_bytes());
-    batch.extend(&stored);
+    let batch = sim::batch(1, &[stored]);
 
     let db = rusqlite::Connection::open(station.db()).unwrap();
     db.execute_batch("BEGIN IMMEDIATE").unwrap();

@@ -7,6 +7,8 @@
 //!   drivers.
 //! - [`device_clock`]: whether a device's own timestamp can stand as `ts`.
 //! - [`jt808`]: the pure session of one JT/T 808 terminal connection.
+//! - [`sim`]: the device side — what terminals and receivers send — for the demo, the tests
+//!   and the benchmark.
 //!
 //! No sockets, no tasks, no clock reads, no randomness, no logging: the daemon (the `stationd`
 //! crate) owns those and hands in what these need.
@@ -16,3 +18,4 @@ pub mod device_clock;
 pub mod event;
 pub mod gps;
 pub mod jt808;
+pub mod sim;

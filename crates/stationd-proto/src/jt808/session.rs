@@ -481,11 +481,7 @@ mod tests {
             auth_code: || "0123456789abcdef".into(),
         };
         let mut s = Session::new(Arc::new(Shared::new(config)));
-        let mut body = vec![0, 37, 1, 0];
-        body.extend(b"MAKER");
-        body.extend([0u8; 20]);
-        body.extend(b"T000001");
-        body.extend([1, b'A']);
+        let body = crate::sim::jt808::Registration::default().body(Edition::V2013);
         let mut code = None;
         for a in feed(&mut s, 0x0100, &body, 0) {
             if let Action::Reply(r) = a {
@@ -536,14 +532,16 @@ mod tests {
             .collect()
     }
 
+    /// A parked car's report at [`REPORT_MS`], with the `alarm` word.
     fn report(alarm: u32) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend(alarm.to_be_bytes());
-        b.extend(2u32.to_be_bytes());
-        b.extend(36_661_300u32.to_be_bytes());
-        b.extend(117_020_500u32.to_be_bytes());
-        b.extend([0, 45, 0, 0, 0, 90, 0x26, 0x11, 0x29, 0x16, 0x16, 0x00]);
-        b
+        crate::sim::jt808::Location {
+            alarm,
+            lat: 36.6613,
+            lon: 117.0205,
+            time_bcd: [0x26, 0x11, 0x29, 0x16, 0x16, 0x00],
+            ..Default::default()
+        }
+        .body()
     }
 
     fn kinds(actions: &[Action]) -> Vec<String> {

@@ -52,6 +52,12 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+say "fuzz targets compile (cargo +nightly check; to run one: cd fuzz && cargo +nightly fuzz run TARGET)"
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  cargo +nightly check --quiet --locked --manifest-path fuzz/Cargo.toml --bins
+else
+  echo "fuzz targets NOT checked: no nightly toolchain (rustup toolchain install nightly)" >&2
+fi
 say "cargo build (binary used by the config checks and the integration tests)"
 cargo build --locked
 say "check-config on every shipped example and hardware profile"

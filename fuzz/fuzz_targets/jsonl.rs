@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stationd::codec::jsonl::{parse_line, Frame, LineFramer};
-use stationd::event::ClockQuality;
+use stationd_proto::codec::jsonl::{parse_line, Frame, LineFramer};
+use stationd_proto::event::ClockQuality;
 
 const LIMIT: usize = 256; // small, so the fuzzer reaches the oversized paths quickly
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stationd::codec::jt808::{decode_body, encode, FrameDecoder, Reassembled, Reassembler, MAX_FRAME};
+use stationd_proto::codec::jt808::{decode_body, encode, FrameDecoder, Reassembled, Reassembler, MAX_FRAME};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk, stream)) = data.split_first() else { return };

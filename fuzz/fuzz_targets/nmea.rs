@@ -4,14 +4,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stationd::codec::nmea::{parse, EpochAssembler, EpochOutcome, Frame, SentenceFramer};
+use stationd_proto::codec::nmea::{parse, EpochAssembler, EpochOutcome, Frame, SentenceFramer};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk, stream)) = data.split_first() else { return };
     let chunk = (chunk as usize % 64) + 1;
     let mut framer = SentenceFramer::new();
     let mut epochs = EpochAssembler::new();
-    let mut check = |o: Option<EpochOutcome>| {
+    let check = |o: Option<EpochOutcome>| {
         if let Some(EpochOutcome::Fix(f)) = o {
             assert!((-90.0..=90.0).contains(&f.lat) && (-180.0..=180.0).contains(&f.lon), "{f:?}");
         }

@@ -36,12 +36,20 @@
 //! At start `PRAGMA quick_check` runs; a failing file is moved aside and salvaged (see
 //! `recovery.rs`), and an `outbox.recovered` alarm is committed first thing.
 
+mod disk;
+mod evict;
+mod reader;
 mod recovery;
+mod reservation;
+mod schema;
 mod store;
 mod writer;
 
+pub use evict::{to_ranges, Eviction};
+pub use reader::{OutRow, Reader};
 pub use recovery::Recovery;
-pub use store::{to_ranges, Eviction, OutRow, Reader, Store, ROW_OVERHEAD, SCHEMA_VERSION};
+pub use schema::SCHEMA_VERSION;
+pub use store::{Store, ROW_OVERHEAD};
 pub use writer::{Committed, EventSink, LinkState, SinkClosed, WriterControl, WriterThread};
 
 use crate::config::Durability;

@@ -8,7 +8,7 @@
 //! Whatever rows can still be read from the old file are copied, with their seqs, into the new
 //! one; unreadable stretches are skipped. The caller then commits an `outbox.recovered` alarm.
 
-use super::store::{self, SalvagedRow, Store};
+use super::store::{SalvagedRow, Store};
 use super::{Lane, OutboxError};
 use crate::config::Durability;
 use crate::event::Priority;
@@ -72,7 +72,7 @@ pub fn recover(
             })?;
         }
     }
-    let reserved = store::read_reservation(path);
+    let reserved = super::reservation::read_reservation(path);
     let (rows, old_next) = salvage(&moved_to);
     let highest = rows.iter().map(|r| r.seq).max();
     let readable_floor = old_next
@@ -80,7 +80,7 @@ pub fn recover(
         .max(highest.map(|h| h + 1).unwrap_or(1));
     let floor = match reserved {
         Some(r) => r.max(readable_floor),
-        None => readable_floor + store::RESERVATION_BLOCK,
+        None => readable_floor + super::reservation::RESERVATION_BLOCK,
     };
     let mut store = Store::open(path, station, max_bytes, durability, floor)?;
     for chunk in rows.chunks(1000) {

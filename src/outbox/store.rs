@@ -1,125 +1,25 @@
-//! The outbox's SQLite file: schema, migrations, commits, eviction, reads.
+//! The writer's side of the outbox file: open (counters loaded), commit (seqs, acks, eviction
+//! to the quota or the disk budget), relief on a full disk, salvage after recovery. The
+//! schema, the seq reservation, eviction, the disk budget and the reader have their own
+//! modules.
 //!
 //! Synchronous code only. It runs on the writer thread (`writer.rs`) or, for reads, under
 //! `spawn_blocking`; never on the async workers.
 
-use super::{ClassStats, Lane, OutboxError, OutboxStats};
+use super::disk::DiskBudget;
+use super::evict::{evict, record_eviction, to_ranges, Eviction, EvictionReason, EVICT_TO_PERCENT};
+use super::reservation::{
+    read_reservation, reservation_path, write_reservation, RESERVATION_BLOCK,
+};
+use super::schema::{meta_get, migrate, open_connection};
+use super::{Lane, OutboxError};
 use crate::config::Durability;
 use crate::event::{Event, Priority};
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
-
-/// The schema this build writes. A file with a newer `user_version` is refused.
-pub const SCHEMA_VERSION: i64 = 1;
-
-/// Seqs are reserved in blocks in the side file, so the file is rewritten once per block.
-pub const RESERVATION_BLOCK: u64 = 1_000_000;
 
 /// Bytes counted per row on top of payload and topic (key, lane, prio, time, index entry).
 pub const ROW_OVERHEAD: u64 = 40;
-
-/// Eviction frees down to this share of the quota, so that it runs in rounds, not per event.
-const EVICT_TO_PERCENT: u64 = 90;
-
-/// Rows evicted per statement while freeing space.
-const EVICT_CHUNK: i64 = 2048;
-
-/// Disk space left for the WAL when the filesystem, not the quota, limits the outbox; also the
-/// size the WAL file is cut back to after a checkpoint.
-const WAL_ALLOWANCE: u64 = 16 << 20;
-
-/// How often a missing ballast file is tried again once the disk has room.
-const BALLAST_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Below this the ballast is not worth having (a small disk that is nearly full).
-const MIN_BALLAST: u64 = 64 << 10;
-
-/// The ballast beside the outbox: space held back so that, when the disk fills up all the
-/// same, deleting it leaves room for the transaction that evicts old telemetry (a DELETE needs
-/// WAL space too). 1/64 of the quota, between 1 and 16 MiB, at most 1/8 of the free space.
-pub fn ballast_size(max_bytes: u64) -> u64 {
-    (max_bytes / 64).clamp(1 << 20, 16 << 20)
-}
-
-pub fn ballast_path(db: &Path) -> PathBuf {
-    let mut s = db.as_os_str().to_owned();
-    s.push(".ballast");
-    PathBuf::from(s)
-}
-
-/// Bytes an unprivileged writer may still use on the filesystem of `db`.
-// fsblkcnt_t and c_ulong are 32 bits on armv7: the casts are not redundant there.
-#[allow(clippy::unnecessary_cast)]
-fn free_bytes(db: &Path) -> Option<u64> {
-    let dir = db.parent().unwrap_or(Path::new("/"));
-    let s = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
-}
-
-fn wal_path(db: &Path) -> PathBuf {
-    let mut s = db.as_os_str().to_owned();
-    s.push("-wal");
-    PathBuf::from(s)
-}
-
-/// Why rows were evicted, as `outbox.evicted` tells central.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EvictionReason {
-    /// Over `buffer.max_bytes`.
-    #[default]
-    Quota,
-    /// The filesystem has less room than the quota.
-    DiskFull,
-}
-
-impl EvictionReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EvictionReason::Quota => "quota",
-            EvictionReason::DiskFull => "disk_full",
-        }
-    }
-}
-
-const SCHEMA_V1: &str = "
-CREATE TABLE outbox (
-    seq        INTEGER PRIMARY KEY,
-    lane       INTEGER NOT NULL,
-    prio       INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL,
-    topic      TEXT    NOT NULL,
-    payload    BLOB    NOT NULL
-);
-CREATE INDEX outbox_lane_seq ON outbox(lane, seq);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT INTO meta(key, value) VALUES ('next_seq', 1), ('evicted_rows', 0), ('eviction_rounds', 0);
-";
-
-/// A row ready to publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutRow {
-    pub seq: u64,
-    pub topic: String,
-    pub payload: Vec<u8>,
-}
-
-/// What one eviction round dropped; becomes the `outbox.evicted` event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Eviction {
-    /// Inclusive seq ranges, ascending.
-    pub ranges: Vec<(u64, u64)>,
-    pub telemetry: u64,
-    pub events: u64,
-    pub bytes: u64,
-    /// Set when the round is recorded.
-    pub reason: EvictionReason,
-}
-
-impl Eviction {
-    pub fn rows(&self) -> u64 {
-        self.telemetry + self.events
-    }
-}
 
 /// The result of one committed transaction.
 #[derive(Debug, Clone, Default)]
@@ -133,12 +33,12 @@ pub struct CommitOutcome {
 }
 
 /// One event prepared for insertion (kept separate so recovery can insert salvaged rows).
-struct NewRow<'a> {
-    lane: Lane,
-    prio: Priority,
-    created_ms: i64,
-    topic: &'a str,
-    payload: &'a [u8],
+pub(super) struct NewRow<'a> {
+    pub(super) lane: Lane,
+    pub(super) prio: Priority,
+    pub(super) created_ms: i64,
+    pub(super) topic: &'a str,
+    pub(super) payload: &'a [u8],
 }
 
 pub struct Store {
@@ -151,100 +51,8 @@ pub struct Store {
     bytes: u64,
     /// Rows in the file (the backlog), kept in step with every commit.
     rows: u64,
-    /// What the filesystem allows the outbox (see `limit`), and when it was last measured.
-    disk_cap: u64,
-    disk_checked: Option<std::time::Instant>,
-    /// Whether the ballast file is in place, and when it was last tried.
-    ballast_present: bool,
-    ballast_tried: Option<std::time::Instant>,
-}
-
-pub fn open_connection(path: &Path, durability: Durability) -> Result<Connection, OutboxError> {
-    let conn = Connection::open(path).map_err(|e| OutboxError::open(path, e))?;
-    configure(&conn, durability).map_err(|e| OutboxError::open(path, e))?;
-    Ok(conn)
-}
-
-fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(rusqlite::Error::InvalidQuery);
-    }
-    let sync = match durability {
-        Durability::PowerCut => "FULL",
-        Durability::ProcessCrash => "NORMAL",
-    };
-    // journal_size_limit: after a checkpoint the WAL file is cut back to this size instead of
-    // keeping the size of its largest transaction on disk for good.
-    conn.execute_batch(&format!(
-        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-2048; PRAGMA journal_size_limit={WAL_ALLOWANCE};"
-    ))?;
-    Ok(())
-}
-
-/// Creates the schema in an empty file, or checks the version of an existing one.
-pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OutboxError> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| OutboxError::open(path, e))?;
-    if version > SCHEMA_VERSION {
-        return Err(OutboxError::NewerSchema {
-            path: path.to_path_buf(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    if version == SCHEMA_VERSION {
-        return Ok(());
-    }
-    // version 0: a new file. All migrations run in one transaction.
-    let tx = conn.transaction().map_err(|e| OutboxError::open(path, e))?;
-    tx.execute_batch(SCHEMA_V1)
-        .map_err(|e| OutboxError::open(path, e))?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(|e| OutboxError::open(path, e))?;
-    tx.commit().map_err(|e| OutboxError::open(path, e))?;
-    Ok(())
-}
-
-fn meta_get(conn: &Connection, key: &str) -> rusqlite::Result<u64> {
-    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|v| v.max(0) as u64)
-}
-
-/// Path of the seq reservation side file: "no seq at or above N has been issued".
-pub fn reservation_path(db: &Path) -> PathBuf {
-    let mut p = db.as_os_str().to_owned();
-    p.push(".seq-reserved");
-    PathBuf::from(p)
-}
-
-pub fn read_reservation(db: &Path) -> Option<u64> {
-    std::fs::read_to_string(reservation_path(db))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Writes the reservation atomically: temp file, fsync, rename, fsync the directory.
-fn write_reservation(db: &Path, value: u64) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = reservation_path(db);
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        writeln!(f, "{value}")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    /// The filesystem's say in how much it may hold, and the ballast.
+    disk: DiskBudget,
 }
 
 impl Store {
@@ -285,10 +93,7 @@ impl Store {
             reserved_until: reserved,
             bytes: bytes.max(0) as u64,
             rows: rows.max(0) as u64,
-            disk_cap: u64::MAX,
-            disk_checked: None,
-            ballast_present: false,
-            ballast_tried: None,
+            disk: DiskBudget::new(),
         };
         store.ensure_ballast();
         store.reserve(0)?;
@@ -350,7 +155,7 @@ impl Store {
         let mut next_seq = self.next_seq;
         let mut bytes = self.bytes;
         let mut outcome = CommitOutcome::default();
-        let (limit, reason) = self.limit();
+        let (limit, reason) = self.disk.limit(&self.path, self.max_bytes);
         let tx = self.conn.transaction().map_err(map)?;
         {
             // Acks come mostly in runs of consecutive seqs (a draining backlog): each run is
@@ -434,35 +239,13 @@ impl Store {
 
     /// Whether the filesystem, not the quota, limits the outbox (as last measured).
     pub fn disk_constrained(&self) -> bool {
-        self.disk_cap < self.max_bytes
+        self.disk.constrained(self.max_bytes)
     }
 
-    /// The bytes the outbox may hold now, and why: the configured quota, or less when the
-    /// filesystem has less room. The outbox may use half of what is free plus what its own
-    /// files take, less 16 MiB for the WAL (the rest is for page slack and everything else on
-    /// the disk), so a
-    /// quota larger than the disk, or a disk filled by something else, evicts old telemetry
-    /// instead of stopping input. Measured at most once a second.
-    fn limit(&mut self) -> (u64, EvictionReason) {
-        if self
-            .disk_checked
-            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
-        {
-            self.disk_checked = Some(std::time::Instant::now());
-            if let Some(free) = free_bytes(&self.path) {
-                let own: u64 = [self.path.clone(), wal_path(&self.path)]
-                    .iter()
-                    .filter_map(|p| std::fs::metadata(p).ok())
-                    .map(|m| m.len())
-                    .sum();
-                self.disk_cap = (free + own).saturating_sub(WAL_ALLOWANCE) / 2;
-            }
-        }
-        if self.disk_cap < self.max_bytes {
-            (self.disk_cap, EvictionReason::DiskFull)
-        } else {
-            (self.max_bytes, EvictionReason::Quota)
-        }
+    /// Puts the ballast file back when it is missing and the disk has room for it (at most an
+    /// eighth of what is free); tried at most every 30 s. Called after successful commits.
+    pub fn ensure_ballast(&mut self) {
+        self.disk.ensure_ballast(&self.path, self.max_bytes);
     }
 
     /// The disk is full all the same (something else filled it faster than it was measured):
@@ -472,10 +255,7 @@ impl Store {
     /// could be evicted. The filesystem is measured again at the next commit, and the ballast
     /// comes back when there is room.
     pub fn relieve_disk_full(&mut self, need: u64) -> Result<Option<Eviction>, OutboxError> {
-        self.disk_checked = None;
-        let _ = std::fs::remove_file(ballast_path(&self.path));
-        self.ballast_present = false;
-        self.ballast_tried = Some(std::time::Instant::now());
+        self.disk.give_up_ballast(&self.path);
         // What the WAL holds goes into the file first, which gives the WAL's space back.
         self.checkpoint();
         self.reserve(1)?;
@@ -500,48 +280,6 @@ impl Store {
         self.rows = (self.rows + 1).saturating_sub(eviction.rows());
         self.checkpoint();
         Ok(Some(eviction))
-    }
-
-    /// Puts the ballast file back when it is missing and the disk has room for it (at most an
-    /// eighth of what is free); tried at most every 30 s. Called after successful commits.
-    pub fn ensure_ballast(&mut self) {
-        if self.ballast_present
-            || self
-                .ballast_tried
-                .is_some_and(|t| t.elapsed() < BALLAST_RETRY)
-        {
-            return;
-        }
-        self.ballast_tried = Some(std::time::Instant::now());
-        let path = ballast_path(&self.path);
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() >= MIN_BALLAST) {
-            self.ballast_present = true;
-            return;
-        }
-        let free = free_bytes(&self.path).unwrap_or(0);
-        let size = ballast_size(self.max_bytes).min(free / 8);
-        if size < MIN_BALLAST {
-            return;
-        }
-        let written = (|| -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&path)?;
-            // Real blocks, not a sparse file: the space must really be held.
-            let chunk = vec![0u8; 1 << 16];
-            let mut left = size;
-            while left > 0 {
-                let n = left.min(chunk.len() as u64) as usize;
-                f.write_all(&chunk[..n])?;
-                left -= n as u64;
-            }
-            f.sync_all()
-        })();
-        match written {
-            Ok(()) => self.ballast_present = true,
-            Err(_) => {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
     }
 
     /// Inserts a row salvaged from a corrupt file, keeping its seq (recovery only).
@@ -597,7 +335,7 @@ pub struct SalvagedRow {
     pub payload: Vec<u8>,
 }
 
-fn insert_row(
+pub(super) fn insert_row(
     ins: &mut rusqlite::CachedStatement<'_>,
     seq: u64,
     row: &NewRow<'_>,
@@ -615,204 +353,4 @@ fn insert_row(
     } else {
         0
     })
-}
-
-/// Deletes the oldest telemetry, then the oldest events, until `need` bytes are freed.
-/// Alarms are never evicted.
-fn evict(tx: &rusqlite::Transaction<'_>, need: u64) -> rusqlite::Result<Eviction> {
-    let mut ev = Eviction::default();
-    let mut seqs = Vec::new();
-    for prio in [Priority::Telemetry, Priority::Event] {
-        while ev.bytes < need {
-            let mut stmt = tx.prepare_cached(
-                "SELECT seq, length(payload) + length(topic) FROM outbox WHERE prio = ?1 ORDER BY seq LIMIT ?2",
-            )?;
-            let rows: Vec<(i64, i64)> = stmt
-                .query_map(params![prio as i64, EVICT_CHUNK], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            if rows.is_empty() {
-                break;
-            }
-            let mut del = tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
-            for (seq, size) in rows {
-                if ev.bytes >= need {
-                    break;
-                }
-                del.execute([seq])?;
-                ev.bytes += size as u64 + ROW_OVERHEAD;
-                seqs.push(seq as u64);
-                match prio {
-                    Priority::Telemetry => ev.telemetry += 1,
-                    _ => ev.events += 1,
-                }
-            }
-        }
-    }
-    seqs.sort_unstable();
-    ev.ranges = to_ranges(&seqs);
-    Ok(ev)
-}
-
-/// Inserts the `outbox.evicted` alarm for `eviction` at `seq` and counts the round in `meta`;
-/// returns the bytes the alarm row adds.
-fn record_eviction(
-    tx: &rusqlite::Transaction<'_>,
-    station: &str,
-    seq: u64,
-    eviction: &Eviction,
-) -> rusqlite::Result<u64> {
-    let report = eviction_event(eviction);
-    let payload = report.to_envelope_json(station, seq);
-    let topic = report.topic_suffix();
-    let mut ins = tx.prepare_cached(
-        "INSERT INTO outbox(seq, lane, prio, created_ms, topic, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    let added = insert_row(
-        &mut ins,
-        seq,
-        &NewRow {
-            lane: Lane::of(&report),
-            prio: report.prio,
-            created_ms: report.ts_ms,
-            topic: &topic,
-            payload: &payload,
-        },
-    )?;
-    tx.execute(
-        "UPDATE meta SET value = value + ?1 WHERE key = 'evicted_rows'",
-        [eviction.rows() as i64],
-    )?;
-    tx.execute(
-        "UPDATE meta SET value = value + 1 WHERE key = 'eviction_rounds'",
-        [],
-    )?;
-    Ok(added)
-}
-
-/// Sorted seqs to inclusive ranges: [1,2,3,7] -> [(1,3),(7,7)].
-pub fn to_ranges(sorted: &[u64]) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for &s in sorted {
-        match out.last_mut() {
-            Some((_, hi)) if *hi + 1 == s => *hi = s,
-            _ => out.push((s, s)),
-        }
-    }
-    out
-}
-
-/// The contract's `outbox.evicted` event. It is an alarm so that it is itself never evicted:
-/// it is the only explanation a consumer gets for a gap in `seq`.
-pub fn eviction_event(e: &Eviction) -> Event {
-    super::own_event(
-        "outbox",
-        "outbox.evicted",
-        Priority::Alarm,
-        serde_json::json!({
-            "reason": e.reason.as_str(),
-            "rows": e.rows(),
-            "telemetry": e.telemetry,
-            "events": e.events,
-            "bytes": e.bytes,
-            "ranges": e.ranges.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>(),
-        }),
-    )
-}
-
-/// A read-only view of the outbox for the uplink and the technician's `outbox` command.
-pub struct Reader {
-    conn: Connection,
-}
-
-impl Reader {
-    /// Opens without creating: the writer owns creation and migration.
-    pub fn open(path: &Path) -> Result<Reader, OutboxError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .map_err(|e| OutboxError::open(path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| OutboxError::open(path, e))?;
-        conn.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-1024;")
-            .map_err(|e| OutboxError::open(path, e))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| OutboxError::open(path, e))?;
-        if version != SCHEMA_VERSION {
-            return Err(OutboxError::NewerSchema {
-                path: path.to_path_buf(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        Ok(Reader { conn })
-    }
-
-    /// Up to `limit` rows of `lane` with seq above `after`, in seq order.
-    pub fn fetch(&self, lane: Lane, after: u64, limit: usize) -> rusqlite::Result<Vec<OutRow>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq, topic, payload FROM outbox WHERE lane = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
-        let rows = stmt.query_map(params![lane as i64, after as i64, limit as i64], |r| {
-            Ok(OutRow {
-                seq: r.get::<_, i64>(0)? as u64,
-                topic: r.get(1)?,
-                payload: r.get(2)?,
-            })
-        })?;
-        rows.collect()
-    }
-
-    /// True when no row is waiting (cheap: reads one index entry).
-    pub fn is_empty(&self) -> rusqlite::Result<bool> {
-        let row: Option<i64> = self
-            .conn
-            .query_row("SELECT max(seq) FROM outbox", [], |r| r.get(0))?;
-        Ok(row.is_none())
-    }
-
-    /// Depth, age and size per class, and the eviction counters.
-    pub fn stats(&self) -> rusqlite::Result<OutboxStats> {
-        let mut stats = OutboxStats {
-            next_seq: meta_get(&self.conn, "next_seq")?,
-            evicted_rows: meta_get(&self.conn, "evicted_rows")?,
-            eviction_rounds: meta_get(&self.conn, "eviction_rounds")?,
-            ..Default::default()
-        };
-        let mut stmt = self.conn.prepare(
-            "SELECT prio, count(*), min(created_ms), sum(length(payload) + length(topic)) + count(*) * ?1
-             FROM outbox GROUP BY prio",
-        )?;
-        let rows = stmt.query_map([ROW_OVERHEAD as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (prio, count, oldest, bytes) = row?;
-            let Some(prio) = Priority::from_i64(prio) else {
-                continue;
-            };
-            let c = ClassStats {
-                rows: count as u64,
-                oldest_ms: oldest,
-                bytes: bytes.unwrap_or(0) as u64,
-            };
-            stats.bytes += c.bytes;
-            match prio {
-                Priority::Alarm => stats.alarm = c,
-                Priority::Event => stats.event = c,
-                Priority::Telemetry => stats.telemetry = c,
-            }
-        }
-        Ok(stats)
-    }
 }

@@ -227,10 +227,10 @@ fn a_full_disk_gives_up_the_ballast_and_evicts_telemetry_with_a_report() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(dir.path(), 1 << 30);
     let (mut store, _) = open_store(&o).unwrap();
-    let ballast = store::ballast_path(&o.path);
+    let ballast = disk::ballast_path(&o.path);
     assert_eq!(
         std::fs::metadata(&ballast).unwrap().len(),
-        store::ballast_size(1 << 30),
+        disk::ballast_size(1 << 30),
         "the ballast is held from the start"
     );
     let mut batch = vec![ev(Priority::Alarm, false, 500)];

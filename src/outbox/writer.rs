@@ -5,7 +5,8 @@
 //! instead of growing a queue in memory. Each loop takes what is queued and commits it in one
 //! transaction (group commit, see the module doc of `outbox`).
 
-use super::store::{EvictionReason, Store};
+use super::evict::EvictionReason;
+use super::store::Store;
 use crate::event::Event;
 use crate::metrics;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -337,7 +338,7 @@ fn relieve(store: &mut Store, events: &[Event], evicted: &metrics::Counter) -> b
     let batch: u64 = events.iter().map(|e| e.data.get().len() as u64 + 400).sum();
     // Evicting touches pages, which costs WAL space too: a little at a time, repeated while
     // the disk stays full.
-    let need = (2 * batch).min(super::store::ballast_size(store.max_bytes()));
+    let need = (2 * batch).min(super::disk::ballast_size(store.max_bytes()));
     match store.relieve_disk_full(need) {
         Ok(Some(ev)) => {
             evicted.fetch_add(ev.rows(), Ordering::Relaxed);

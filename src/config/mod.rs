@@ -14,19 +14,26 @@
 //!
 //! `stationd check-config` runs exactly this; `stationd run` runs it and exits 78 on failure.
 
+mod buffer;
+mod devices;
 #[cfg(test)]
 mod docs_check;
 pub mod keys;
 pub mod profile;
 pub mod udev;
+mod values;
+
+use buffer::{buffer_settings, RawBuffer};
+pub use buffer::{Buffer, Durability};
+pub(crate) use devices::device_from_table;
+use devices::merge_devices;
+pub use values::{BrokerUrl, ListenAddr, StationId, TopicPrefix};
 
 pub use crate::drivers::Device;
 pub use profile::Profile;
 
 use serde::Deserialize;
-use std::collections::HashSet;
 use std::fmt;
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -78,34 +85,6 @@ pub struct Station {
     pub profile: Option<Spanned<String>>,
 }
 
-/// `[a-z0-9-]{1,64}`, unique in the city; part of every topic.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct StationId(String);
-
-impl StationId {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for StationId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
-            Ok(StationId(s))
-        } else {
-            Err(format!(
-                "station id {s:?} must be 1-64 characters of a-z, 0-9 and '-'"
-            ))
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Uplink {
@@ -141,7 +120,7 @@ pub struct Uplink {
 }
 
 fn default_topic_prefix() -> TopicPrefix {
-    TopicPrefix("stations".into())
+    TopicPrefix::try_from("stations".to_string()).expect("the default prefix is valid")
 }
 fn default_keep_alive() -> u16 {
     30
@@ -154,204 +133,6 @@ fn default_reconnect_min_ms() -> u64 {
 }
 fn default_reconnect_max_ms() -> u64 {
     60_000
-}
-
-/// A topic prefix: non-empty MQTT topic levels without wildcards or a leading/trailing '/'.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct TopicPrefix(String);
-
-impl TopicPrefix {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for TopicPrefix {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if s.is_empty()
-            || s.starts_with('/')
-            || s.ends_with('/')
-            || s.contains(['+', '#', '\0'])
-            || s.contains("//")
-        {
-            Err(format!(
-                "topic_prefix {s:?} must be MQTT topic levels without wildcards, e.g. \"stations\""
-            ))
-        } else {
-            Ok(TopicPrefix(s))
-        }
-    }
-}
-
-/// `mqtt://host[:port]` or `mqtts://host[:port]` (1883 / 8883 by default).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct BrokerUrl {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl fmt::Display for BrokerUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl TryFrom<String> for BrokerUrl {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        // A hand-written parser: the url crate would pull IDNA/ICU tables into a 4 MB binary
-        // for two schemes whose grammar is host[:port].
-        let bad = |why: &str| {
-            format!("broker URL {s:?}: {why} (expected mqtt://host:port or mqtts://host:port)")
-        };
-        let (tls, rest) = if let Some(r) = s.strip_prefix("mqtt://") {
-            (false, r)
-        } else if let Some(r) = s.strip_prefix("mqtts://") {
-            (true, r)
-        } else {
-            return Err(bad("unknown scheme"));
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains(['/', '?', '#', '@']) {
-            return Err(bad("paths, queries and user info are not supported"));
-        }
-        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-            let (h, after) = r
-                .split_once(']')
-                .ok_or_else(|| bad("unclosed '[' in IPv6 address"))?;
-            (h, after.strip_prefix(':'))
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (rest, None),
-            }
-        };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(bad("missing host"));
-        }
-        let port = match port {
-            None => {
-                if tls {
-                    8883
-                } else {
-                    1883
-                }
-            }
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) if p > 0 => p,
-                _ => return Err(bad("port must be 1-65535")),
-            },
-        };
-        Ok(BrokerUrl {
-            tls,
-            host: host.to_string(),
-            port,
-        })
-    }
-}
-
-/// The outbox settings: `[buffer]` over the hardware profile's `[storage]` defaults.
-#[derive(Debug, Clone)]
-pub struct Buffer {
-    pub path: PathBuf,
-    pub max_bytes: u64,
-    /// `power-cut` (default): every commit is fsynced (SQLite synchronous=FULL), so a power cut
-    /// loses nothing that was committed. `process-crash`: synchronous=NORMAL in WAL mode, which
-    /// survives a crash of the daemon but may lose the last commits on power loss; for boxes
-    /// whose flash must be spared.
-    pub durability: Durability,
-}
-
-/// `[buffer]` as written: every key optional, since the profile may give it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBuffer {
-    #[serde(default)]
-    path: Option<Spanned<PathBuf>>,
-    #[serde(default)]
-    max_bytes: Option<Spanned<u64>>,
-    #[serde(default)]
-    durability: Option<Durability>,
-}
-
-fn default_max_bytes() -> u64 {
-    1 << 30
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Durability {
-    #[default]
-    PowerCut,
-    ProcessCrash,
-}
-
-/// Where a listening driver accepts connections.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum ListenAddr {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-impl fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
-            ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
-        }
-    }
-}
-
-impl TryFrom<String> for ListenAddr {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if let Some(a) = s.strip_prefix("tcp://") {
-            a.parse::<SocketAddr>().map(ListenAddr::Tcp).map_err(|_| {
-                format!("listen {s:?}: expected tcp://IP:PORT, e.g. tcp://127.0.0.1:7070")
-            })
-        } else if let Some(p) = s.strip_prefix("unix://") {
-            if p.starts_with('/') {
-                Ok(ListenAddr::Unix(PathBuf::from(p)))
-            } else {
-                Err(format!("listen {s:?}: a unix socket path must be absolute"))
-            }
-        } else {
-            Err(format!(
-                "listen {s:?}: expected tcp://IP:PORT or unix:///absolute/path"
-            ))
-        }
-    }
-}
-
-/// A `[[device]]` table, typed by its driver (the registry, `crate::drivers::DRIVERS`) and
-/// checked.
-pub(crate) fn device_from_table(table: toml::Table) -> Result<Device, String> {
-    let name = match table.get("driver").and_then(|v| v.as_str()) {
-        Some(d) => d.to_string(),
-        None => return Err("missing `driver`".into()),
-    };
-    let Some(driver) = crate::drivers::driver(&name) else {
-        let known: Vec<&str> = crate::drivers::DRIVERS.iter().map(|d| d.name).collect();
-        return Err(format!(
-            "unknown driver {name:?}; this build knows: {}",
-            known.join(", ")
-        ));
-    };
-    let device = (driver.parse)(table)?;
-    if !crate::event::is_valid_device_id(device.id()) {
-        return Err("id must be 1-64 characters of [A-Za-z0-9_.-]".into());
-    }
-    Ok(device)
 }
 
 #[derive(Deserialize)]
@@ -503,217 +284,6 @@ impl Config {
     }
 }
 
-/// One `[[device]]` on its way to being typed: from the profile, the station config, or both.
-struct DeviceDraft {
-    id: String,
-    table: toml::Table,
-    /// The station config's table that defined or changed it, if any.
-    station_span: Option<Range<usize>>,
-}
-
-/// The profile's devices, in its order, with the station's changes; then the station's own.
-fn merge_devices(
-    path: &Path,
-    text: &str,
-    profile: Option<&Profile>,
-    station_tables: Vec<Spanned<toml::Table>>,
-) -> Result<Vec<Device>, ConfigError> {
-    let at_station = |span: Range<usize>, label: &str, message: String| ConfigError {
-        file: path.to_path_buf(),
-        line: Some(line_of(text, span.start)),
-        key: Some(label.to_string()),
-        message,
-    };
-    let mut drafts: Vec<DeviceDraft> = profile
-        .map(|p| {
-            p.devices
-                .iter()
-                .map(|d| DeviceDraft {
-                    id: d.id.clone(),
-                    table: d.table.clone(),
-                    station_span: None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    for table in station_tables {
-        let span = table.span();
-        let table = table.into_inner();
-        let id = table_id(&table);
-        let label = format!("device {id:?}");
-        let Some(draft) = drafts.iter_mut().find(|d| d.id == id) else {
-            drafts.push(DeviceDraft {
-                id,
-                table,
-                station_span: Some(span),
-            });
-            continue;
-        };
-        if draft.station_span.is_some() {
-            return Err(at_station(span, &label, "device id used twice".into()));
-        }
-        if table.contains_key("driver") && table.get("driver") != draft.table.get("driver") {
-            return Err(at_station(
-                span,
-                &label,
-                "the hardware profile defines this device with another driver; set `enabled = false` on it and add a device with a new id".into(),
-            ));
-        }
-        draft.table.extend(table);
-        draft.station_span = Some(span);
-    }
-
-    let mut devices = Vec::new();
-    let mut seen = HashSet::new();
-    for DeviceDraft {
-        id,
-        mut table,
-        station_span,
-    } in drafts
-    {
-        let label = format!("device {id:?}");
-        let in_profile = profile.and_then(|p| {
-            p.devices
-                .iter()
-                .find(|d| d.id == id)
-                .map(|d| (p.source.clone(), d.line))
-        });
-        // Errors are reported where the administrator can fix them: the station config's
-        // table when it has one (naming the profile's device it changes), else the profile's.
-        let locate = |why: String| match (&station_span, &in_profile) {
-            (None, Some((file, line))) => ConfigError {
-                file: file.clone(),
-                line: Some(*line),
-                key: Some(label.clone()),
-                message: why,
-            },
-            (Some(span), Some((file, line))) => at_station(
-                span.clone(),
-                &label,
-                format!(
-                    "{why} (this table overrides the device of {}:{line})",
-                    file.display()
-                ),
-            ),
-            (Some(span), None) => at_station(span.clone(), &label, why),
-            // (not reached: a draft comes from the profile or from the station config)
-            (None, None) => ConfigError {
-                file: path.to_path_buf(),
-                line: None,
-                key: Some(label.clone()),
-                message: why,
-            },
-        };
-        match table.remove("enabled") {
-            None | Some(toml::Value::Boolean(true)) => {}
-            Some(toml::Value::Boolean(false)) => continue,
-            Some(_) => return Err(locate("enabled must be true or false".into())),
-        }
-        let table = profile::resolve_port(profile, table).map_err(&locate)?;
-        let device = device_from_table(table).map_err(&locate)?;
-        if !seen.insert(device.id().to_string()) {
-            return Err(locate("device id used twice".into()));
-        }
-        if let Some(why) = devices
-            .iter()
-            .find_map(|other| foreign_claim(&device, other))
-        {
-            return Err(locate(why));
-        }
-        devices.push(device);
-    }
-    // (A device listed before the one whose ids it claims is caught here.)
-    for (i, d) in devices.iter().enumerate() {
-        if let Some(why) = devices[i + 1..]
-            .iter()
-            .find_map(|other| foreign_claim(d, other))
-        {
-            return Err(ConfigError {
-                file: path.to_path_buf(),
-                line: None,
-                key: Some(format!("device {:?}", d.id())),
-                message: why,
-            });
-        }
-    }
-    Ok(devices)
-}
-
-/// Why `device` may not speak for an id `other` owns (a `jsonl` input's `devices`), if it
-/// asks to.
-fn foreign_claim(device: &Device, other: &Device) -> Option<String> {
-    let id = device.speaks_for().iter().find(|id| other.owns(id))?;
-    Some(format!(
-        "devices: {id:?} belongs to device {:?} ({}); only that device speaks for it (docs/CONTRACT.md, \"Reserved names\")",
-        other.id(),
-        other.driver()
-    ))
-}
-
-/// The `id` a `[[device]]` table gives, "" when none (the typed parse then says it is missing).
-fn table_id(table: &toml::Table) -> String {
-    table
-        .get("id")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// `[buffer]`'s keys over the profile's `[storage]` defaults, checked: the directory must be
-/// writable, the quota at least 1 MiB. Errors point at the key's line when the station config
-/// wrote it, at `[buffer]` (or nowhere) when it came from the profile.
-fn buffer_settings(
-    raw: Option<Spanned<RawBuffer>>,
-    storage: Option<&profile::Storage>,
-    err: &impl Fn(Option<Range<usize>>, Option<&str>, String) -> ConfigError,
-) -> Result<Buffer, ConfigError> {
-    let (table_span, raw) = match raw {
-        Some(t) => (Some(t.span()), t.into_inner()),
-        None => (
-            None,
-            RawBuffer {
-                path: None,
-                max_bytes: None,
-                durability: None,
-            },
-        ),
-    };
-    let at = |key: Option<Range<usize>>| key.or(table_span.clone());
-    let (path, path_span) = match (raw.path, storage.and_then(|s| s.buffer_path.clone())) {
-        (Some(p), _) => (p.get_ref().clone(), Some(p.span())),
-        (None, Some(p)) => (p, None),
-        (None, None) => {
-            return Err(err(
-                table_span,
-                Some("buffer.path"),
-                "missing: the outbox file; set it in [buffer] or as buffer_path in the hardware profile's [storage]".into(),
-            ))
-        }
-    };
-    let (max_bytes, max_span) = match (raw.max_bytes, storage.and_then(|s| s.buffer_max_bytes)) {
-        (Some(m), _) => (*m.get_ref(), Some(m.span())),
-        (None, Some(m)) => (m, None),
-        (None, None) => (default_max_bytes(), None),
-    };
-    let durability = raw
-        .durability
-        .or(storage.and_then(|s| s.durability))
-        .unwrap_or_default();
-    check_writable_db_path(&path).map_err(|why| err(at(path_span), Some("buffer.path"), why))?;
-    if max_bytes < 1 << 20 {
-        return Err(err(
-            at(max_span),
-            Some("buffer.max_bytes"),
-            "must be at least 1 MiB (1048576)".into(),
-        ));
-    }
-    Ok(Buffer {
-        path,
-        max_bytes,
-        durability,
-    })
-}
-
 /// A file's text, or an error naming it as `what`.
 fn read_text(path: &Path, what: &str) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -731,35 +301,6 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
-}
-
-/// The outbox file must be creatable or writable: its directory must exist and be writable.
-fn check_writable_db_path(path: &Path) -> Result<(), String> {
-    use nix::unistd::{access, AccessFlags};
-    if !path.is_absolute() {
-        return Err(format!("{} must be an absolute path", path.display()));
-    }
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    if !dir.is_dir() {
-        return Err(format!(
-            "directory {} does not exist; create it (the systemd unit's StateDirectory= does)",
-            dir.display()
-        ));
-    }
-    if path.exists() {
-        access(path, AccessFlags::R_OK | AccessFlags::W_OK).map_err(|e| {
-            format!(
-                "{} is not readable and writable by this user: {e}",
-                path.display()
-            )
-        })?;
-    }
-    access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
-        format!(
-            "directory {} is not writable by this user: {e}",
-            dir.display()
-        )
-    })
 }
 
 #[cfg(test)]

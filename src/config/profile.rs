@@ -457,7 +457,7 @@ impl Profile {
         for table in raw.device {
             let line = line_of(text, table.span().start);
             let table = table.into_inner();
-            let id = super::table_id(&table);
+            let id = super::devices::table_id(&table);
             let key = Some(format!("device {id:?}"));
             if table.contains_key("enabled") {
                 return Err(err(

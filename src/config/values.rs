@@ -1,0 +1,176 @@
+//! The typed values of the configuration: each rejects what it cannot be at parse time
+//! (CONVENTIONS: newtypes with `TryFrom`), so serde reports the bad value at its line.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `[a-z0-9-]{1,64}`, unique in the city; part of every topic.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct StationId(String);
+
+impl StationId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for StationId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(StationId(s))
+        } else {
+            Err(format!(
+                "station id {s:?} must be 1-64 characters of a-z, 0-9 and '-'"
+            ))
+        }
+    }
+}
+
+/// A topic prefix: non-empty MQTT topic levels without wildcards or a leading/trailing '/'.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TopicPrefix(String);
+
+impl TopicPrefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TopicPrefix {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty()
+            || s.starts_with('/')
+            || s.ends_with('/')
+            || s.contains(['+', '#', '\0'])
+            || s.contains("//")
+        {
+            Err(format!(
+                "topic_prefix {s:?} must be MQTT topic levels without wildcards, e.g. \"stations\""
+            ))
+        } else {
+            Ok(TopicPrefix(s))
+        }
+    }
+}
+
+/// `mqtt://host[:port]` or `mqtts://host[:port]` (1883 / 8883 by default).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl TryFrom<String> for BrokerUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        // A hand-written parser: the url crate would pull IDNA/ICU tables into a 4 MB binary
+        // for two schemes whose grammar is host[:port].
+        let bad = |why: &str| {
+            format!("broker URL {s:?}: {why} (expected mqtt://host:port or mqtts://host:port)")
+        };
+        let (tls, rest) = if let Some(r) = s.strip_prefix("mqtt://") {
+            (false, r)
+        } else if let Some(r) = s.strip_prefix("mqtts://") {
+            (true, r)
+        } else {
+            return Err(bad("unknown scheme"));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(bad("paths, queries and user info are not supported"));
+        }
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            let (h, after) = r
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed '[' in IPv6 address"))?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(bad("missing host"));
+        }
+        let port = match port {
+            None => {
+                if tls {
+                    8883
+                } else {
+                    1883
+                }
+            }
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(bad("port must be 1-65535")),
+            },
+        };
+        Ok(BrokerUrl {
+            tls,
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+/// Where a listening driver accepts connections.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+impl TryFrom<String> for ListenAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if let Some(a) = s.strip_prefix("tcp://") {
+            a.parse::<SocketAddr>().map(ListenAddr::Tcp).map_err(|_| {
+                format!("listen {s:?}: expected tcp://IP:PORT, e.g. tcp://127.0.0.1:7070")
+            })
+        } else if let Some(p) = s.strip_prefix("unix://") {
+            if p.starts_with('/') {
+                Ok(ListenAddr::Unix(PathBuf::from(p)))
+            } else {
+                Err(format!("listen {s:?}: a unix socket path must be absolute"))
+            }
+        } else {
+            Err(format!(
+                "listen {s:?}: expected tcp://IP:PORT or unix:///absolute/path"
+            ))
+        }
+    }
+}

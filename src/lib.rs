@@ -6,6 +6,7 @@
 //! assigns `seq`, the [`uplink`] publishes them to the central MQTT broker and deletes rows on
 //! PUBACK.
 
+pub mod backoff;
 pub mod board;
 pub mod cli;
 pub mod clock;

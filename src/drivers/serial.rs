@@ -3,12 +3,11 @@
 //! Opens the configured path (`/dev/ttyS1`, `/dev/serial/by-id/…`, a udev name like
 //! `/dev/stationd/gps0`) with the configured line settings, exclusively, so that a second
 //! program cannot steal bytes. A read error or EOF (USB unplugged, the other end of a pty
-//! closed) means "device gone": the driver reports it and [`Reopener`] retries with capped
+//! closed) means "device gone": the driver reports it and [`reopener`] retries with capped
 //! backoff until the path works again.
 
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::time::Duration;
 use tokio_serial::{DataBits, FlowControl, Parity, SerialPortBuilderExt, SerialStream, StopBits};
 
 /// The line settings every serial driver's `[[device]]` table has (docs/CONFIG.md, "nmea"):
@@ -154,49 +153,14 @@ pub fn open(s: &SerialLine) -> std::io::Result<SerialStream> {
     Ok(port)
 }
 
-/// Capped exponential delays between attempts to reopen a port.
-#[derive(Debug)]
-pub struct Reopener {
-    next: Duration,
-}
-
-impl Reopener {
-    const FIRST: Duration = Duration::from_millis(250);
-    const CAP: Duration = Duration::from_secs(10);
-
-    pub fn new() -> Reopener {
-        Reopener { next: Self::FIRST }
-    }
-
-    /// The delay before the next attempt (doubles up to 10 s).
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(Self::CAP);
-        d
-    }
-
-    /// The port worked: the next failure starts again from the shortest delay.
-    pub fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-}
-
-impl Default for Reopener {
-    fn default() -> Self {
-        Reopener::new()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reopen_delays_double_up_to_the_cap_and_reset() {
-        let mut r = Reopener::new();
-        let d: Vec<u64> = (0..8).map(|_| r.next_delay().as_millis() as u64).collect();
-        assert_eq!(d, [250, 500, 1000, 2000, 4000, 8000, 10000, 10000]);
-        r.reset();
-        assert_eq!(r.next_delay(), Duration::from_millis(250));
-    }
+/// Reopening a port that went away: 0.25 s, doubling to 10 s, from the shortest again once
+/// the port worked.
+pub fn reopener() -> crate::backoff::Retry {
+    crate::backoff::Retry::new(
+        crate::backoff::Backoff {
+            min_ms: 250,
+            max_ms: 10_000,
+        },
+        false,
+    )
 }

@@ -217,8 +217,14 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
             }
         }
         if !events.is_empty() || !acks.is_empty() {
-            let mut delay = Duration::from_millis(50);
-            let mut attempts = 0u32;
+            // 50 ms, doubling to 5 s, while the commit keeps failing.
+            let mut retry = crate::backoff::Retry::new(
+                crate::backoff::Backoff {
+                    min_ms: 50,
+                    max_ms: 5_000,
+                },
+                false,
+            );
             // The batch goes in as one transaction, or, on a full disk, in smaller pieces (a
             // transaction needs WAL space for all it writes): events[done..done + piece].
             let mut done = 0;
@@ -293,7 +299,8 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                     }
                     Err(e) => {
                         metrics::inc(&failures);
-                        attempts += 1;
+                        let delay = retry.next_delay();
+                        let attempts = retry.attempts();
                         let giving_up = rx.is_closed() && attempts >= 20;
                         tracing::error!(
                             event = "outbox.commit_failed",
@@ -314,7 +321,6 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify
                         }
                         #[allow(clippy::disallowed_methods)] // the writer is a plain thread
                         std::thread::sleep(delay);
-                        delay = (delay * 2).min(Duration::from_secs(5));
                     }
                 }
             }

@@ -16,14 +16,13 @@
 //! - On connect a retained birth goes to `P/status`; the last will (retained) says offline;
 //!   a clean shutdown publishes offline itself before disconnecting.
 
-pub mod backoff;
 mod explain;
 pub mod tls;
 
+use crate::backoff::Backoff;
 use crate::config::{BrokerUrl, Config};
 use crate::metrics;
 use crate::outbox::{Lane, LinkState, OutRow, Reader, WriterControl};
-use backoff::Backoff;
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
@@ -268,7 +267,8 @@ impl Uplink {
 
     /// Runs until shutdown is signalled; then drains what is in flight and says offline.
     pub async fn run(mut self) {
-        let mut attempt: u32 = 0;
+        // Rounds through the broker list that failed in a row; full jitter between them.
+        let mut rounds = crate::backoff::Retry::new(self.opts.backoff, true);
         loop {
             let mut lost_stable = false;
             for broker in self.opts.brokers.clone() {
@@ -293,14 +293,13 @@ impl Uplink {
                 }
             }
             if lost_stable {
-                attempt = 0;
+                rounds.reset();
             }
-            let delay = self.opts.backoff.delay_random(attempt);
+            let delay = rounds.next_delay();
             self.heartbeat.beat(delay + Duration::from_secs(5));
-            attempt = attempt.saturating_add(1);
             tracing::debug!(
                 delay_ms = delay.as_millis() as u64,
-                attempt,
+                attempt = rounds.attempts(),
                 "reconnect backoff"
             );
             let mut shutdown = self.shutdown.clone();

@@ -11,7 +11,7 @@ mod config;
 pub use config::NmeaDevice;
 
 use super::gps::{position_data, GpsTracker, Report, ReportPolicy};
-use super::serial::{self, Reopener};
+use super::serial;
 use super::{DeviceContext, DeviceSink, Driver};
 use crate::codec::nmea::{parse, EpochAssembler, Frame, SentenceFramer};
 use crate::event::{Event, Priority};
@@ -63,7 +63,7 @@ async fn run(d: NmeaDevice, ctx: DeviceContext) {
     let mut tracker = GpsTracker::new(policy, d.offline_after_s * 1000);
     let started = Instant::now();
     let now_ms = move || started.elapsed().as_millis() as u64;
-    let mut reopen = Reopener::new();
+    let mut reopen = serial::reopener();
     let mut open_error_logged = false;
     loop {
         match serial::open(&d.line) {

@@ -1,8 +1,11 @@
-//! Reconnect delays: exponential with full jitter and a cap.
+//! The one backoff of the daemon: exponential delays with a cap, for every retry loop — the
+//! uplink's reconnects (with full jitter), a serial port's reopening and the outbox writer's
+//! commit retries (without).
 //!
 //! After a central broker restarts, a thousand stations must not reconnect in the same second.
 //! "Full jitter" (a uniformly random delay between zero and the exponential ceiling) spreads
-//! them best; see the AWS Architecture Blog, "Exponential Backoff And Jitter".
+//! them best; see the AWS Architecture Blog, "Exponential Backoff And Jitter". A local retry
+//! (a port, the disk) competes with nobody and waits the ceiling itself.
 
 use std::time::Duration;
 
@@ -32,6 +35,47 @@ impl Backoff {
     }
 }
 
+/// A retry loop's state under a [`Backoff`]: how many attempts failed in a row.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    policy: Backoff,
+    jitter: bool,
+    attempt: u32,
+}
+
+impl Retry {
+    /// Delays of `policy`: full jitter when `jitter` (many peers retry against one server),
+    /// else the ceiling itself (a local resource).
+    pub fn new(policy: Backoff, jitter: bool) -> Retry {
+        Retry {
+            policy,
+            jitter,
+            attempt: 0,
+        }
+    }
+
+    /// The delay before the next attempt; each call counts one more failure.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = if self.jitter {
+            self.policy.delay_random(self.attempt)
+        } else {
+            Duration::from_millis(self.policy.ceiling_ms(self.attempt))
+        };
+        self.attempt = self.attempt.saturating_add(1);
+        delay
+    }
+
+    /// It worked: the next failure starts again from the shortest delay.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// Failures in a row so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +92,21 @@ mod tests {
             [500, 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]
         );
         assert_eq!(b.ceiling_ms(u32::MAX), 60_000);
+    }
+
+    #[test]
+    fn a_local_retry_waits_the_ceiling_and_starts_over_after_a_success() {
+        let mut r = Retry::new(
+            Backoff {
+                min_ms: 250,
+                max_ms: 10_000,
+            },
+            false,
+        );
+        let d: Vec<u64> = (0..8).map(|_| r.next_delay().as_millis() as u64).collect();
+        assert_eq!(d, [250, 500, 1000, 2000, 4000, 8000, 10000, 10000]);
+        r.reset();
+        assert_eq!(r.next_delay(), Duration::from_millis(250));
     }
 
     #[test]

@@ -255,16 +255,18 @@ fn main() {
         // The daemon's own runtime flavour, so the figure is the one a station box sees.
         let daemon_rt = stationd::daemon::runtime().unwrap();
         drains.push(daemon_rt.block_on(async {
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let stop = tokio_util::sync::CancellationToken::new();
             let acked = stationd::metrics::counter("uplink.acked", "");
             let before = acked.load(std::sync::atomic::Ordering::Relaxed);
-            let running = stationd::daemon::start(cfg, stop_rx, None).await.unwrap();
+            let running = stationd::daemon::start(cfg, stop.clone(), None)
+                .await
+                .unwrap();
             let start = Instant::now();
             while acked.load(std::sync::atomic::Ordering::Relaxed) - before < n_drain {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             let rate = n_drain as f64 / start.elapsed().as_secs_f64();
-            let _ = stop_tx.send(true);
+            stop.cancel();
             running.stop().await;
             rate
         }));

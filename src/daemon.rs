@@ -8,7 +8,8 @@ use crate::outbox::{self, LinkState, OutboxError, OutboxOptions, Reader, WriterT
 use crate::uplink::{Uplink, UplinkError, UplinkOptions};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Events queued for the writer before drivers wait (back-pressure, not memory growth).
 const WRITER_QUEUE: usize = 16 * 1024;
@@ -67,8 +68,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     // SIGHUP's default action would kill the daemon without its clean stop (and systemd would
     // restart it). Reloading is not supported yet: say so and go on.
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let running = start(cfg, stop_rx, Some(crate::control::default_socket_path())).await?;
+    let stop = CancellationToken::new();
+    let running = start(
+        cfg,
+        stop.clone(),
+        Some(crate::control::default_socket_path()),
+    )
+    .await?;
     crate::systemd::ready("running; connecting to central");
     let watchdog = crate::systemd::watchdog_interval();
     let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(10)));
@@ -111,7 +117,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         }
     }
     crate::systemd::stopping();
-    let _ = stop_tx.send(true);
+    stop.cancel();
     running.stop().await;
     tracing::info!(event = "daemon.stopped", "stopped cleanly");
     Ok(())
@@ -135,7 +141,7 @@ pub struct Running {
 /// the control socket there. `stop` ends them.
 pub async fn start(
     cfg: Config,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     control_socket: Option<std::path::PathBuf>,
 ) -> Result<Running, DaemonError> {
     let started = std::time::Instant::now();

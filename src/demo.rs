@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 const STATION: &str = "demo-st01";
 
@@ -186,7 +187,7 @@ const CARS: [(&str, &str, f64, f64); 3] = [
 /// One patrol car's JT/T 808 terminal: connects, registers, authenticates, then reports its
 /// location every second (2013 edition). Car 2 presses its emergency button for 10 s every
 /// 90 s. Reconnects when the station drops it.
-async fn simulate_terminal(port: u16, index: usize, mut stop: watch::Receiver<bool>) {
+async fn simulate_terminal(port: u16, index: usize, stop: CancellationToken) {
     use crate::codec::jt808::{encode, Edition, FrameDecoder};
     use tokio::io::AsyncReadExt;
     let (_, phone, lat0, lon0) = CARS[index];
@@ -196,7 +197,7 @@ async fn simulate_terminal(port: u16, index: usize, mut stop: watch::Receiver<bo
         let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)).await else {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.cancelled() => return,
             }
         };
         let mut decoder = FrameDecoder::new();
@@ -257,7 +258,7 @@ async fn simulate_terminal(port: u16, index: usize, mut stop: watch::Receiver<bo
                     Ok(0) | Err(_) => continue 'connect,
                     Ok(_) => continue, // the platform's 0x8001 answers
                 },
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.cancelled() => return,
             }
             tick += 1;
             let t = tick as f64 / 10.0 + index as f64 * 2.1;
@@ -302,7 +303,7 @@ fn receiver_epoch(t: u64) -> String {
 /// epoch a second until `stop`.
 fn simulate_receiver(
     link: &Path,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
     let pty = nix::pty::openpty(None, None)
@@ -319,7 +320,7 @@ fn simulate_receiver(
         .spawn(move || {
             let _keep_open = slave;
             let mut t = 0u64;
-            while !*stop.borrow() {
+            while !stop.is_cancelled() {
                 if master.write_all(receiver_epoch(t).as_bytes()).is_err() {
                     return;
                 }
@@ -410,14 +411,14 @@ async fn link_simulator(listener: TcpListener, upstream: SocketAddr, up: watch::
 /// The duty roster, radio status and the occasional radio emergency, as JSON lines from
 /// another local system (a radio gateway: its own `gateway.*` kinds, since `radio.*` is the
 /// daemon's, kept for its TETRA driver).
-async fn simulate_inputs(port: u16, mut stop: watch::Receiver<bool>) {
+async fn simulate_inputs(port: u16, stop: CancellationToken) {
     let mut tick: u64 = 0;
     let mut conn: Option<TcpStream> = None;
     let mut interval = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = interval.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
         }
         tick += 1;
         let mut lines = String::new();
@@ -551,17 +552,17 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let (link_tx, link_rx) = watch::channel(true);
         let relay = TcpListener::bind(("127.0.0.1", uplink_port)).await?;
         tokio::spawn(link_simulator(relay, SocketAddr::from(([127, 0, 0, 1], central_port)), link_rx));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (inputs_stop_tx, inputs_stop_rx) = watch::channel(false);
-        let receiver = simulate_receiver(&dir.0.join("gps0"), inputs_stop_rx.clone())?;
+        let stop = CancellationToken::new();
+        let inputs_stop = CancellationToken::new();
+        let receiver = simulate_receiver(&dir.0.join("gps0"), inputs_stop.clone())?;
         let control = dir.0.join("control.sock");
         let hint = format!("technician's view, in another terminal: STATIOND_CONTROL_SOCKET={} stationd devices", control.display());
         if plain {
             println!("{hint}");
         }
-        let station = crate::daemon::start(cfg, stop_rx.clone(), Some(control)).await?;
-        let inputs = tokio::spawn(simulate_inputs(ingest_port, inputs_stop_rx.clone()));
-        let terminals: Vec<_> = (0..CARS.len()).map(|i| tokio::spawn(simulate_terminal(fleet_port, i, inputs_stop_rx.clone()))).collect();
+        let station = crate::daemon::start(cfg, stop.clone(), Some(control)).await?;
+        let inputs = tokio::spawn(simulate_inputs(ingest_port, inputs_stop.clone()));
+        let terminals: Vec<_> = (0..CARS.len()).map(|i| tokio::spawn(simulate_terminal(fleet_port, i, inputs_stop.clone()))).collect();
         let mut view = CentralView::default();
         let started = Instant::now();
         let mut ticker = tokio::time::interval(Duration::from_millis(if plain { 1000 } else { 500 }));
@@ -589,7 +590,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             let _ = out.flush();
         }
         // Wind down: stop the inputs, restore the link, let the backlog drain, stop the station.
-        let _ = inputs_stop_tx.send(true);
+        inputs_stop.cancel();
         let _ = inputs.await;
         for t in terminals {
             let _ = t.await;
@@ -607,7 +608,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let _ = stop_tx.send(true);
+        stop.cancel();
         station.stop().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         while let Ok((topic, payload)) = received.try_recv() {

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 4096;
@@ -72,7 +73,7 @@ pub async fn serve(
     listener: UnixListener,
     path: PathBuf,
     sources: Arc<Sources>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
@@ -86,7 +87,7 @@ pub async fn serve(
                 }
             },
             // (the guard wait_for returns is not Send: drop it inside)
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+            _ = shutdown.cancelled() => break,
         };
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;

@@ -25,8 +25,8 @@ use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// A driver this build knows: what `driver = "NAME"` in a `[[device]]` table selects.
 pub struct Driver {
@@ -87,7 +87,7 @@ pub type DeviceTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct DeviceContext {
     pub id: String,
     pub sink: DeviceSink,
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: CancellationToken,
     /// Every configured device (a `jsonl` input must know what the others own).
     pub devices: Arc<[Device]>,
 }
@@ -164,7 +164,7 @@ pub fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpLi
 pub fn start_all(
     devices: &[Device],
     sink: &EventSink,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) -> Result<JoinSet<()>, DriverError> {
     let all: Arc<[Device]> = devices.into();
     let mut set = JoinSet::new();

@@ -29,7 +29,8 @@ use rumqttc::{
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 
 /// Largest MQTT packet either way (a jsonl line is at most 64 KiB, its envelope a bit more).
 const MAX_PACKET: usize = 1 << 20;
@@ -222,7 +223,7 @@ pub struct Uplink {
     control: WriterControl,
     new_data: Arc<Notify>,
     link: Arc<LinkState>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     status: Arc<Mutex<UplinkStatus>>,
     /// Notified when the uplink connects or loses its broker (systemd's STATUS= follows it).
     status_changed: Arc<Notify>,
@@ -236,7 +237,7 @@ impl Uplink {
         control: WriterControl,
         new_data: Arc<Notify>,
         link: Arc<LinkState>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) -> Uplink {
         Uplink {
             opts,
@@ -272,7 +273,7 @@ impl Uplink {
         loop {
             let mut lost_stable = false;
             for broker in self.opts.brokers.clone() {
-                let stopping = *self.shutdown.borrow();
+                let stopping = self.shutdown.is_cancelled();
                 if stopping {
                     return;
                 }
@@ -302,10 +303,10 @@ impl Uplink {
                 attempt = rounds.attempts(),
                 "reconnect backoff"
             );
-            let mut shutdown = self.shutdown.clone();
+            let shutdown = self.shutdown.clone();
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.wait_for(|s| *s) => return,
+                _ = shutdown.cancelled() => return,
             }
         }
     }
@@ -357,10 +358,10 @@ impl Uplink {
         });
         let _abort_poller = AbortOnDrop(poller);
 
-        let mut shutdown = self.shutdown.clone();
+        let shutdown = self.shutdown.clone();
         let connected = tokio::select! {
             r = tokio::time::timeout(CONNECT_TIMEOUT, nrx.recv()) => r,
-            _ = shutdown.wait_for(|s| *s) => return SessionEnd::Shutdown,
+            _ = shutdown.cancelled() => return SessionEnd::Shutdown,
         };
         match connected {
             Ok(Some(Note::ConnAck)) => {}
@@ -429,7 +430,7 @@ impl Uplink {
         let mut maybe_more = true;
         let mut reading: Option<PendingRead> = None;
         let mut renotified = false;
-        let mut shutdown = self.shutdown.clone();
+        let shutdown = self.shutdown.clone();
         let mut beat = tokio::time::interval(Duration::from_secs(1));
         loop {
             self.heartbeat.beat(Duration::from_secs(5));
@@ -440,7 +441,7 @@ impl Uplink {
             // Up to one more window waits in rumqttc's request queue, so that each PUBACK
             // lets rumqttc send the next publish at once, without a round trip through this
             // task; rumqttc itself keeps `window` in flight.
-            let stopping = *shutdown.borrow();
+            let stopping = shutdown.is_cancelled();
             while s.in_window() < 2 * window && !stopping {
                 let Some(row) = s.ready.pop_front() else {
                     break;
@@ -497,7 +498,7 @@ impl Uplink {
                     renotified = true;
                 }
                 _ = beat.tick() => {}
-                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                _ = shutdown.cancelled() => {
                     return self.goodbye(client, nrx, s).await;
                 }
             }

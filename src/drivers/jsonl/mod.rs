@@ -25,10 +25,11 @@ use crate::config::ListenAddr;
 use crate::event::Event;
 use crate::metrics::{self, Counter};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::DriverError;
@@ -86,9 +87,7 @@ struct Counters {
 
 /// Accepts connections until shutdown, then waits for the open ones to hand over what they read.
 async fn serve(d: JsonlDevice, policy: InputPolicy, listener: Listener, ctx: DeviceContext) {
-    let DeviceContext {
-        sink, mut shutdown, ..
-    } = ctx;
+    let DeviceContext { sink, shutdown, .. } = ctx;
     let policy = Arc::new(policy);
     let counters = Arc::new(Counters {
         accepted: metrics::counter("jsonl.lines_accepted", &d.id),
@@ -102,7 +101,7 @@ async fn serve(d: JsonlDevice, policy: InputPolicy, listener: Listener, ctx: Dev
     tracing::info!(event = "device.listening", device_id = %d.id, driver = "jsonl", listen = %d.listen, "accepting JSON lines");
     loop {
         let accepted: std::io::Result<(Box<dyn AsyncReadUnpinSend>, String)> = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
+            _ = shutdown.cancelled() => break,
             r = accept(&listener) => r,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
@@ -171,7 +170,7 @@ async fn read_connection(
     mut stream: Box<dyn AsyncReadUnpinSend>,
     input: &Input<'_>,
     sink: &DeviceSink,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let (device, peer) = (input.device, input.peer);
     tracing::debug!(
@@ -188,7 +187,7 @@ async fn read_connection(
     loop {
         let n = tokio::select! {
             r = stream.read(&mut buf) => r,
-            _ = shutdown.wait_for(|s| *s) => Ok(0),
+            _ = shutdown.cancelled() => Ok(0),
         };
         let eof = match n {
             Ok(0) => true,

@@ -38,8 +38,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// The registry's entry (`driver = "jt808"`).
 pub const DRIVER: Driver = Driver {
@@ -73,9 +74,7 @@ fn bind(d: &Jt808Device) -> Result<TcpListener, DriverError> {
 
 /// Accepts terminals until shutdown.
 async fn serve(d: Jt808Device, listener: TcpListener, ctx: DeviceContext) {
-    let DeviceContext {
-        sink, mut shutdown, ..
-    } = ctx;
+    let DeviceContext { sink, shutdown, .. } = ctx;
     let shared = Arc::new(Shared::new(d.session_config()));
     let counters = Arc::new(Counters {
         frames: metrics::counter("jt808.frames", &d.id),
@@ -90,7 +89,7 @@ async fn serve(d: Jt808Device, listener: TcpListener, ctx: DeviceContext) {
     tracing::info!(event = "device.listening", device_id = %d.id, driver = "jt808", listen = %d.listen, "accepting vehicle terminals");
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
+            _ = shutdown.cancelled() => break,
             r = listener.accept() => r,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
@@ -170,7 +169,7 @@ async fn connection(
     counters: Arc<Counters>,
     idle: Duration,
     started: Instant,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut session = Session::new(shared.clone());
     let mut decoder = FrameDecoder::new();
@@ -189,7 +188,7 @@ async fn connection(
                 Ok(Ok(n)) => n,
             },
             r = &mut answering => break r.ok().and_then(Result::err).unwrap_or("connection error"),
-            _ = shutdown.wait_for(|s| *s) => break "shutdown",
+            _ = shutdown.cancelled() => break "shutdown",
         };
         let now = crate::clock::now();
         let mono = started.elapsed().as_millis() as u64;

@@ -43,9 +43,7 @@ struct Counters {
 
 /// Runs until shutdown: open, read, report; reopen with backoff when the port goes away.
 async fn run(d: NmeaDevice, ctx: DeviceContext) {
-    let DeviceContext {
-        sink, mut shutdown, ..
-    } = ctx;
+    let DeviceContext { sink, shutdown, .. } = ctx;
     let counters = Counters {
         sentences: metrics::counter("nmea.sentences", &d.id),
         rejected: metrics::counter("nmea.sentences_rejected", &d.id),
@@ -109,7 +107,7 @@ async fn run(d: NmeaDevice, ctx: DeviceContext) {
                             }
                         },
                         _ = tick.tick() => reports.extend(tracker.tick(now_ms())),
-                        _ = shutdown.wait_for(|s| *s) => return,
+                        _ = shutdown.cancelled() => return,
                     }
                     if !send(&d.id, &sink, &counters, &mut reports).await {
                         return;
@@ -135,7 +133,7 @@ async fn run(d: NmeaDevice, ctx: DeviceContext) {
         }
         tokio::select! {
             _ = tokio::time::sleep(reopen.next_delay()) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }

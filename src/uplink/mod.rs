@@ -17,158 +17,27 @@
 //!   a clean shutdown publishes offline itself before disconnecting.
 
 mod explain;
+mod options;
+mod state;
 pub mod tls;
 
-use crate::backoff::Backoff;
-use crate::config::{BrokerUrl, Config};
+pub use options::{UplinkError, UplinkOptions};
+pub use state::plan_fetch;
+use state::{PendingRead, SessionState};
+
+use crate::config::BrokerUrl;
 use crate::metrics;
-use crate::outbox::{Lane, LinkState, OutRow, Reader, WriterControl};
-use rumqttc::{
-    AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
-};
-use std::collections::{HashMap, VecDeque};
+use crate::outbox::{LinkState, Reader, WriterControl};
+use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-/// Largest MQTT packet either way (a jsonl line is at most 64 KiB, its envelope a bit more).
-const MAX_PACKET: usize = 1 << 20;
 /// How long a connection attempt may take before the next broker is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A session that lasted this long resets the backoff.
 const STABLE_SESSION: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone)]
-pub struct UplinkOptions {
-    pub brokers: Vec<BrokerUrl>,
-    /// `{topic_prefix}/{station}`.
-    pub topic_root: String,
-    pub station: String,
-    pub client_id: String,
-    pub keep_alive: Duration,
-    pub window: u16,
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    pub credentials: Option<(String, String)>,
-    pub backoff: Backoff,
-    pub version: String,
-    pub boot_id: String,
-    pub profile: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum UplinkError {
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    #[error("cannot read the MQTT password file {path}: {source}")]
-    Password {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl UplinkOptions {
-    pub fn from_config(cfg: &Config, boot_id: &str) -> Result<UplinkOptions, UplinkError> {
-        let up = &cfg.uplink;
-        let tls = match &up.ca_file {
-            Some(ca) => Some(tls::client_config(
-                ca.get_ref(),
-                up.client_cert
-                    .as_ref()
-                    .zip(up.client_key.as_ref())
-                    .map(|(c, k)| (c.get_ref().as_path(), k.get_ref().as_path())),
-            )?),
-            None => None,
-        };
-        let credentials = match (&up.username, &up.password_file) {
-            (Some(u), Some(p)) => {
-                let pw =
-                    std::fs::read_to_string(p.get_ref()).map_err(|e| UplinkError::Password {
-                        path: p.get_ref().clone(),
-                        source: e,
-                    })?;
-                Some((u.clone(), pw.trim_end_matches(['\n', '\r']).to_string()))
-            }
-            (Some(u), None) => Some((u.clone(), String::new())),
-            _ => None,
-        };
-        Ok(UplinkOptions {
-            brokers: up.brokers.get_ref().clone(),
-            topic_root: cfg.topic_root(),
-            station: cfg.station.id.as_str().to_string(),
-            client_id: format!("stationd-{}", cfg.station.id.as_str()),
-            keep_alive: Duration::from_secs(up.keep_alive_secs.max(5) as u64),
-            window: up.window,
-            tls,
-            credentials,
-            backoff: Backoff {
-                min_ms: up.reconnect_min_ms,
-                max_ms: up.reconnect_max_ms,
-            },
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            boot_id: boot_id.to_string(),
-            profile: cfg.profile.as_ref().map(|p| p.name.clone()),
-        })
-    }
-
-    fn status_topic(&self) -> String {
-        format!("{}/status", self.topic_root)
-    }
-
-    fn status_payload(
-        &self,
-        state: &str,
-        reason: Option<&str>,
-        broker: Option<&BrokerUrl>,
-    ) -> Vec<u8> {
-        let (ts_ms, clock) = crate::clock::now();
-        let mut v = serde_json::json!({
-            "v": crate::event::CONTRACT_VERSION,
-            "station": self.station,
-            "state": state,
-            "version": self.version,
-            "boot_id": self.boot_id,
-            "profile": self.profile,
-        });
-        if state == "online" || reason == Some("shutdown") {
-            v["ts"] = crate::event::format_ts_ms(ts_ms).into();
-            v["clock"] = clock.as_str().into();
-        }
-        if let Some(r) = reason {
-            v["reason"] = r.into();
-        }
-        if let Some(b) = broker {
-            v["broker"] = b.to_string().into();
-        }
-        serde_json::to_vec(&v).expect("status serialises")
-    }
-
-    fn mqtt_options(&self, broker: &BrokerUrl) -> MqttOptions {
-        let mut o = MqttOptions::new(self.client_id.clone(), broker.host.clone(), broker.port);
-        o.set_keep_alive(self.keep_alive)
-            .set_clean_session(true)
-            .set_inflight(self.window)
-            .set_request_channel_capacity(2 * self.window as usize + 16)
-            .set_max_packet_size(MAX_PACKET, MAX_PACKET)
-            .set_last_will(LastWill::new(
-                self.status_topic(),
-                self.status_payload("offline", Some("connection lost"), None),
-                QoS::AtLeastOnce,
-                true,
-            ));
-        if let Some((u, p)) = &self.credentials {
-            o.set_credentials(u.clone(), p.clone());
-        }
-        if broker.tls {
-            if let Some(cfg) = &self.tls {
-                o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                    cfg.clone(),
-                )));
-            }
-        }
-        o
-    }
-}
 
 /// What the poll task reports.
 enum Note {
@@ -532,83 +401,6 @@ impl Uplink {
             let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
             plan_fetch(&reader, cursors, limit)
         })
-    }
-}
-
-/// A read-ahead running on the blocking pool.
-type PendingRead = tokio::task::JoinHandle<rusqlite::Result<Vec<(Lane, OutRow)>>>;
-
-/// The refill policy, kept apart from the session so it can be tested on a plain `Reader`.
-pub fn plan_fetch(
-    reader: &Reader,
-    cursors: [u64; 3],
-    free: usize,
-) -> rusqlite::Result<Vec<(Lane, OutRow)>> {
-    let mut out = Vec::with_capacity(free);
-    let take = |out: &mut Vec<(Lane, OutRow)>,
-                lane: Lane,
-                after: u64,
-                n: usize|
-     -> rusqlite::Result<u64> {
-        if n == 0 {
-            return Ok(after);
-        }
-        let rows = reader.fetch(lane, after, n)?;
-        let last = rows.last().map(|r| r.seq).unwrap_or(after);
-        out.extend(rows.into_iter().map(|r| (lane, r)));
-        Ok(last)
-    };
-    take(&mut out, Lane::Alarm, cursors[Lane::Alarm as usize], free)?;
-    let live_share = (free - out.len()).div_ceil(2);
-    let live_after = take(
-        &mut out,
-        Lane::Live,
-        cursors[Lane::Live as usize],
-        live_share,
-    )?;
-    let room = free - out.len();
-    take(
-        &mut out,
-        Lane::Backlog,
-        cursors[Lane::Backlog as usize],
-        room,
-    )?;
-    let room = free - out.len();
-    take(&mut out, Lane::Live, live_after, room)?;
-    Ok(out)
-}
-
-#[derive(Default)]
-struct SessionState {
-    /// Last seq read from the outbox per lane (indexed by `Lane as usize`).
-    cursors: [u64; 3],
-    /// Rows read ahead, in send order, not yet published.
-    ready: VecDeque<OutRow>,
-    /// Publishes queued to rumqttc whose packet id is not known yet (None: a status message).
-    queued: VecDeque<Option<u64>>,
-    /// Packet id -> seq of publishes awaiting PUBACK.
-    in_flight: HashMap<u16, Option<u64>>,
-    pending_acks: Vec<u64>,
-}
-
-impl SessionState {
-    fn in_window(&self) -> usize {
-        self.queued.len() + self.in_flight.len()
-    }
-    fn sent(&mut self, pkid: u16) {
-        if let Some(seq) = self.queued.pop_front() {
-            self.in_flight.insert(pkid, seq);
-        }
-    }
-    /// True when the PUBACK was for an outbox row.
-    fn acked(&mut self, pkid: u16) -> bool {
-        match self.in_flight.remove(&pkid) {
-            Some(Some(seq)) => {
-                self.pending_acks.push(seq);
-                true
-            }
-            _ => false,
-        }
     }
 }
 

@@ -1,0 +1,143 @@
+//! What the uplink is configured with, from `[uplink]`: brokers, TLS, credentials, backoff,
+//! the status topic and the birth / last-will / offline payloads (docs/CONTRACT.md, "Status").
+
+use super::tls;
+use crate::backoff::Backoff;
+use crate::config::{BrokerUrl, Config};
+use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest MQTT packet either way (a jsonl line is at most 64 KiB, its envelope a bit more).
+const MAX_PACKET: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct UplinkOptions {
+    pub brokers: Vec<BrokerUrl>,
+    /// `{topic_prefix}/{station}`.
+    pub topic_root: String,
+    pub station: String,
+    pub client_id: String,
+    pub keep_alive: Duration,
+    pub window: u16,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub credentials: Option<(String, String)>,
+    pub backoff: Backoff,
+    pub version: String,
+    pub boot_id: String,
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot read the MQTT password file {path}: {source}")]
+    Password {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl UplinkOptions {
+    pub fn from_config(cfg: &Config, boot_id: &str) -> Result<UplinkOptions, UplinkError> {
+        let up = &cfg.uplink;
+        let tls = match &up.ca_file {
+            Some(ca) => Some(tls::client_config(
+                ca.get_ref(),
+                up.client_cert
+                    .as_ref()
+                    .zip(up.client_key.as_ref())
+                    .map(|(c, k)| (c.get_ref().as_path(), k.get_ref().as_path())),
+            )?),
+            None => None,
+        };
+        let credentials = match (&up.username, &up.password_file) {
+            (Some(u), Some(p)) => {
+                let pw =
+                    std::fs::read_to_string(p.get_ref()).map_err(|e| UplinkError::Password {
+                        path: p.get_ref().clone(),
+                        source: e,
+                    })?;
+                Some((u.clone(), pw.trim_end_matches(['\n', '\r']).to_string()))
+            }
+            (Some(u), None) => Some((u.clone(), String::new())),
+            _ => None,
+        };
+        Ok(UplinkOptions {
+            brokers: up.brokers.get_ref().clone(),
+            topic_root: cfg.topic_root(),
+            station: cfg.station.id.as_str().to_string(),
+            client_id: format!("stationd-{}", cfg.station.id.as_str()),
+            keep_alive: Duration::from_secs(up.keep_alive_secs.max(5) as u64),
+            window: up.window,
+            tls,
+            credentials,
+            backoff: Backoff {
+                min_ms: up.reconnect_min_ms,
+                max_ms: up.reconnect_max_ms,
+            },
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            boot_id: boot_id.to_string(),
+            profile: cfg.profile.as_ref().map(|p| p.name.clone()),
+        })
+    }
+
+    pub(super) fn status_topic(&self) -> String {
+        format!("{}/status", self.topic_root)
+    }
+
+    pub(super) fn status_payload(
+        &self,
+        state: &str,
+        reason: Option<&str>,
+        broker: Option<&BrokerUrl>,
+    ) -> Vec<u8> {
+        let (ts_ms, clock) = crate::clock::now();
+        let mut v = serde_json::json!({
+            "v": crate::event::CONTRACT_VERSION,
+            "station": self.station,
+            "state": state,
+            "version": self.version,
+            "boot_id": self.boot_id,
+            "profile": self.profile,
+        });
+        if state == "online" || reason == Some("shutdown") {
+            v["ts"] = crate::event::format_ts_ms(ts_ms).into();
+            v["clock"] = clock.as_str().into();
+        }
+        if let Some(r) = reason {
+            v["reason"] = r.into();
+        }
+        if let Some(b) = broker {
+            v["broker"] = b.to_string().into();
+        }
+        serde_json::to_vec(&v).expect("status serialises")
+    }
+
+    pub(super) fn mqtt_options(&self, broker: &BrokerUrl) -> MqttOptions {
+        let mut o = MqttOptions::new(self.client_id.clone(), broker.host.clone(), broker.port);
+        o.set_keep_alive(self.keep_alive)
+            .set_clean_session(true)
+            .set_inflight(self.window)
+            .set_request_channel_capacity(2 * self.window as usize + 16)
+            .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+            .set_last_will(LastWill::new(
+                self.status_topic(),
+                self.status_payload("offline", Some("connection lost"), None),
+                QoS::AtLeastOnce,
+                true,
+            ));
+        if let Some((u, p)) = &self.credentials {
+            o.set_credentials(u.clone(), p.clone());
+        }
+        if broker.tls {
+            if let Some(cfg) = &self.tls {
+                o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                    cfg.clone(),
+                )));
+            }
+        }
+        o
+    }
+}

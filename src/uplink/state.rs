@@ -1,0 +1,107 @@
+//! What one MQTT session has in flight, pure: the read-ahead, the publishes queued to rumqttc
+//! and those awaiting PUBACK (packet id → seq), the acks not yet handed to the writer, and the
+//! refill policy (`plan_fetch`). The I/O loop in `mod.rs` drives it.
+
+use crate::outbox::{Lane, OutRow, Reader};
+use std::collections::{HashMap, VecDeque};
+
+/// A read-ahead running on the blocking pool.
+pub(super) type PendingRead = tokio::task::JoinHandle<rusqlite::Result<Vec<(Lane, OutRow)>>>;
+
+/// The refill policy, kept apart from the session so it can be tested on a plain `Reader`.
+pub fn plan_fetch(
+    reader: &Reader,
+    cursors: [u64; 3],
+    free: usize,
+) -> rusqlite::Result<Vec<(Lane, OutRow)>> {
+    let mut out = Vec::with_capacity(free);
+    let take = |out: &mut Vec<(Lane, OutRow)>,
+                lane: Lane,
+                after: u64,
+                n: usize|
+     -> rusqlite::Result<u64> {
+        if n == 0 {
+            return Ok(after);
+        }
+        let rows = reader.fetch(lane, after, n)?;
+        let last = rows.last().map(|r| r.seq).unwrap_or(after);
+        out.extend(rows.into_iter().map(|r| (lane, r)));
+        Ok(last)
+    };
+    take(&mut out, Lane::Alarm, cursors[Lane::Alarm as usize], free)?;
+    let live_share = (free - out.len()).div_ceil(2);
+    let live_after = take(
+        &mut out,
+        Lane::Live,
+        cursors[Lane::Live as usize],
+        live_share,
+    )?;
+    let room = free - out.len();
+    take(
+        &mut out,
+        Lane::Backlog,
+        cursors[Lane::Backlog as usize],
+        room,
+    )?;
+    let room = free - out.len();
+    take(&mut out, Lane::Live, live_after, room)?;
+    Ok(out)
+}
+
+#[derive(Default)]
+pub(super) struct SessionState {
+    /// Last seq read from the outbox per lane (indexed by `Lane as usize`).
+    pub(super) cursors: [u64; 3],
+    /// Rows read ahead, in send order, not yet published.
+    pub(super) ready: VecDeque<OutRow>,
+    /// Publishes queued to rumqttc whose packet id is not known yet (None: a status message).
+    pub(super) queued: VecDeque<Option<u64>>,
+    /// Packet id -> seq of publishes awaiting PUBACK.
+    in_flight: HashMap<u16, Option<u64>>,
+    pub(super) pending_acks: Vec<u64>,
+}
+
+impl SessionState {
+    pub(super) fn in_window(&self) -> usize {
+        self.queued.len() + self.in_flight.len()
+    }
+    pub(super) fn sent(&mut self, pkid: u16) {
+        if let Some(seq) = self.queued.pop_front() {
+            self.in_flight.insert(pkid, seq);
+        }
+    }
+    /// True when the PUBACK was for an outbox row.
+    pub(super) fn acked(&mut self, pkid: u16) -> bool {
+        match self.in_flight.remove(&pkid) {
+            Some(Some(seq)) => {
+                self.pending_acks.push(seq);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pubacks_map_back_to_seqs_in_the_order_publishes_were_queued() {
+        let mut s = SessionState::default();
+        // Three publishes queued: a status message (no seq), then rows 7 and 8.
+        s.queued.extend([None, Some(7), Some(8)]);
+        assert_eq!(s.in_window(), 3);
+        // rumqttc reports their packet ids in queue order.
+        for pkid in [1, 2, 3] {
+            s.sent(pkid);
+        }
+        assert_eq!(s.in_window(), 3, "sent, not yet acknowledged");
+        assert!(!s.acked(1), "the status message is not an outbox row");
+        assert!(s.acked(3));
+        assert!(!s.acked(3), "a second PUBACK for the same id acks nothing");
+        assert!(s.acked(2));
+        assert_eq!(s.pending_acks, [8, 7], "acks in the order they came");
+        assert_eq!(s.in_window(), 0);
+    }
+}

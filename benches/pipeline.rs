@@ -96,6 +96,7 @@ fn start_writer(store: outbox::Store) -> (WriterThread, outbox::EventSink, outbo
         16 * 1024,
         Arc::new(Notify::new()),
         Arc::new(LinkState::default()),
+        Arc::new(stationd::metrics::Metrics::default()),
     )
 }
 
@@ -256,13 +257,13 @@ fn main() {
         let daemon_rt = stationd::daemon::runtime().unwrap();
         drains.push(daemon_rt.block_on(async {
             let stop = tokio_util::sync::CancellationToken::new();
-            let acked = stationd::metrics::counter("uplink.acked", "");
-            let before = acked.load(std::sync::atomic::Ordering::Relaxed);
             let running = stationd::daemon::start(cfg, stop.clone(), None)
                 .await
                 .unwrap();
             let start = Instant::now();
-            while acked.load(std::sync::atomic::Ordering::Relaxed) - before < n_drain {
+            // This daemon's own counters (a fresh registry per daemon).
+            let acked = running.metrics.counter("uplink.acked", "");
+            while acked.load(std::sync::atomic::Ordering::Relaxed) < n_drain {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             let rate = n_drain as f64 / start.elapsed().as_secs_f64();

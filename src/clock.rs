@@ -97,6 +97,15 @@ const STATE_CACHE_MS: u64 = 1000;
 static CACHED_STATE: AtomicU8 = AtomicU8::new(0); // 0 = none yet, 1 synced, 2 unsynced, 3 unreadable
 static CACHED_ERRNO: AtomicI32 = AtomicI32::new(0);
 static CACHED_AT_MONO: AtomicU64 = AtomicU64::new(0);
+/// Readings of the sync state that failed. The kernel's clock is the process's (and the
+/// box's), so this one counter is process-wide; the control socket reports it among the
+/// daemon's counters as `clock.state_unreadable`.
+static UNREADABLE_READINGS: AtomicU64 = AtomicU64::new(0);
+
+/// How many readings of the sync state failed since start.
+pub fn unreadable_readings() -> u64 {
+    UNREADABLE_READINGS.load(Ordering::Relaxed)
+}
 
 /// The kernel's answer, at most [`STATE_CACHE_MS`] old. The first time it cannot be read it is
 /// logged (`clock.state_unreadable`) and counted.
@@ -122,7 +131,7 @@ pub fn sync_state() -> SyncState {
     let previous = CACHED_STATE.swap(code, Ordering::Relaxed);
     CACHED_AT_MONO.store(mono, Ordering::Relaxed);
     if let SyncState::Unreadable(errno) = state {
-        crate::metrics::inc(&crate::metrics::counter("clock.state_unreadable", ""));
+        UNREADABLE_READINGS.fetch_add(1, Ordering::Relaxed);
         if previous != 3 {
             tracing::error!(
                 event = "clock.state_unreadable",

@@ -135,6 +135,9 @@ pub struct Running {
     control_server: Option<tokio::task::JoinHandle<()>>,
     pub sink: outbox::EventSink,
     pub uplink_status: Arc<std::sync::Mutex<crate::uplink::UplinkStatus>>,
+    /// This daemon's device board and counters.
+    pub board: Arc<crate::board::Board>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Opens the outbox, starts the writer, the drivers, the uplink and, when `control` is given,
@@ -170,11 +173,20 @@ pub async fn start(
     let path = store.path().to_path_buf();
     let link = Arc::new(LinkState::default());
     let new_data = Arc::new(Notify::new());
-    let (writer, sink, control) =
-        WriterThread::start(store, WRITER_QUEUE, new_data.clone(), link.clone());
+    // This daemon's device board and counters, handed to its parts (not process-wide: the
+    // benchmark and the demo run daemons side by side).
+    let board = Arc::new(crate::board::Board::default());
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let (writer, sink, control) = WriterThread::start(
+        store,
+        WRITER_QUEUE,
+        new_data.clone(),
+        link.clone(),
+        metrics.clone(),
+    );
     let reader = Reader::open(&path)?;
     let control_reader = Reader::open(&path)?;
-    let drivers = drivers::start_all(&cfg.devices, &sink, &stop)?;
+    let drivers = drivers::start_all(&cfg.devices, &sink, &stop, &board, &metrics)?;
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
         reader,
@@ -182,6 +194,7 @@ pub async fn start(
         new_data,
         link,
         stop.clone(),
+        metrics.clone(),
     );
     let uplink_status = uplink.status();
     let uplink_heartbeat = uplink.heartbeat();
@@ -200,6 +213,8 @@ pub async fn start(
                 uplink: uplink_status.clone(),
                 started,
                 started_ms,
+                board: board.clone(),
+                metrics: metrics.clone(),
             };
             Some(tokio::spawn(crate::control::server::serve(
                 listener,
@@ -228,6 +243,8 @@ pub async fn start(
         control_server,
         sink,
         uplink_status,
+        board,
+        metrics,
     })
 }
 
@@ -257,8 +274,8 @@ impl Running {
             .clone();
         let backlog = format!(
             "backlog {} rows ({:.1} MB)",
-            crate::metrics::value("outbox.rows", ""),
-            crate::metrics::value("outbox.bytes", "") as f64 / 1e6
+            self.metrics.value("outbox.rows", ""),
+            self.metrics.value("outbox.bytes", "") as f64 / 1e6
         );
         match (st.connected_to, st.last_error) {
             (Some(b), _) => format!("connected to {b}; {backlog}; {} in flight", st.in_flight),

@@ -1,26 +1,44 @@
 //! Named counters, one naming scheme for logs and metrics (docs/INSTRUMENTATION.md).
 //!
 //! A counter is identified by its name (`jsonl.lines_rejected`) and an optional device id.
-//! Hot paths look a counter up once and keep the `Arc<AtomicU64>`. The registry is what the
-//! technician views and the periodic stats log line read.
+//! Hot paths look a counter up once and keep the `Arc<AtomicU64>`. The registry ([`Metrics`])
+//! is owned by the running daemon and handed to its parts (drivers through their
+//! `DeviceContext`, the writer, the uplink, the control socket), so two daemons in one
+//! process (the benchmark, the demo) keep their own counts.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 pub type Counter = Arc<AtomicU64>;
 
-fn registry() -> &'static Mutex<BTreeMap<(String, String), Counter>> {
-    static REG: OnceLock<Mutex<BTreeMap<(String, String), Counter>>> = OnceLock::new();
-    REG.get_or_init(Default::default)
+/// One daemon's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    registry: Mutex<BTreeMap<(String, String), Counter>>,
 }
 
-/// The counter `name` for `device` ("" for station-wide counters), created at zero.
-pub fn counter(name: &str, device: &str) -> Counter {
-    let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
-    reg.entry((name.to_string(), device.to_string()))
-        .or_default()
-        .clone()
+impl Metrics {
+    /// The counter `name` for `device` ("" for station-wide counters), created at zero.
+    pub fn counter(&self, name: &str, device: &str) -> Counter {
+        let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        reg.entry((name.to_string(), device.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// The current value of `name` for `device` ("" for station-wide).
+    pub fn value(&self, name: &str, device: &str) -> u64 {
+        self.counter(name, device).load(Ordering::Relaxed)
+    }
+
+    /// Every counter with its value: ((name, device), value), sorted.
+    pub fn snapshot(&self) -> Vec<((String, String), u64)> {
+        let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        reg.iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 pub fn inc(c: &Counter) {
@@ -32,15 +50,16 @@ pub fn set(c: &Counter, value: u64) {
     c.store(value, Ordering::Relaxed);
 }
 
-/// The current value of `name` for `device` ("" for station-wide).
-pub fn value(name: &str, device: &str) -> u64 {
-    counter(name, device).load(Ordering::Relaxed)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Every counter with its value: ((name, device), value), sorted.
-pub fn snapshot() -> Vec<((String, String), u64)> {
-    let reg = registry().lock().unwrap_or_else(|e| e.into_inner());
-    reg.iter()
-        .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
-        .collect()
+    #[test]
+    fn two_registries_keep_their_own_counts() {
+        let (a, b) = (Metrics::default(), Metrics::default());
+        inc(&a.counter("x", "d"));
+        inc(&a.counter("x", "d"));
+        assert_eq!((a.value("x", "d"), b.value("x", "d")), (2, 0));
+        assert_eq!(a.snapshot(), [(("x".to_string(), "d".to_string()), 2)]);
+    }
 }

@@ -33,6 +33,8 @@ pub struct Sources {
     pub uplink: Arc<Mutex<UplinkStatus>>,
     pub started: Instant,
     pub started_ms: i64,
+    pub board: Arc<crate::board::Board>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +124,7 @@ async fn answer(stream: UnixStream, sources: &Sources) {
             r.v
         )),
         Ok(r) => {
-            crate::metrics::inc(&crate::metrics::counter("control.requests", ""));
+            crate::metrics::inc(&sources.metrics.counter("control.requests", ""));
             reply(r.cmd, sources).await
         }
         Err(e) if line.len() as u64 >= MAX_REQUEST => Err(format!(
@@ -131,7 +133,7 @@ async fn answer(stream: UnixStream, sources: &Sources) {
         Err(e) => Err(format!("bad request: {e}")),
     };
     if let Err(why) = &reply {
-        let rejected = crate::metrics::counter("control.requests_rejected", "");
+        let rejected = sources.metrics.counter("control.requests_rejected", "");
         crate::metrics::inc(&rejected);
         let n = rejected.load(std::sync::atomic::Ordering::Relaxed);
         if n <= 10 || n.is_multiple_of(1000) {
@@ -153,14 +155,20 @@ async fn reply(cmd: Command, s: &Sources) -> Result<serde_json::Value, String> {
         Command::Status => {
             let outbox = outbox_stats(s).await?;
             let mut devices: BTreeMap<String, usize> = BTreeMap::new();
-            for (_, d) in crate::board::snapshot() {
+            for (_, d) in s.board.snapshot() {
                 *devices.entry(d.state).or_default() += 1;
             }
-            let counters = crate::metrics::snapshot()
+            let mut counters: BTreeMap<String, u64> = s
+                .metrics
+                .snapshot()
                 .into_iter()
                 .filter(|((_, device), _)| device.is_empty())
                 .map(|((name, _), v)| (name, v))
                 .collect();
+            counters.insert(
+                "clock.state_unreadable".into(),
+                crate::clock::unreadable_readings(),
+            );
             serde_json::to_value(StatusReply {
                 station: s.station.clone(),
                 station_name: s.station_name.clone(),
@@ -182,12 +190,14 @@ async fn reply(cmd: Command, s: &Sources) -> Result<serde_json::Value, String> {
         }
         Command::Devices => {
             let mut counters: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            for ((name, device), v) in crate::metrics::snapshot() {
+            for ((name, device), v) in s.metrics.snapshot() {
                 if !device.is_empty() {
                     counters.entry(device).or_default().insert(name, v);
                 }
             }
-            let devices = crate::board::snapshot()
+            let devices = s
+                .board
+                .snapshot()
                 .into_iter()
                 .map(|(id, board)| DeviceRow {
                     counters: counters.remove(&id).unwrap_or_default(),

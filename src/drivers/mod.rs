@@ -19,7 +19,9 @@ pub mod jt808;
 pub mod nmea;
 pub mod serial;
 
+use crate::board::Board;
 use crate::event::Event;
+use crate::metrics::Metrics;
 use crate::outbox::{Committed, EventSink, SinkClosed};
 use std::any::Any;
 use std::future::Future;
@@ -87,6 +89,11 @@ pub type DeviceTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct DeviceContext {
     pub id: String,
     pub sink: DeviceSink,
+    /// The daemon's device board (the sink updates it with every event; a driver also marks
+    /// bytes heard and port states).
+    pub board: Arc<Board>,
+    /// The daemon's counters.
+    pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
     /// Every configured device (a `jsonl` input must know what the others own).
     pub devices: Arc<[Device]>,
@@ -100,26 +107,33 @@ pub struct DeviceSink {
     source: Arc<str>,
     driver: &'static str,
     sink: EventSink,
+    board: Arc<Board>,
 }
 
 impl DeviceSink {
-    pub fn new(source: &str, driver: &'static str, sink: EventSink) -> DeviceSink {
+    pub fn new(
+        source: &str,
+        driver: &'static str,
+        sink: EventSink,
+        board: Arc<Board>,
+    ) -> DeviceSink {
         DeviceSink {
             source: source.into(),
             driver,
             sink,
+            board,
         }
     }
 
     /// Queues an event (see [`EventSink::send`]).
     pub async fn send(&self, ev: Event) -> Result<(), SinkClosed> {
-        crate::board::observe(&self.source, self.driver, &ev);
+        self.board.observe(&self.source, self.driver, &ev);
         self.sink.send(ev).await
     }
 
     /// Queues an event and returns its commit receipt (see [`EventSink::send_durable`]).
     pub async fn send_durable(&self, ev: Event) -> Result<Committed, SinkClosed> {
-        crate::board::observe(&self.source, self.driver, &ev);
+        self.board.observe(&self.source, self.driver, &ev);
         self.sink.send_durable(ev).await
     }
 }
@@ -165,14 +179,18 @@ pub fn start_all(
     devices: &[Device],
     sink: &EventSink,
     shutdown: &CancellationToken,
+    board: &Arc<Board>,
+    metrics: &Arc<Metrics>,
 ) -> Result<JoinSet<()>, DriverError> {
     let all: Arc<[Device]> = devices.into();
     let mut set = JoinSet::new();
     for device in devices {
-        crate::board::register(device.id(), device.driver(), device.initial_state());
+        board.register(device.id(), device.driver(), device.initial_state());
         let task = device.start(DeviceContext {
             id: device.id().to_string(),
-            sink: DeviceSink::new(device.id(), device.driver(), sink.clone()),
+            sink: DeviceSink::new(device.id(), device.driver(), sink.clone(), board.clone()),
+            board: board.clone(),
+            metrics: metrics.clone(),
             shutdown: shutdown.clone(),
             devices: all.clone(),
         })?;

@@ -48,6 +48,7 @@ fn a_durable_receipt_resolves_once_the_event_is_in_the_file() {
         64,
         std::sync::Arc::new(tokio::sync::Notify::new()),
         std::sync::Arc::new(LinkState::default()),
+        std::sync::Arc::new(crate::metrics::Metrics::default()),
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

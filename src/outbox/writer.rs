@@ -139,17 +139,19 @@ pub struct WriterThread {
 }
 
 impl WriterThread {
-    /// Starts the writer on `store`. `new_data` is notified after each commit that added rows.
+    /// Starts the writer on `store`. `new_data` is notified after each commit that added rows;
+    /// `metrics` gets the outbox's counters and gauges.
     pub fn start(
         store: Store,
         queue: usize,
         new_data: Arc<Notify>,
         link: Arc<LinkState>,
+        metrics: Arc<metrics::Metrics>,
     ) -> (WriterThread, EventSink, WriterControl) {
         let (tx, rx) = mpsc::channel(queue);
         let handle = std::thread::Builder::new()
             .name("outbox-writer".into())
-            .spawn(move || run(store, rx, new_data))
+            .spawn(move || run(store, rx, new_data, metrics))
             .expect("spawn the outbox writer thread");
         (
             WriterThread { handle },
@@ -167,14 +169,19 @@ impl WriterThread {
     }
 }
 
-fn run(mut store: Store, mut rx: mpsc::Receiver<WriterCmd>, new_data: Arc<Notify>) {
-    let committed = metrics::counter("outbox.events_committed", "");
-    let commits = metrics::counter("outbox.commits", "");
-    let failures = metrics::counter("outbox.commit_failures", "");
-    let evicted = metrics::counter("outbox.evicted_rows", "");
-    let backlog_rows = metrics::counter("outbox.rows", "");
-    let backlog_bytes = metrics::counter("outbox.bytes", "");
-    let disk_limited = metrics::counter("outbox.disk_limited", "");
+fn run(
+    mut store: Store,
+    mut rx: mpsc::Receiver<WriterCmd>,
+    new_data: Arc<Notify>,
+    metrics: Arc<metrics::Metrics>,
+) {
+    let committed = metrics.counter("outbox.events_committed", "");
+    let commits = metrics.counter("outbox.commits", "");
+    let failures = metrics.counter("outbox.commit_failures", "");
+    let evicted = metrics.counter("outbox.evicted_rows", "");
+    let backlog_rows = metrics.counter("outbox.rows", "");
+    let backlog_bytes = metrics.counter("outbox.bytes", "");
+    let disk_limited = metrics.counter("outbox.disk_limited", "");
     metrics::set(&backlog_rows, store.rows());
     metrics::set(&backlog_bytes, store.bytes());
     let mut events: Vec<Event> = Vec::with_capacity(MAX_BATCH);

@@ -94,6 +94,7 @@ pub struct Uplink {
     link: Arc<LinkState>,
     shutdown: CancellationToken,
     status: Arc<Mutex<UplinkStatus>>,
+    metrics: Arc<metrics::Metrics>,
     /// Notified when the uplink connects or loses its broker (systemd's STATUS= follows it).
     status_changed: Arc<Notify>,
     heartbeat: Arc<crate::systemd::Heartbeat>,
@@ -107,8 +108,10 @@ impl Uplink {
         new_data: Arc<Notify>,
         link: Arc<LinkState>,
         shutdown: CancellationToken,
+        metrics: Arc<metrics::Metrics>,
     ) -> Uplink {
         Uplink {
+            metrics,
             opts,
             reader: Arc::new(Mutex::new(reader)),
             control,
@@ -284,8 +287,8 @@ impl Uplink {
         s: &mut SessionState,
         broker: &BrokerUrl,
     ) -> Result<(), String> {
-        let published = metrics::counter("uplink.published", "");
-        let acked = metrics::counter("uplink.acked", "");
+        let published = self.metrics.counter("uplink.published", "");
+        let acked = self.metrics.counter("uplink.acked", "");
         publish(
             client,
             s,

@@ -20,6 +20,7 @@ pub use config::{kind_matches, JsonlDevice};
 pub use policy::InputPolicy;
 
 use super::{DeviceContext, DeviceSink, Driver};
+use crate::board::Board;
 use crate::codec::jsonl::{parse_line, Frame, LineFramer, MAX_LINE_BYTES};
 use crate::config::ListenAddr;
 use crate::event::Event;
@@ -77,24 +78,33 @@ pub fn bind(d: &JsonlDevice) -> Result<Listener, DriverError> {
     }
 }
 
+/// What the connections of one input share: its counters and the board.
 struct Counters {
     accepted: Counter,
     rejected: Counter,
     forbidden: Counter,
     oversized: Counter,
     refused: Counter,
+    board: Arc<Board>,
 }
 
 /// Accepts connections until shutdown, then waits for the open ones to hand over what they read.
 async fn serve(d: JsonlDevice, policy: InputPolicy, listener: Listener, ctx: DeviceContext) {
-    let DeviceContext { sink, shutdown, .. } = ctx;
+    let DeviceContext {
+        sink,
+        shutdown,
+        board,
+        metrics,
+        ..
+    } = ctx;
     let policy = Arc::new(policy);
     let counters = Arc::new(Counters {
-        accepted: metrics::counter("jsonl.lines_accepted", &d.id),
-        rejected: metrics::counter("jsonl.lines_rejected", &d.id),
-        forbidden: metrics::counter("jsonl.lines_forbidden", &d.id),
-        oversized: metrics::counter("jsonl.lines_oversized", &d.id),
-        refused: metrics::counter("jsonl.connections_refused", &d.id),
+        accepted: metrics.counter("jsonl.lines_accepted", &d.id),
+        rejected: metrics.counter("jsonl.lines_rejected", &d.id),
+        forbidden: metrics.counter("jsonl.lines_forbidden", &d.id),
+        oversized: metrics.counter("jsonl.lines_oversized", &d.id),
+        refused: metrics.counter("jsonl.connections_refused", &d.id),
+        board,
     });
     let slots = Arc::new(Semaphore::new(d.max_connections));
     let mut conns = JoinSet::new();
@@ -192,7 +202,7 @@ async fn read_connection(
         let eof = match n {
             Ok(0) => true,
             Ok(n) => {
-                crate::board::seen(device);
+                input.counters.board.seen(device);
                 let now = crate::clock::now();
                 framer.push(&buf[..n], |f| {
                     handle(f, input, now, &mut rejects, &mut events)

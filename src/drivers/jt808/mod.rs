@@ -28,10 +28,11 @@ pub use stationd_proto::jt808::{
 };
 
 use super::{DeviceContext, DeviceSink, Driver, DriverError};
+use crate::board::Board;
 use crate::codec::jt808::FrameDecoder;
 use crate::config::ListenAddr;
 use crate::event::{Event, Priority};
-use crate::metrics::{self, Counter};
+use crate::metrics::{self, Counter, Metrics};
 use crate::outbox::Committed;
 use serde_json::json;
 use std::sync::Arc;
@@ -53,11 +54,14 @@ pub const DRIVER: Driver = Driver {
 /// Bad frames tolerated on one connection before the terminal is disconnected.
 const MAX_BAD_FRAMES: u32 = 20;
 
+/// What the connections of one listener share for their I/O: counters and the board.
 struct Counters {
     frames: Counter,
     bad_frames: Counter,
     refused: Counter,
     garbage_disconnects: Counter,
+    board: Arc<Board>,
+    metrics: Arc<Metrics>,
 }
 
 /// Binds the listener (inside the runtime).
@@ -74,13 +78,21 @@ fn bind(d: &Jt808Device) -> Result<TcpListener, DriverError> {
 
 /// Accepts terminals until shutdown.
 async fn serve(d: Jt808Device, listener: TcpListener, ctx: DeviceContext) {
-    let DeviceContext { sink, shutdown, .. } = ctx;
+    let DeviceContext {
+        sink,
+        shutdown,
+        board,
+        metrics,
+        ..
+    } = ctx;
     let shared = Arc::new(Shared::new(d.session_config()));
     let counters = Arc::new(Counters {
-        frames: metrics::counter("jt808.frames", &d.id),
-        bad_frames: metrics::counter("jt808.frames_rejected", &d.id),
-        refused: metrics::counter("jt808.connections_refused", &d.id),
-        garbage_disconnects: metrics::counter("jt808.garbage_disconnects", &d.id),
+        frames: metrics.counter("jt808.frames", &d.id),
+        bad_frames: metrics.counter("jt808.frames_rejected", &d.id),
+        refused: metrics.counter("jt808.connections_refused", &d.id),
+        garbage_disconnects: metrics.counter("jt808.garbage_disconnects", &d.id),
+        board,
+        metrics,
     });
     let slots = Arc::new(Semaphore::new(d.max_connections));
     let idle = Duration::from_secs(d.idle_timeout_s);
@@ -192,9 +204,9 @@ async fn connection(
         };
         let now = crate::clock::now();
         let mono = started.elapsed().as_millis() as u64;
-        crate::board::seen(shared.device());
+        counters.board.seen(shared.device());
         if let Some(car) = session.car() {
-            crate::board::seen(car);
+            counters.board.seen(car);
         }
         decoder.push(&buf[..n], |f| match f {
             Ok(frame) => {
@@ -239,7 +251,9 @@ async fn connection(
                     }
                 }
                 Action::Close(why) => close = Some(why),
-                Action::Notice(notice) => log_notice(&notice, shared.device(), &peer),
+                Action::Notice(notice) => {
+                    log_notice(&notice, shared.device(), &peer, &counters.metrics)
+                }
             }
         }
         drop(actions_left);
@@ -273,7 +287,7 @@ async fn connection(
 }
 
 /// What the session asks to be logged and counted.
-fn log_notice(notice: &Notice, listener: &str, peer: &str) {
+fn log_notice(notice: &Notice, listener: &str, peer: &str, metrics: &Metrics) {
     match notice {
         Notice::MessageRejected {
             device,
@@ -288,7 +302,7 @@ fn log_notice(notice: &Notice, listener: &str, peer: &str) {
             stored,
             first,
         } => {
-            metrics::inc(&metrics::counter("clock.device_time_rejected", car));
+            crate::metrics::inc(&metrics.counter("clock.device_time_rejected", car));
             if *first {
                 tracing::warn!(
                     event = "clock.device_time_rejected",

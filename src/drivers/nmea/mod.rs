@@ -43,13 +43,19 @@ struct Counters {
 
 /// Runs until shutdown: open, read, report; reopen with backoff when the port goes away.
 async fn run(d: NmeaDevice, ctx: DeviceContext) {
-    let DeviceContext { sink, shutdown, .. } = ctx;
+    let DeviceContext {
+        sink,
+        shutdown,
+        board,
+        metrics,
+        ..
+    } = ctx;
     let counters = Counters {
-        sentences: metrics::counter("nmea.sentences", &d.id),
-        rejected: metrics::counter("nmea.sentences_rejected", &d.id),
-        malformed: metrics::counter("nmea.sentences_malformed", &d.id),
-        positions: metrics::counter("gps.positions_reported", &d.id),
-        device_time_rejected: metrics::counter("clock.device_time_rejected", &d.id),
+        sentences: metrics.counter("nmea.sentences", &d.id),
+        rejected: metrics.counter("nmea.sentences_rejected", &d.id),
+        malformed: metrics.counter("nmea.sentences_malformed", &d.id),
+        positions: metrics.counter("gps.positions_reported", &d.id),
+        device_time_rejected: metrics.counter("clock.device_time_rejected", &d.id),
         max_clock_skew_ms: (d.max_clock_skew_s as i64).saturating_mul(1000),
     };
     let policy = ReportPolicy::from_config(
@@ -81,7 +87,7 @@ async fn run(d: NmeaDevice, ctx: DeviceContext) {
                             Ok(0) => break "end of file".to_string(),
                             Err(e) => break e.to_string(),
                             Ok(n) => {
-                                crate::board::seen(&d.id);
+                                board.seen(&d.id);
                                 let now = now_ms();
                                 framer.push(&buf[..n], |f| match f {
                                     Frame::Sentence(s) => match parse(s) {
@@ -120,7 +126,7 @@ async fn run(d: NmeaDevice, ctx: DeviceContext) {
                 }
             }
             Err(e) => {
-                crate::board::set_state(
+                board.set_state(
                     &d.id,
                     "offline",
                     Some(&format!("cannot open {}: {e}", d.line.path.display())),

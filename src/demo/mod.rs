@@ -16,17 +16,18 @@
 //! Everything stays on 127.0.0.1. Later drivers (radios, trackers, docks, cameras) add their
 //! simulators here.
 
+mod devices;
+
 use crate::config::Config;
 use crate::outbox::Reader;
 use anyhow::Context;
-use stationd_proto::sim;
+use devices::{simulate_inputs, simulate_receiver, simulate_terminal, CARS};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -132,7 +133,7 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 /// The simulated box (`hw-profiles/sim.toml`), embedded so the demo needs no files.
-const SIM_PROFILE: &str = include_str!("../hw-profiles/sim.toml");
+const SIM_PROFILE: &str = include_str!("../../hw-profiles/sim.toml");
 
 /// The station config the demo runs on, built from embedded defaults.
 fn demo_config(
@@ -177,161 +178,6 @@ path = "{gps}"
     Ok(Config::parse(&dir.join("demo.toml"), &text)?)
 }
 
-/// Jinan, around Quancheng Square: the demo's three patrol cars with JT/T 808 terminals.
-const CARS: [(&str, &str, f64, f64); 3] = [
-    ("car-01", "013900000001", 36.6612, 117.0201),
-    ("car-02", "013900000002", 36.6680, 117.0302),
-    ("car-03", "013900000003", 36.6551, 117.0105),
-];
-
-/// One patrol car's JT/T 808 terminal: connects, registers, authenticates, then reports its
-/// location every second (2013 edition). Car 2 presses its emergency button for 10 s every
-/// 90 s. Reconnects when the station drops it.
-async fn simulate_terminal(port: u16, index: usize, stop: CancellationToken) {
-    use crate::codec::jt808::{encode, Edition, FrameDecoder};
-    use tokio::io::AsyncReadExt;
-    let (_, phone, lat0, lon0) = CARS[index];
-    let mut tick: u64 = 0;
-    let mut serial: u16 = 0;
-    'connect: loop {
-        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)).await else {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                _ = stop.cancelled() => return,
-            }
-        };
-        let mut decoder = FrameDecoder::new();
-        let mut buf = [0u8; 1024];
-        // Register: Shandong, Jinan, the car's simulated terminal and plate.
-        let terminal_id = format!("T{index:06}");
-        let reg = sim::jt808::Registration {
-            maker: b"SIMUL",
-            terminal_id: terminal_id.as_bytes(),
-            plate: &format!("鲁A9{index:04}"),
-            ..Default::default()
-        }
-        .body(Edition::V2013);
-        serial = serial.wrapping_add(1);
-        if conn
-            .write_all(&encode(0x0100, Edition::V2013, phone, serial, &reg))
-            .await
-            .is_err()
-        {
-            continue;
-        }
-        let mut code = None;
-        while code.is_none() {
-            let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await
-            else {
-                continue 'connect;
-            };
-            if n == 0 {
-                continue 'connect;
-            }
-            decoder.push(&buf[..n], |f| {
-                if let Ok(f) = f {
-                    if f.header.msg_id == 0x8100 && f.body.get(2) == Some(&0) {
-                        code = Some(f.body[3..].to_vec());
-                    }
-                }
-            });
-        }
-        serial = serial.wrapping_add(1);
-        if conn
-            .write_all(&encode(
-                0x0102,
-                Edition::V2013,
-                phone,
-                serial,
-                &code.unwrap_or_default(),
-            ))
-            .await
-            .is_err()
-        {
-            continue;
-        }
-        let mut interval = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {}
-                r = conn.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => continue 'connect,
-                    Ok(_) => continue, // the platform's 0x8001 answers
-                },
-                _ = stop.cancelled() => return,
-            }
-            tick += 1;
-            let t = tick as f64 / 10.0 + index as f64 * 2.1;
-            let (lat, lon) = (lat0 + 0.004 * t.sin(), lon0 + 0.005 * t.cos());
-            let speed = 30.0 + 15.0 * (t * 3.0).sin().abs();
-            let course = (t.to_degrees() + 90.0).rem_euclid(360.0);
-            let sos = index == 1 && tick % 90 >= 40 && tick % 90 < 50;
-            let body = sim::jt808::Location {
-                alarm: sos as u32,
-                status: 0x0000_0003, // ACC on, positioned
-                lat,
-                lon,
-                altitude_m: 40,
-                speed_kmh: speed,
-                course_deg: course as u16,
-                time_bcd: sim::jt808::bcd_time(crate::clock::unix_ms()),
-                extra: vec![0x30, 1, 24, 0x31, 1, 14],
-            }
-            .body();
-            serial = serial.wrapping_add(1);
-            if conn
-                .write_all(&encode(0x0200, Edition::V2013, phone, serial, &body))
-                .await
-                .is_err()
-            {
-                continue 'connect;
-            }
-        }
-    }
-}
-
-/// One epoch of a receiver (RMC, GGA, GSA, GSV) for a car at `t` seconds into its route.
-fn receiver_epoch(t: u64) -> String {
-    let tf = t as f64 / 60.0;
-    let (lat, lon) = (36.6650 + 0.006 * tf.sin(), 117.0150 + 0.008 * tf.cos());
-    let speed_kn = 20.0 + 8.0 * (tf * 2.0).sin().abs();
-    let course = (tf.to_degrees() + 180.0).rem_euclid(360.0);
-    sim::nmea::fix_epoch(crate::clock::unix_ms(), lat, lon, speed_kn, course)
-}
-
-/// Patrol car 04's GNSS receiver: a pseudo-terminal whose slave is linked at `link`; one
-/// epoch a second until `stop`.
-fn simulate_receiver(
-    link: &Path,
-    stop: CancellationToken,
-) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-    let pty = nix::pty::openpty(None, None)
-        .context("open a pseudo-terminal for the simulated receiver")?;
-    let mut t = tcgetattr(&pty.slave)?;
-    cfmakeraw(&mut t);
-    tcsetattr(&pty.slave, SetArg::TCSANOW, &t)?;
-    let name = nix::unistd::ttyname(&pty.slave)?;
-    std::os::unix::fs::symlink(&name, link)?;
-    let mut master = std::fs::File::from(pty.master);
-    let slave = pty.slave;
-    Ok(std::thread::Builder::new()
-        .name("demo-gnss".into())
-        .spawn(move || {
-            let _keep_open = slave;
-            let mut t = 0u64;
-            while !stop.is_cancelled() {
-                if master.write_all(receiver_epoch(t).as_bytes()).is_err() {
-                    return;
-                }
-                t += 1;
-                #[allow(clippy::disallowed_methods)] // the simulated receiver's own thread
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        })?)
-}
-
-/// Starts rumqttd as central dispatch; returns a channel of (topic, payload) it receives.
 fn start_central(port: u16) -> anyhow::Result<std::sync::mpsc::Receiver<(String, Vec<u8>)>> {
     let text = format!(
         r#"id = 0
@@ -405,40 +251,6 @@ async fn link_simulator(listener: TcpListener, upstream: SocketAddr, up: watch::
                 _ = up.wait_for(|u| !*u) => {}
             }
         });
-    }
-}
-
-/// The duty roster, radio status and the occasional radio emergency, as JSON lines from
-/// another local system (a radio gateway: its own `gateway.*` kinds, since `radio.*` is the
-/// daemon's, kept for its TETRA driver).
-async fn simulate_inputs(port: u16, stop: CancellationToken) {
-    let mut tick: u64 = 0;
-    let mut conn: Option<TcpStream> = None;
-    let mut interval = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        tick += 1;
-        let mut lines = String::new();
-        if tick == 1 {
-            lines.push_str("{\"kind\":\"duty.roster\",\"prio\":\"event\",\"device\":\"roster\",\"data\":{\"shift\":\"B\",\"officers\":4,\"auxiliaries\":8}}\n");
-        }
-        if tick.is_multiple_of(28) {
-            lines.push_str(&format!("{{\"kind\":\"gateway.radio_status\",\"prio\":\"event\",\"device\":\"radio-{:02}\",\"data\":{{\"rssi_dbm\":-{}}}}}\n", tick % 7 + 1, 70 + tick % 20));
-        }
-        if tick % 100 == 50 {
-            lines.push_str("{\"kind\":\"gateway.radio_emergency\",\"prio\":\"alarm\",\"device\":\"radio-07\",\"data\":{\"issi\":1001007,\"lat\":36.6601,\"lon\":117.0222}}\n");
-        }
-        if conn.is_none() {
-            conn = TcpStream::connect(("127.0.0.1", port)).await.ok();
-        }
-        if let Some(c) = conn.as_mut() {
-            if c.write_all(lines.as_bytes()).await.is_err() {
-                conn = None;
-            }
-        }
     }
 }
 

@@ -87,7 +87,6 @@ pub type DeviceTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// What a device's task is handed.
 pub struct DeviceContext {
-    pub id: String,
     pub sink: DeviceSink,
     /// The daemon's device board (the sink updates it with every event; a driver also marks
     /// bytes heard and port states).
@@ -156,6 +155,11 @@ pub trait CheckedConfig: serde::de::DeserializeOwned {
     }
 }
 
+/// The registry's `parse` for a driver whose whole table is its config type.
+pub fn parse_device<T: CheckedConfig + DeviceConfig>(table: toml::Table) -> Result<Device, String> {
+    Ok(Arc::new(parse_table::<T>(table)?))
+}
+
 /// Types `table` as `T` and checks it; the error is serde's message or the check's.
 pub fn parse_table<T: CheckedConfig>(table: toml::Table) -> Result<T, String> {
     let device: T = toml::Value::Table(table)
@@ -187,7 +191,6 @@ pub fn start_all(
     for device in devices {
         board.register(device.id(), device.driver(), device.initial_state());
         let task = device.start(DeviceContext {
-            id: device.id().to_string(),
             sink: DeviceSink::new(device.id(), device.driver(), sink.clone(), board.clone()),
             board: board.clone(),
             metrics: metrics.clone(),

@@ -74,12 +74,6 @@ impl CheckedConfig for JsonlDevice {
     }
 }
 
-/// Types a `[[device]]` table with `driver = "jsonl"`.
-pub fn parse(table: toml::Table) -> Result<crate::drivers::Device, String> {
-    let device: JsonlDevice = crate::drivers::parse_table(table)?;
-    Ok(std::sync::Arc::new(device))
-}
-
 impl DeviceConfig for JsonlDevice {
     fn id(&self) -> &str {
         &self.id

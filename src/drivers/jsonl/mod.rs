@@ -39,7 +39,7 @@ use super::DriverError;
 pub const DRIVER: Driver = Driver {
     name: "jsonl",
     serial: false,
-    parse: config::parse,
+    parse: super::parse_device::<config::JsonlDevice>,
     keys: crate::config::keys::keys_of::<config::JsonlDevice>,
 };
 

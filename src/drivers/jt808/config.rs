@@ -135,12 +135,6 @@ impl Jt808Device {
     }
 }
 
-/// Types a `[[device]]` table with `driver = "jt808"`.
-pub fn parse(table: toml::Table) -> Result<crate::drivers::Device, String> {
-    let device: Jt808Device = crate::drivers::parse_table(table)?;
-    Ok(std::sync::Arc::new(device))
-}
-
 impl DeviceConfig for Jt808Device {
     fn id(&self) -> &str {
         &self.id

@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 pub const DRIVER: Driver = Driver {
     name: "jt808",
     serial: false,
-    parse: config::parse,
+    parse: super::parse_device::<config::Jt808Device>,
     keys: crate::config::keys::keys_of::<config::Jt808Device>,
 };
 

@@ -56,8 +56,14 @@ impl Retry {
 
     /// The delay before the next attempt; each call counts one more failure.
     pub fn next_delay(&mut self) -> Duration {
+        self.next_delay_with(|n| fastrand::u64(0..=n))
+    }
+
+    /// As [`Retry::next_delay`], with the jitter drawn from `random` (a value in `0..=n`):
+    /// for a caller that keeps its randomness apart, as the uplink's state machine does.
+    pub fn next_delay_with(&mut self, random: impl FnOnce(u64) -> u64) -> Duration {
         let delay = if self.jitter {
-            self.policy.delay_random(self.attempt)
+            self.policy.delay(self.attempt, random)
         } else {
             Duration::from_millis(self.policy.ceiling_ms(self.attempt))
         };

@@ -164,7 +164,6 @@ pub(super) fn simulate_receiver(
         })?)
 }
 
-/// Starts rumqttd as central dispatch; returns a channel of (topic, payload) it receives.
 /// The duty roster, radio status and the occasional radio emergency, as JSON lines from
 /// another local system (a radio gateway: its own `gateway.*` kinds, since `radio.*` is the
 /// daemon's, kept for its TETRA driver).

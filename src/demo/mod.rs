@@ -178,7 +178,11 @@ path = "{gps}"
     Ok(Config::parse(&dir.join("demo.toml"), &text)?)
 }
 
-fn start_central(port: u16) -> anyhow::Result<std::sync::mpsc::Receiver<(String, Vec<u8>)>> {
+/// Starts rumqttd as central dispatch on `port`; returns a channel of the (topic, payload) it
+/// receives under `stations/#`. Also the uplink's in-process test broker.
+pub(crate) fn start_central(
+    port: u16,
+) -> anyhow::Result<std::sync::mpsc::Receiver<(String, Vec<u8>)>> {
     let text = format!(
         r#"id = 0
 [router]

@@ -1,5 +1,9 @@
 //! The uplink: owns the MQTT session with central dispatch and drains the outbox into it.
 //!
+//! The decisions are a state machine without I/O (`machine.rs`: which broker, how long to
+//! wait, what to publish, when to read ahead, how to say goodbye); this module is the thin
+//! loop that feeds it what happened and carries out what it asks. The rules it implements:
+//!
 //! - Brokers are tried in the configured order; when all fail, the next round waits a
 //!   full-jitter exponential delay (`backoff.rs`). A lost session starts again from the first.
 //! - Each connection gets a fresh rumqttc client and event loop. The event loop is polled in
@@ -16,43 +20,28 @@
 //! - On connect a retained birth goes to `P/status`; the last will (retained) says offline;
 //!   a clean shutdown publishes offline itself before disconnecting.
 
-mod explain;
+mod error;
+mod machine;
 mod options;
 mod state;
 pub mod tls;
 
+pub use error::LinkError;
+pub use machine::{Action, Machine, Note};
 pub use options::{UplinkError, UplinkOptions};
 pub use state::plan_fetch;
-use state::{PendingRead, SessionState};
+use state::PendingRead;
 
-use crate::config::BrokerUrl;
 use crate::metrics;
 use crate::outbox::{LinkState, Reader, WriterControl};
 use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-/// How long a connection attempt may take before the next broker is tried.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A session that lasted this long resets the backoff.
-const STABLE_SESSION: Duration = Duration::from_secs(30);
-
-/// What the poll task reports.
-enum Note {
-    ConnAck,
-    /// A publish was handed to the network with this packet id.
-    Sent(u16),
-    PubAck(u16),
-    Error(String),
-}
-
-enum SessionEnd {
-    Shutdown,
-    ConnectFailed(String),
-    Lost { after: Duration, reason: String },
-}
+/// How long the watchdog gives the uplink beyond what it is waiting for.
+const BEAT_SLACK: Duration = Duration::from_secs(5);
 
 /// Where the uplink stands, for the technician's views.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -94,10 +83,11 @@ pub struct Uplink {
     link: Arc<LinkState>,
     shutdown: CancellationToken,
     status: Arc<Mutex<UplinkStatus>>,
-    metrics: Arc<metrics::Metrics>,
     /// Notified when the uplink connects or loses its broker (systemd's STATUS= follows it).
     status_changed: Arc<Notify>,
     heartbeat: Arc<crate::systemd::Heartbeat>,
+    published: metrics::Counter,
+    acked: metrics::Counter,
 }
 
 impl Uplink {
@@ -111,7 +101,8 @@ impl Uplink {
         metrics: Arc<metrics::Metrics>,
     ) -> Uplink {
         Uplink {
-            metrics,
+            published: metrics.counter("uplink.published", ""),
+            acked: metrics.counter("uplink.acked", ""),
             opts,
             reader: Arc::new(Mutex::new(reader)),
             control,
@@ -139,48 +130,169 @@ impl Uplink {
     }
 
     /// Runs until shutdown is signalled; then drains what is in flight and says offline.
-    pub async fn run(mut self) {
-        // Rounds through the broker list that failed in a row; full jitter between them.
-        let mut rounds = crate::backoff::Retry::new(self.opts.backoff, true);
+    pub async fn run(self) {
+        let mut machine = Machine::new(
+            self.opts.brokers.clone(),
+            self.opts.window as usize,
+            self.opts.backoff,
+            Box::new(|n| fastrand::u64(0..=n)),
+            crate::clock::mono_ms(),
+        );
+        let mut io = Io::default();
+        let shutdown = self.shutdown.clone();
+        let mut shutdown_seen = false;
+        let mut beat = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let mut lost_stable = false;
-            for broker in self.opts.brokers.clone() {
-                let stopping = self.shutdown.is_cancelled();
-                if stopping {
+            while let Some(action) = machine.poll_action() {
+                if action == Action::Stop {
                     return;
                 }
-                self.heartbeat
-                    .beat(CONNECT_TIMEOUT + Duration::from_secs(5));
-                match self.session(&broker).await {
-                    SessionEnd::Shutdown => return,
-                    SessionEnd::ConnectFailed(reason) => {
-                        tracing::warn!(event = "uplink.connect_failed", broker = %broker, error = %reason, "cannot connect to the broker");
-                        self.set_error(reason);
+                if let Some(note) = self.carry_out(action, &mut io).await {
+                    machine.on(note, crate::clock::mono_ms());
+                }
+            }
+            if machine.is_connected() {
+                self.heartbeat.beat(BEAT_SLACK);
+            }
+            let deadline = machine
+                .deadline()
+                .map(|at| Duration::from_millis(at.saturating_sub(crate::clock::mono_ms())));
+            let note = tokio::select! {
+                biased;
+                note = next_note(&mut io.conn) => note,
+                read = async { io.reading.as_mut().expect("guarded").await }, if io.reading.is_some() => {
+                    io.reading = None;
+                    match read {
+                        Ok(Ok((fetch, rows))) => Note::Rows { fetch, rows },
+                        Ok(Err(e)) => Note::Lost(LinkError::Local(format!("cannot read the outbox: {e}"))),
+                        Err(e) => Note::Lost(LinkError::Local(format!("outbox read task failed: {e}"))),
                     }
-                    SessionEnd::Lost { after, reason } => {
-                        tracing::warn!(event = "uplink.disconnected", broker = %broker, error = %reason, after_s = after.as_secs(), "lost the broker; buffering in the outbox");
-                        self.set_error(reason);
-                        lost_stable = after >= STABLE_SESSION;
+                }
+                _ = self.new_data.notified() => Note::NewData,
+                _ = tokio::time::sleep(deadline.unwrap_or_default()), if deadline.is_some() => Note::Tick,
+                _ = beat.tick() => Note::Tick,
+                _ = shutdown.cancelled(), if !shutdown_seen => {
+                    shutdown_seen = true;
+                    Note::Shutdown
+                }
+            };
+            let lost = matches!(note, Note::Lost(_));
+            machine.on(note, crate::clock::mono_ms());
+            // Take every note already queued before acting, so the acks of one batch reach
+            // the writer in one go.
+            if !lost {
+                while let Some(note) = io.try_next_note() {
+                    let lost = matches!(note, Note::Lost(_));
+                    machine.on(note, crate::clock::mono_ms());
+                    if lost {
                         break;
                     }
                 }
             }
-            if lost_stable {
-                rounds.reset();
-            }
-            let delay = rounds.next_delay();
-            self.heartbeat.beat(delay + Duration::from_secs(5));
-            tracing::debug!(
-                delay_ms = delay.as_millis() as u64,
-                attempt = rounds.attempts(),
-                "reconnect backoff"
-            );
-            let shutdown = self.shutdown.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.cancelled() => return,
+            if machine.is_connected() {
+                self.status
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .in_flight = machine.in_window();
             }
         }
+    }
+
+    /// Does what the state machine asked; a failure comes back as the note it causes.
+    async fn carry_out(&self, action: Action, io: &mut Io) -> Option<Note> {
+        match action {
+            Action::Connect(broker) => {
+                self.heartbeat
+                    .beat(Duration::from_millis(machine::CONNECT_TIMEOUT_MS) + BEAT_SLACK);
+                io.reading = None;
+                io.conn = Some(Connection::open(&self.opts, &broker));
+            }
+            Action::Connected(broker) => {
+                self.link.set_up(true);
+                tracing::info!(event = "uplink.connected", broker = %broker, "connected to central");
+                {
+                    let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                    st.connected_to = Some(broker.to_string());
+                    st.since_mono = Some(crate::clock::mono_ms());
+                }
+                self.status_changed.notify_one();
+            }
+            Action::SayOnline(broker) => {
+                let payload = self.opts.status_payload("online", None, Some(&broker));
+                return io.publish(self.opts.status_topic(), true, payload).await;
+            }
+            Action::SayOffline => {
+                let payload = self.opts.status_payload("offline", Some("shutdown"), None);
+                return io.publish(self.opts.status_topic(), true, payload).await;
+            }
+            Action::Publish(row) => {
+                let topic = format!("{}/{}", self.opts.topic_root, row.topic);
+                metrics::inc(&self.published);
+                return io.publish(topic, false, row.payload).await;
+            }
+            Action::Fetch {
+                fetch,
+                cursors,
+                limit,
+            } => {
+                let reader = self.reader.clone();
+                io.reading = Some(tokio::task::spawn_blocking(move || {
+                    let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+                    plan_fetch(&reader, cursors, limit).map(|rows| (fetch, rows))
+                }));
+            }
+            Action::Ack(seqs) => {
+                self.acked
+                    .fetch_add(seqs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) = self.control.ack(seqs).await {
+                    return Some(Note::Lost(LinkError::Local(e.to_string())));
+                }
+            }
+            Action::Failed {
+                broker,
+                error,
+                connected_for,
+            } => {
+                io.conn = None;
+                io.reading = None;
+                let fix = if error.is_transient() {
+                    ""
+                } else {
+                    " (retrying will not help until the configuration here or at central is fixed)"
+                };
+                match connected_for {
+                    Some(after) => {
+                        self.link.set_up(false);
+                        let _ = self.control.flush().await;
+                        tracing::warn!(event = "uplink.disconnected", broker = %broker, error = %error, after_s = after.as_secs(), "lost the broker; buffering in the outbox{fix}");
+                    }
+                    None if error.is_transient() => {
+                        tracing::warn!(event = "uplink.connect_failed", broker = %broker, error = %error, "cannot connect to the broker");
+                    }
+                    None => {
+                        tracing::error!(event = "uplink.connect_failed", broker = %broker, error = %error, "cannot connect to the broker{fix}");
+                    }
+                }
+                self.set_error(error.to_string());
+            }
+            Action::Wait(delay) => {
+                self.heartbeat.beat(delay + BEAT_SLACK);
+                tracing::debug!(delay_ms = delay.as_millis() as u64, "reconnect backoff");
+            }
+            Action::Disconnect => {
+                self.link.set_up(false);
+                let _ = self.control.flush().await;
+                tracing::info!(
+                    event = "uplink.offline_published",
+                    "told central this station is going offline"
+                );
+                if let Some(conn) = io.conn.take() {
+                    conn.disconnect().await;
+                }
+            }
+            Action::Stop => {}
+        }
+        None
     }
 
     fn set_error(&self, e: String) {
@@ -196,21 +308,63 @@ impl Uplink {
         drop(st);
         self.status_changed.notify_one();
     }
+}
 
-    async fn session(&mut self, broker: &BrokerUrl) -> SessionEnd {
-        let (client, mut eventloop) = AsyncClient::new(
-            self.opts.mqtt_options(broker),
-            2 * self.opts.window as usize + 16,
-        );
+/// What the I/O loop holds between actions: the connection, and the read-ahead running.
+#[derive(Default)]
+struct Io {
+    conn: Option<Connection>,
+    reading: Option<PendingRead>,
+}
+
+/// The next note from the connection; pending forever without one.
+async fn next_note(conn: &mut Option<Connection>) -> Note {
+    match conn {
+        Some(conn) => conn
+            .notes
+            .recv()
+            .await
+            .unwrap_or_else(|| Note::Lost(LinkError::Network("MQTT event loop ended".into()))),
+        None => std::future::pending().await,
+    }
+}
+
+impl Io {
+    fn try_next_note(&mut self) -> Option<Note> {
+        self.conn.as_mut()?.notes.try_recv().ok()
+    }
+
+    async fn publish(&mut self, topic: String, retain: bool, payload: Vec<u8>) -> Option<Note> {
+        let conn = self.conn.as_ref()?;
+        conn.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+            .err()
+            .map(|e| Note::Lost(LinkError::Network(format!("MQTT client closed: {e}"))))
+    }
+}
+
+/// One connection: a fresh rumqttc client, and the task polling its event loop, which only
+/// forwards what happens as notes (it never publishes).
+struct Connection {
+    client: AsyncClient,
+    notes: mpsc::Receiver<Note>,
+    _poller: AbortOnDrop,
+}
+
+impl Connection {
+    fn open(opts: &UplinkOptions, broker: &crate::config::BrokerUrl) -> Connection {
+        let window = opts.window as usize;
+        let (client, mut eventloop) = AsyncClient::new(opts.mqtt_options(broker), 2 * window + 16);
         // Nagle stays on (rumqttc default): under a backlog it coalesces publishes into fewer
         // segments, which measured 10-20 % faster draining; an alarm waits at most one RTT.
         let mut net = eventloop.network_options();
         net.set_tcp_nodelay(false);
-        net.set_connection_timeout(CONNECT_TIMEOUT.as_secs());
+        net.set_connection_timeout(machine::CONNECT_TIMEOUT_MS / 1000);
         eventloop.set_network_options(net);
-        let (ntx, mut nrx) = mpsc::channel::<Note>(4 * self.opts.window as usize + 64);
-        // The poll task: forwards notifications, never publishes. Its channel holds every note a
-        // full window can produce (sent + acked per publish), so it never blocks the event loop.
+        // Its channel holds every note a full window can produce (sent + acked per publish),
+        // so it never blocks the event loop.
+        let (ntx, notes) = mpsc::channel::<Note>(4 * window + 64);
         let poller = tokio::spawn(async move {
             loop {
                 let note = match eventloop.poll().await {
@@ -219,7 +373,7 @@ impl Uplink {
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Note::Sent(pkid),
                     Ok(_) => continue,
                     Err(e) => {
-                        let _ = ntx.send(Note::Error(explain::explain(&e))).await;
+                        let _ = ntx.send(Note::Lost(LinkError::from_connection(&e))).await;
                         return;
                     }
                 };
@@ -228,219 +382,21 @@ impl Uplink {
                 }
             }
         });
-        let _abort_poller = AbortOnDrop(poller);
-
-        let shutdown = self.shutdown.clone();
-        let connected = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, nrx.recv()) => r,
-            _ = shutdown.cancelled() => return SessionEnd::Shutdown,
-        };
-        match connected {
-            Ok(Some(Note::ConnAck)) => {}
-            Ok(Some(Note::Error(e))) => return SessionEnd::ConnectFailed(e),
-            Ok(_) => return SessionEnd::ConnectFailed("unexpected packet before CONNACK".into()),
-            Err(_) => {
-                return SessionEnd::ConnectFailed(format!(
-                    "no CONNACK within {}s",
-                    CONNECT_TIMEOUT.as_secs()
-                ))
-            }
-        }
-        let since = Instant::now();
-        self.link.set_up(true);
-        tracing::info!(event = "uplink.connected", broker = %broker, "connected to central");
-        {
-            let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
-            st.connected_to = Some(broker.to_string());
-            st.since_mono = Some(crate::clock::mono_ms());
-        }
-        self.status_changed.notify_one();
-        let mut s = SessionState::default();
-        let end = self.drive(&client, &mut nrx, &mut s, broker).await;
-        self.link.set_up(false);
-        // Everything acknowledged so far is deleted before anything is fetched again, so a
-        // reconnect resends only what really was not acknowledged.
-        let _ = self.control.ack(std::mem::take(&mut s.pending_acks)).await;
-        let _ = self.control.flush().await;
-        match end {
-            Ok(()) => {
-                let _ = client.disconnect().await;
-                // Let the poll task write DISCONNECT before it is aborted.
-                let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                    while nrx.recv().await.is_some() {}
-                })
-                .await;
-                SessionEnd::Shutdown
-            }
-            Err(reason) => SessionEnd::Lost {
-                after: since.elapsed(),
-                reason,
-            },
-        }
-    }
-
-    /// The connected loop. Ok(()) after a clean shutdown, Err(reason) when the session is lost.
-    async fn drive(
-        &mut self,
-        client: &AsyncClient,
-        nrx: &mut mpsc::Receiver<Note>,
-        s: &mut SessionState,
-        broker: &BrokerUrl,
-    ) -> Result<(), String> {
-        let published = self.metrics.counter("uplink.published", "");
-        let acked = self.metrics.counter("uplink.acked", "");
-        publish(
+        Connection {
             client,
-            s,
-            self.opts.status_topic(),
-            true,
-            self.opts.status_payload("online", None, Some(broker)),
-            None,
-        )
-        .await?;
-        let window = self.opts.window as usize;
-        let mut maybe_more = true;
-        let mut reading: Option<PendingRead> = None;
-        let mut renotified = false;
-        let shutdown = self.shutdown.clone();
-        let mut beat = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            self.heartbeat.beat(Duration::from_secs(5));
-            // Publish from the read-ahead while the window has room: an ack is answered with
-            // the next publish at once, with no outbox read in between. (Pausing until many
-            // acks are back lets Nagle's algorithm on the broker and delayed ACKs here stall
-            // the link for 40 ms at a time.)
-            // Up to one more window waits in rumqttc's request queue, so that each PUBACK
-            // lets rumqttc send the next publish at once, without a round trip through this
-            // task; rumqttc itself keeps `window` in flight.
-            let stopping = shutdown.is_cancelled();
-            while s.in_window() < 2 * window && !stopping {
-                let Some(row) = s.ready.pop_front() else {
-                    break;
-                };
-                let topic = format!("{}/{}", self.opts.topic_root, row.topic);
-                publish(client, s, topic, false, row.payload, Some(row.seq)).await?;
-                metrics::inc(&published);
-            }
-            // Read ahead a whole window at a time, in the background, so publishing never
-            // waits for the disk: one outbox read per window, not per ack.
-            if maybe_more && !stopping && reading.is_none() && s.ready.len() < window {
-                reading = Some(self.start_fetch(s.cursors, window));
-                renotified = false;
-            }
-            tokio::select! {
-                biased;
-                note = nrx.recv() => {
-                    let mut note = note;
-                    // Take every note already queued, then hand their acks to the writer in one
-                    // go: acks reach the disk within one group commit, which bounds the
-                    // duplicates a crash can cause to about one window.
-                    loop {
-                        match note {
-                            Some(Note::Sent(pkid)) => s.sent(pkid),
-                            Some(Note::PubAck(pkid)) => if s.acked(pkid) { metrics::inc(&acked); },
-                            Some(Note::ConnAck) => {}
-                            Some(Note::Error(e)) => return Err(e),
-                            None => return Err("MQTT event loop ended".into()),
-                        }
-                        match nrx.try_recv() {
-                            Ok(n) => note = Some(n),
-                            Err(_) => break,
-                        }
-                    }
-                    if !s.pending_acks.is_empty() {
-                        self.control.ack(std::mem::take(&mut s.pending_acks)).await.map_err(|e| e.to_string())?;
-                    }
-                }
-                read = async { reading.as_mut().expect("guarded").await }, if reading.is_some() => {
-                    reading = None;
-                    let rows = read
-                        .map_err(|e| format!("outbox read task failed: {e}"))?
-                        .map_err(|e| format!("cannot read the outbox: {e}"))?;
-                    // A commit notified while the read ran may not be in it: read again.
-                    maybe_more = rows.len() >= window || renotified;
-                    for (lane, row) in rows {
-                        s.cursors[lane as usize] = row.seq;
-                        s.ready.push_back(row);
-                    }
-                    self.status.lock().unwrap_or_else(|p| p.into_inner()).in_flight = s.in_window();
-                }
-                _ = self.new_data.notified() => {
-                    maybe_more = true;
-                    renotified = true;
-                }
-                _ = beat.tick() => {}
-                _ = shutdown.cancelled() => {
-                    return self.goodbye(client, nrx, s).await;
-                }
-            }
+            notes,
+            _poller: AbortOnDrop(poller),
         }
     }
 
-    /// Clean shutdown: wait (briefly) for what is in flight, then say offline.
-    async fn goodbye(
-        &mut self,
-        client: &AsyncClient,
-        nrx: &mut mpsc::Receiver<Note>,
-        s: &mut SessionState,
-    ) -> Result<(), String> {
-        wait_for_acks(nrx, s, Duration::from_millis(1500)).await?;
-        let _ = self.control.ack(std::mem::take(&mut s.pending_acks)).await;
-        let payload = self.opts.status_payload("offline", Some("shutdown"), None);
-        publish(client, s, self.opts.status_topic(), true, payload, None).await?;
-        wait_for_acks(nrx, s, Duration::from_millis(1000)).await?;
-        tracing::info!(
-            event = "uplink.offline_published",
-            "told central this station is going offline"
-        );
-        Ok(())
-    }
-
-    /// Starts reading the next rows to send, in send order: alarms, then live and backlog
-    /// sharing the window.
-    fn start_fetch(&self, cursors: [u64; 3], limit: usize) -> PendingRead {
-        let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
-            plan_fetch(&reader, cursors, limit)
+    /// Sends DISCONNECT and gives the poll task a moment to write it.
+    async fn disconnect(mut self) {
+        let _ = self.client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while self.notes.recv().await.is_some() {}
         })
+        .await;
     }
-}
-
-/// Processes notes until nothing is in flight or `limit` has passed; Err if the session ends.
-async fn wait_for_acks(
-    nrx: &mut mpsc::Receiver<Note>,
-    s: &mut SessionState,
-    limit: Duration,
-) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + limit;
-    while s.in_window() > 0 {
-        match tokio::time::timeout_at(deadline, nrx.recv()).await {
-            Ok(Some(Note::Sent(p))) => s.sent(p),
-            Ok(Some(Note::PubAck(p))) => {
-                s.acked(p);
-            }
-            Ok(Some(Note::ConnAck)) => {}
-            Ok(Some(Note::Error(e))) => return Err(e),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    Ok(())
-}
-
-async fn publish(
-    client: &AsyncClient,
-    s: &mut SessionState,
-    topic: String,
-    retain: bool,
-    payload: Vec<u8>,
-    seq: Option<u64>,
-) -> Result<(), String> {
-    s.queued.push_back(seq);
-    client
-        .publish(topic, QoS::AtLeastOnce, retain, payload)
-        .await
-        .map_err(|e| format!("MQTT client closed: {e}"))
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -450,3 +406,6 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+#[cfg(all(test, feature = "demo"))]
+mod tests;

@@ -1,12 +1,12 @@
 //! What one MQTT session has in flight, pure: the read-ahead, the publishes queued to rumqttc
 //! and those awaiting PUBACK (packet id → seq), the acks not yet handed to the writer, and the
-//! refill policy (`plan_fetch`). The I/O loop in `mod.rs` drives it.
+//! refill policy (`plan_fetch`). The state machine in `machine.rs` drives it.
 
 use crate::outbox::{Lane, OutRow, Reader};
 use std::collections::{HashMap, VecDeque};
 
-/// A read-ahead running on the blocking pool.
-pub(super) type PendingRead = tokio::task::JoinHandle<rusqlite::Result<Vec<(Lane, OutRow)>>>;
+/// A read-ahead running on the blocking pool, with the id the state machine gave it.
+pub(super) type PendingRead = tokio::task::JoinHandle<rusqlite::Result<(u64, Vec<(Lane, OutRow)>)>>;
 
 /// The refill policy, kept apart from the session so it can be tested on a plain `Reader`.
 pub fn plan_fetch(
@@ -48,7 +48,7 @@ pub fn plan_fetch(
     Ok(out)
 }
 
-#[derive(Default)]
+#[derive(Debug)]
 pub(super) struct SessionState {
     /// Last seq read from the outbox per lane (indexed by `Lane as usize`).
     pub(super) cursors: [u64; 3],
@@ -59,6 +59,28 @@ pub(super) struct SessionState {
     /// Packet id -> seq of publishes awaiting PUBACK.
     in_flight: HashMap<u16, Option<u64>>,
     pub(super) pending_acks: Vec<u64>,
+    /// The id of the read-ahead running, if one is.
+    pub(super) reading: Option<u64>,
+    /// The outbox may hold rows after the cursors (the last read was full, or new data came).
+    pub(super) maybe_more: bool,
+    /// New data was announced while the read-ahead ran.
+    pub(super) renotified: bool,
+}
+
+impl Default for SessionState {
+    fn default() -> SessionState {
+        SessionState {
+            cursors: [0; 3],
+            ready: VecDeque::new(),
+            queued: VecDeque::new(),
+            in_flight: HashMap::new(),
+            pending_acks: Vec::new(),
+            reading: None,
+            // A new session reads the outbox from the start.
+            maybe_more: true,
+            renotified: false,
+        }
+    }
 }
 
 impl SessionState {

@@ -1,4 +1,5 @@
-//! Connection errors in words a technician can act on.
+//! Why the link to central failed, typed (`LinkError`, with `is_transient`) and in words a
+//! technician can act on.
 //!
 //! rumqttc's errors say what failed inside the client (`Mqtt state: Mqtt
 //! serialization/deserialization error: IO: Connection reset by peer`). The technician reading
@@ -9,8 +10,52 @@
 use rumqttc::{ConnectReturnCode, ConnectionError, StateError};
 use std::io::ErrorKind;
 
+/// Why a connection attempt failed or a session ended. Its text (`Display`) is what the
+/// journal, `stationd status` and systemd's STATUS= show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// The network or the broker failed (refused, reset, timed out, no route, keep-alive).
+    #[error("{0}")]
+    Network(String),
+    /// The broker accepted the TCP connection but sent no CONNACK in time.
+    #[error("no CONNACK within {0}s")]
+    NoConnAck(u64),
+    /// The broker refused this station's login or client id.
+    #[error("{0}")]
+    Refused(String),
+    /// The TLS handshake failed: certificates, CA or host name.
+    #[error("{0}")]
+    Tls(String),
+    /// This side failed: the outbox could not be read or its writer stopped.
+    #[error("{0}")]
+    Local(String),
+}
+
+impl LinkError {
+    /// Whether trying again may work by itself. A refused login or a certificate mismatch
+    /// will not heal until someone changes the configuration here or at central: the uplink
+    /// keeps retrying (central may fix its side), but logs it as an error to act on.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, LinkError::Refused(_) | LinkError::Tls(_))
+    }
+
+    /// rumqttc's error, with its cause and what to check (`cause: what to check (rumqttc's
+    /// own text)`).
+    pub fn from_connection(e: &ConnectionError) -> LinkError {
+        match e {
+            ConnectionError::ConnectionRefused(
+                code @ (ConnectReturnCode::BadUserNamePassword
+                | ConnectReturnCode::NotAuthorized
+                | ConnectReturnCode::BadClientId),
+            ) => LinkError::Refused(format!("{} ({e})", refused(*code))),
+            ConnectionError::Tls(_) => LinkError::Tls(explain(e)),
+            _ => LinkError::Network(explain(e)),
+        }
+    }
+}
+
 /// `cause: what to check (rumqttc's own text)`.
-pub fn explain(e: &ConnectionError) -> String {
+fn explain(e: &ConnectionError) -> String {
     let raw = e.to_string();
     let cause = match e {
         ConnectionError::ConnectionRefused(code) => refused(*code),
@@ -117,6 +162,31 @@ mod tests {
         assert_eq!(
             explain(&ConnectionError::RequestsDone),
             ConnectionError::RequestsDone.to_string()
+        );
+    }
+
+    #[test]
+    fn a_refused_login_or_a_certificate_mismatch_is_not_transient_a_cut_is() {
+        let login = LinkError::from_connection(&ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword,
+        ));
+        assert!(matches!(login, LinkError::Refused(_)) && !login.is_transient());
+        assert!(login.to_string().contains("password_file"), "{login}");
+        let busy = LinkError::from_connection(&ConnectionError::ConnectionRefused(
+            ConnectReturnCode::ServiceUnavailable,
+        ));
+        assert!(
+            busy.is_transient(),
+            "a busy broker may take us later: {busy}"
+        );
+        let reset = LinkError::from_connection(&ConnectionError::Io(std::io::Error::from(
+            ErrorKind::ConnectionReset,
+        )));
+        assert!(reset.is_transient() && reset.to_string().starts_with("the connection was cut"));
+        assert!(LinkError::NoConnAck(10).is_transient());
+        assert_eq!(
+            LinkError::NoConnAck(10).to_string(),
+            "no CONNACK within 10s"
         );
     }
 }

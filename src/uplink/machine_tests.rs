@@ -1,0 +1,393 @@
+//! The uplink's decisions, on a clock the test moves by hand: no broker, no runtime, no sleep.
+
+use super::*;
+
+const MIN_MS: u64 = 500;
+
+fn url(s: &str) -> BrokerUrl {
+    BrokerUrl::try_from(format!("mqtt://{s}")).unwrap()
+}
+
+fn backoff() -> Backoff {
+    Backoff {
+        min_ms: MIN_MS,
+        max_ms: 8_000,
+    }
+}
+
+/// A machine whose jitter always picks the ceiling, so waits are predictable.
+fn machine(brokers: &[&str], window: usize) -> Machine {
+    Machine::new(
+        brokers.iter().map(|b| url(b)).collect(),
+        window,
+        backoff(),
+        Box::new(|n| n),
+        0,
+    )
+}
+
+fn actions(m: &mut Machine) -> Vec<Action> {
+    std::iter::from_fn(|| m.poll_action()).collect()
+}
+
+fn row(seq: u64) -> (Lane, OutRow) {
+    (
+        Lane::Live,
+        OutRow {
+            seq,
+            topic: format!("t/{seq}"),
+            payload: vec![],
+        },
+    )
+}
+
+fn net() -> LinkError {
+    LinkError::Network("connection refused".into())
+}
+
+fn failed(a: &Action) -> Option<(&str, Option<Duration>)> {
+    match a {
+        Action::Failed {
+            broker,
+            connected_for,
+            ..
+        } => Some((broker.host.as_str(), *connected_for)),
+        _ => None,
+    }
+}
+
+/// Connects to the first broker and takes the birth and the first read-ahead's request.
+fn connected(m: &mut Machine, now: u64) -> u64 {
+    let before = actions(m);
+    assert!(
+        matches!(before.last(), Some(Action::Connect(_))),
+        "{before:?}"
+    );
+    m.on(Note::ConnAck, now);
+    let a = actions(m);
+    assert!(matches!(a[0], Action::Connected(_)), "{a:?}");
+    assert!(matches!(a[1], Action::SayOnline(_)), "{a:?}");
+    match a[2] {
+        Action::Fetch { fetch, cursors, .. } => {
+            assert_eq!(cursors, [0; 3], "a new session reads from the start");
+            fetch
+        }
+        _ => panic!("{a:?}"),
+    }
+}
+
+#[test]
+fn a_failed_broker_hands_over_to_the_next_and_a_failed_round_waits_then_starts_over() {
+    let mut m = machine(&["a", "b"], 4);
+    assert_eq!(actions(&mut m), [Action::Connect(url("a"))]);
+    m.on(Note::Lost(net()), 5);
+    let a = actions(&mut m);
+    assert_eq!(failed(&a[0]), Some(("a", None)));
+    assert_eq!(a[1], Action::Connect(url("b")), "the next broker at once");
+    m.on(Note::Lost(net()), 6);
+    let a = actions(&mut m);
+    assert_eq!(failed(&a[0]), Some(("b", None)));
+    assert_eq!(a[1], Action::Wait(Duration::from_millis(MIN_MS)));
+    assert_eq!(m.deadline(), Some(6 + MIN_MS));
+    m.on(Note::Tick, 5 + MIN_MS);
+    assert!(actions(&mut m).is_empty(), "not before the wait is over");
+    m.on(Note::Tick, 6 + MIN_MS);
+    assert_eq!(actions(&mut m), [Action::Connect(url("a"))]);
+    // The second failed round waits twice as long (the ceiling, as this test's jitter picks).
+    m.on(Note::Lost(net()), 600);
+    m.on(Note::Lost(net()), 601);
+    let a = actions(&mut m);
+    assert_eq!(
+        a.last(),
+        Some(&Action::Wait(Duration::from_millis(2 * MIN_MS)))
+    );
+    assert_eq!(m.attempts(), 2);
+}
+
+#[test]
+fn the_wait_is_drawn_from_the_randomness_it_is_given() {
+    let mut m = Machine::new(vec![url("a")], 4, backoff(), Box::new(|n| n / 4), 0);
+    m.on(Note::Lost(net()), 0);
+    m.on(Note::Tick, 1_000);
+    m.on(Note::Lost(net()), 1_000);
+    let a = actions(&mut m);
+    assert_eq!(
+        a.iter()
+            .filter_map(|a| match a {
+                Action::Wait(d) => Some(d.as_millis() as u64),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        [MIN_MS / 4, 2 * MIN_MS / 4]
+    );
+}
+
+#[test]
+fn no_connack_within_the_timeout_is_a_failed_attempt() {
+    let mut m = machine(&["a", "b"], 4);
+    actions(&mut m);
+    assert_eq!(m.deadline(), Some(CONNECT_TIMEOUT_MS));
+    m.on(Note::Tick, CONNECT_TIMEOUT_MS - 1);
+    assert!(actions(&mut m).is_empty());
+    m.on(Note::Tick, CONNECT_TIMEOUT_MS);
+    let a = actions(&mut m);
+    match &a[0] {
+        Action::Failed { error, .. } => assert_eq!(*error, LinkError::NoConnAck(10)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a[1], Action::Connect(url("b")));
+}
+
+#[test]
+fn a_session_sends_its_birth_then_rows_keeping_two_windows_queued_and_reads_ahead() {
+    let mut m = machine(&["a"], 2);
+    let f1 = connected(&mut m, 10);
+    assert_eq!(m.in_window(), 1, "the birth");
+    m.on(
+        Note::Rows {
+            fetch: f1,
+            rows: vec![row(1), row(2)],
+        },
+        11,
+    );
+    let a = actions(&mut m);
+    assert_eq!(a[0], Action::Publish(row(1).1));
+    assert_eq!(a[1], Action::Publish(row(2).1));
+    // A full read means there may be more: read again, after the last seq of the lane.
+    let f2 = match a[2] {
+        Action::Fetch { fetch, cursors, .. } => {
+            assert_eq!(cursors[Lane::Live as usize], 2);
+            fetch
+        }
+        ref other => panic!("{other:?}"),
+    };
+    assert_eq!(a.len(), 3);
+    m.on(
+        Note::Rows {
+            fetch: f2,
+            rows: vec![row(3), row(4)],
+        },
+        12,
+    );
+    let a = actions(&mut m);
+    assert_eq!(a[0], Action::Publish(row(3).1));
+    assert_eq!(m.in_window(), 4, "2 windows: birth + 3 rows");
+    assert!(
+        !a.iter()
+            .any(|a| matches!(a, Action::Publish(_)) && *a != Action::Publish(row(3).1)),
+        "row 4 waits for room: {a:?}"
+    );
+    // rumqttc reports packet ids in queue order; the birth's PUBACK is not an outbox row.
+    for pkid in 1..=4 {
+        m.on(Note::Sent(pkid), 13);
+    }
+    m.on(Note::PubAck(1), 14);
+    m.on(Note::PubAck(3), 14);
+    m.on(Note::PubAck(2), 14);
+    let a = actions(&mut m);
+    assert_eq!(
+        a[0],
+        Action::Ack(vec![2, 1]),
+        "the acks of one batch in one go"
+    );
+    assert_eq!(a[1], Action::Publish(row(4).1), "room again");
+}
+
+#[test]
+fn new_data_during_a_read_makes_it_read_again_and_a_short_read_stops_reading() {
+    let mut m = machine(&["a"], 4);
+    let f1 = connected(&mut m, 0);
+    m.on(Note::NewData, 1);
+    m.on(
+        Note::Rows {
+            fetch: f1,
+            rows: vec![row(1)],
+        },
+        2,
+    );
+    let a = actions(&mut m);
+    let f2 = match a.last() {
+        Some(Action::Fetch { fetch, .. }) => *fetch,
+        other => panic!("a commit during the read may be missing from it: {other:?}"),
+    };
+    m.on(
+        Note::Rows {
+            fetch: f2,
+            rows: vec![],
+        },
+        3,
+    );
+    assert!(
+        actions(&mut m).is_empty(),
+        "caught up: no read until new data"
+    );
+    m.on(Note::NewData, 4);
+    assert!(matches!(
+        actions(&mut m).as_slice(),
+        [Action::Fetch { cursors, .. }] if cursors[Lane::Live as usize] == 1
+    ));
+}
+
+#[test]
+fn a_lost_session_hands_over_its_acks_first_then_waits_and_starts_from_the_first_broker() {
+    let mut m = machine(&["a", "b"], 4);
+    actions(&mut m);
+    m.on(Note::Lost(net()), 1);
+    actions(&mut m);
+    m.on(Note::ConnAck, 2); // on b
+    let f = match actions(&mut m).pop() {
+        Some(Action::Fetch { fetch, .. }) => fetch,
+        other => panic!("{other:?}"),
+    };
+    m.on(
+        Note::Rows {
+            fetch: f,
+            rows: vec![row(7), row(8)],
+        },
+        3,
+    );
+    actions(&mut m);
+    for pkid in 1..=3 {
+        m.on(Note::Sent(pkid), 4);
+    }
+    // The PUBACK for row 7 and the loss arrive in the same batch.
+    m.on(Note::PubAck(2), 5);
+    m.on(Note::Lost(net()), 1_005);
+    let a = actions(&mut m);
+    assert_eq!(a[0], Action::Ack(vec![7]), "{a:?}");
+    assert_eq!(
+        failed(&a[1]),
+        Some(("b", Some(Duration::from_millis(1_003))))
+    );
+    assert!(matches!(a[2], Action::Wait(_)));
+    assert_eq!(m.in_window(), 0);
+    m.on(Note::Tick, 60_000);
+    assert_eq!(actions(&mut m), [Action::Connect(url("a"))]);
+}
+
+#[test]
+fn only_a_session_that_lasted_resets_the_backoff() {
+    let waits = |lasted: u64| {
+        let mut m = machine(&["a"], 4);
+        let mut now = 0;
+        for _ in 0..3 {
+            actions(&mut m);
+            m.on(Note::Lost(net()), now);
+            now += 10_000;
+            m.on(Note::Tick, now);
+        }
+        connected(&mut m, now);
+        m.on(Note::Lost(net()), now + lasted);
+        match actions(&mut m).pop() {
+            Some(Action::Wait(d)) => d.as_millis() as u64,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        waits(STABLE_SESSION_MS),
+        MIN_MS,
+        "a good session starts over"
+    );
+    assert_eq!(
+        waits(1_000),
+        8 * MIN_MS,
+        "a flapping link keeps backing off"
+    );
+}
+
+#[test]
+fn rows_read_for_a_session_that_has_ended_are_not_published_in_the_next() {
+    let mut m = machine(&["a"], 4);
+    let old = connected(&mut m, 0);
+    m.on(Note::Lost(net()), 1);
+    m.on(Note::Tick, 10_000);
+    let new = connected(&mut m, 10_000);
+    assert_ne!(old, new);
+    m.on(
+        Note::Rows {
+            fetch: old,
+            rows: vec![row(5)],
+        },
+        10_001,
+    );
+    assert!(actions(&mut m).is_empty());
+    m.on(
+        Note::Rows {
+            fetch: new,
+            rows: vec![row(1)],
+        },
+        10_002,
+    );
+    assert_eq!(actions(&mut m)[0], Action::Publish(row(1).1));
+}
+
+#[test]
+fn shutdown_while_connected_drains_says_offline_then_disconnects() {
+    let mut m = machine(&["a"], 2);
+    let f = connected(&mut m, 0);
+    m.on(
+        Note::Rows {
+            fetch: f,
+            rows: vec![row(1), row(2), row(3)],
+        },
+        1,
+    );
+    actions(&mut m);
+    for pkid in 1..=4 {
+        m.on(Note::Sent(pkid), 2);
+    }
+    m.on(Note::Shutdown, 3);
+    assert!(actions(&mut m).is_empty(), "nothing new is published");
+    m.on(Note::PubAck(1), 4);
+    m.on(Note::PubAck(2), 4);
+    assert_eq!(actions(&mut m), [Action::Ack(vec![1])]);
+    m.on(Note::PubAck(3), 5);
+    m.on(Note::PubAck(4), 5);
+    assert_eq!(
+        actions(&mut m),
+        [Action::Ack(vec![2, 3]), Action::SayOffline],
+        "once nothing is in flight"
+    );
+    m.on(Note::Sent(5), 6);
+    m.on(Note::PubAck(5), 7);
+    assert_eq!(actions(&mut m), [Action::Disconnect, Action::Stop]);
+}
+
+#[test]
+fn shutdown_waits_for_acks_only_so_long() {
+    let mut m = machine(&["a"], 2);
+    connected(&mut m, 0);
+    m.on(Note::Sent(1), 1);
+    m.on(Note::Shutdown, 100);
+    m.on(Note::Tick, 100 + DRAIN_MS - 1);
+    assert!(actions(&mut m).is_empty());
+    m.on(Note::Tick, 100 + DRAIN_MS);
+    assert_eq!(actions(&mut m), [Action::SayOffline]);
+    m.on(Note::Tick, 100 + DRAIN_MS + OFFLINE_MS);
+    assert_eq!(actions(&mut m), [Action::Disconnect, Action::Stop]);
+}
+
+#[test]
+fn shutdown_when_not_connected_stops_at_once_and_a_loss_while_saying_goodbye_ends_it() {
+    let mut m = machine(&["a"], 2);
+    actions(&mut m);
+    m.on(Note::Shutdown, 1);
+    assert_eq!(actions(&mut m), [Action::Stop], "connecting");
+    let mut m = machine(&["a"], 2);
+    actions(&mut m);
+    m.on(Note::Lost(net()), 1);
+    actions(&mut m);
+    m.on(Note::Shutdown, 2);
+    assert_eq!(actions(&mut m), [Action::Stop], "waiting");
+
+    let mut m = machine(&["a"], 2);
+    connected(&mut m, 0);
+    m.on(Note::Sent(1), 1);
+    m.on(Note::Shutdown, 2);
+    m.on(Note::Lost(net()), 3);
+    let a = actions(&mut m);
+    assert!(failed(&a[0]).is_some(), "{a:?}");
+    assert_eq!(a[1], Action::Stop);
+    m.on(Note::Tick, 60_000);
+    assert!(actions(&mut m).is_empty(), "stopped means stopped");
+}

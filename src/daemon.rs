@@ -162,7 +162,7 @@ pub async fn start(
     if let Some(r) = &recovery {
         tracing::error!(
             event = "outbox.recovered",
-            moved_to = %r.moved_to.display(),
+            moved_to = r.moved_to.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(no file: it was missing)".into()),
             reason = %r.reason,
             rows_recovered = r.rows_recovered,
             resumed_at_seq = r.resumed_at_seq,

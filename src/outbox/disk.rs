@@ -3,6 +3,7 @@
 //! held back for the moment the disk fills all the same (decision 0007).
 
 use super::evict::EvictionReason;
+use super::fs::Filesystem;
 use std::path::{Path, PathBuf};
 
 /// Disk space left for the WAL when the filesystem, not the quota, limits the outbox; also the
@@ -29,12 +30,8 @@ pub fn ballast_path(db: &Path) -> PathBuf {
 }
 
 /// Bytes an unprivileged writer may still use on the filesystem of `db`.
-// fsblkcnt_t and c_ulong are 32 bits on armv7: the casts are not redundant there.
-#[allow(clippy::unnecessary_cast)]
-fn free_bytes(db: &Path) -> Option<u64> {
-    let dir = db.parent().unwrap_or(Path::new("/"));
-    let s = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
+fn free_bytes(fs: &dyn Filesystem, db: &Path) -> Option<u64> {
+    fs.free_bytes(db.parent().unwrap_or(Path::new("/")))
 }
 
 fn wal_path(db: &Path) -> PathBuf {
@@ -49,6 +46,8 @@ pub(super) struct DiskBudget {
     /// What the filesystem allows the outbox (see `limit`), and when it was last measured.
     cap: u64,
     checked: Option<std::time::Instant>,
+    /// How often the filesystem is measured (a second; tests measure at every commit).
+    pub(super) measure_every: std::time::Duration,
     /// Whether the ballast file is in place, and when it was last tried.
     ballast_present: bool,
     ballast_tried: Option<std::time::Instant>,
@@ -59,6 +58,7 @@ impl DiskBudget {
         DiskBudget {
             cap: u64::MAX,
             checked: None,
+            measure_every: std::time::Duration::from_secs(1),
             ballast_present: false,
             ballast_tried: None,
         }
@@ -75,13 +75,18 @@ impl DiskBudget {
     /// the disk), so a
     /// quota larger than the disk, or a disk filled by something else, evicts old telemetry
     /// instead of stopping input. Measured at most once a second.
-    pub(super) fn limit(&mut self, db: &Path, max_bytes: u64) -> (u64, EvictionReason) {
+    pub(super) fn limit(
+        &mut self,
+        fs: &dyn Filesystem,
+        db: &Path,
+        max_bytes: u64,
+    ) -> (u64, EvictionReason) {
         if self
             .checked
-            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+            .is_none_or(|t| t.elapsed() >= self.measure_every)
         {
             self.checked = Some(std::time::Instant::now());
-            if let Some(free) = free_bytes(db) {
+            if let Some(free) = free_bytes(fs, db) {
                 let own: u64 = [db.to_path_buf(), wal_path(db)]
                     .iter()
                     .filter_map(|p| std::fs::metadata(p).ok())
@@ -99,16 +104,16 @@ impl DiskBudget {
 
     /// The disk is full all the same: delete the ballast so the next transactions have room,
     /// and measure the filesystem again at the next commit.
-    pub(super) fn give_up_ballast(&mut self, db: &Path) {
+    pub(super) fn give_up_ballast(&mut self, fs: &dyn Filesystem, db: &Path) {
         self.checked = None;
-        let _ = std::fs::remove_file(ballast_path(db));
+        let _ = fs.remove(&ballast_path(db));
         self.ballast_present = false;
         self.ballast_tried = Some(std::time::Instant::now());
     }
 
     /// Puts the ballast file back when it is missing and the disk has room for it (at most an
     /// eighth of what is free); tried at most every 30 s. Called after successful commits.
-    pub(super) fn ensure_ballast(&mut self, db: &Path, max_bytes: u64) {
+    pub(super) fn ensure_ballast(&mut self, fs: &dyn Filesystem, db: &Path, max_bytes: u64) {
         if self.ballast_present
             || self
                 .ballast_tried
@@ -122,28 +127,15 @@ impl DiskBudget {
             self.ballast_present = true;
             return;
         }
-        let free = free_bytes(db).unwrap_or(0);
+        let free = free_bytes(fs, db).unwrap_or(0);
         let size = ballast_size(max_bytes).min(free / 8);
         if size < MIN_BALLAST {
             return;
         }
-        let written = (|| -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&path)?;
-            // Real blocks, not a sparse file: the space must really be held.
-            let chunk = vec![0u8; 1 << 16];
-            let mut left = size;
-            while left > 0 {
-                let n = left.min(chunk.len() as u64) as usize;
-                f.write_all(&chunk[..n])?;
-                left -= n as u64;
-            }
-            f.sync_all()
-        })();
-        match written {
+        match fs.allocate(&path, size) {
             Ok(()) => self.ballast_present = true,
             Err(_) => {
-                let _ = std::fs::remove_file(&path);
+                let _ = fs.remove(&path);
             }
         }
     }

@@ -36,8 +36,10 @@
 //! At start `PRAGMA quick_check` runs; a failing file is moved aside and salvaged (see
 //! `recovery.rs`), and an `outbox.recovered` alarm is committed first thing.
 
+mod commit_retry;
 mod disk;
 mod evict;
+pub mod fs;
 mod reader;
 mod recovery;
 mod reservation;
@@ -46,6 +48,7 @@ mod store;
 mod writer;
 
 pub use evict::{to_ranges, Eviction};
+pub use fs::{Filesystem, RealFs};
 pub use reader::{OutRow, Reader};
 pub use recovery::Recovery;
 pub use schema::SCHEMA_VERSION;
@@ -55,6 +58,7 @@ pub use writer::{Committed, EventSink, LinkState, SinkClosed, WriterControl, Wri
 use crate::config::Durability;
 use crate::event::{Event, Priority};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// An event the outbox emits itself (`outbox.evicted`, `outbox.recovered`), stamped now.
 fn own_event(device: &str, kind: &str, prio: Priority, data: serde_json::Value) -> Event {
@@ -201,6 +205,14 @@ pub struct OutboxOptions {
 /// Opens (checking, migrating or recovering) the file. The recovery alarm, if any, is already
 /// committed when this returns.
 pub fn open_store(opts: &OutboxOptions) -> Result<(Store, Option<Recovery>), OutboxError> {
+    open_store_on(opts, Arc::new(fs::RealFs))
+}
+
+/// [`open_store`] writing through `fs` (tests inject faults there).
+pub fn open_store_on(
+    opts: &OutboxOptions,
+    fs: Arc<dyn Filesystem>,
+) -> Result<(Store, Option<Recovery>), OutboxError> {
     match recovery::check(&opts.path) {
         Ok(()) => Ok((
             Store::open(
@@ -209,6 +221,7 @@ pub fn open_store(opts: &OutboxOptions) -> Result<(Store, Option<Recovery>), Out
                 opts.max_bytes,
                 opts.durability,
                 1,
+                fs,
             )?,
             None,
         )),
@@ -219,6 +232,7 @@ pub fn open_store(opts: &OutboxOptions) -> Result<(Store, Option<Recovery>), Out
                 opts.max_bytes,
                 opts.durability,
                 reason,
+                fs,
             )?;
             let alarm = own_event(
                 "outbox",
@@ -226,7 +240,7 @@ pub fn open_store(opts: &OutboxOptions) -> Result<(Store, Option<Recovery>), Out
                 Priority::Alarm,
                 serde_json::json!({
                     "reason": rec.reason,
-                    "moved_to": rec.moved_to.display().to_string(),
+                    "moved_to": rec.moved_to.as_ref().map(|p| p.display().to_string()),
                     "rows_recovered": rec.rows_recovered,
                     "highest_recovered_seq": rec.highest_recovered_seq,
                     "resumed_at_seq": rec.resumed_at_seq,

@@ -7,13 +7,19 @@
 //! so (see `store.rs`), and without it the highest readable seq plus one reservation block.
 //! Whatever rows can still be read from the old file are copied, with their seqs, into the new
 //! one; unreadable stretches are skipped. The caller then commits an `outbox.recovered` alarm.
+//!
+//! A file that is missing while the reservation file says seqs were issued was lost (a
+//! filesystem repair, a technician "starting fresh"): it is recovered the same way, with
+//! nothing to move aside, so numbering still never goes back.
 
+use super::fs::Filesystem;
 use super::store::{SalvagedRow, Store};
 use super::{Lane, OutboxError};
 use crate::config::Durability;
 use crate::event::Priority;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long salvage may take before the daemon gives up on the rest of the old file.
@@ -22,17 +28,24 @@ const SALVAGE_BUDGET: Duration = Duration::from_secs(30);
 /// What recovery did, for the alarm and the log.
 #[derive(Debug, Clone)]
 pub struct Recovery {
-    pub moved_to: PathBuf,
+    /// Where the damaged file went; None when there was no file (it was lost).
+    pub moved_to: Option<PathBuf>,
     pub reason: String,
     pub rows_recovered: u64,
     pub highest_recovered_seq: Option<u64>,
     pub resumed_at_seq: u64,
 }
 
-/// Ok(None) when the file is absent or healthy; Err(reason) when it must be recovered.
+/// Ok when the file is healthy, or absent on a first start; Err(reason) when it must be
+/// recovered.
 pub fn check(path: &Path) -> Result<(), String> {
     if !path.exists() {
-        return Ok(());
+        return match super::reservation::read_reservation(path) {
+            Some(reserved) => Err(format!(
+                "the database file is missing, but seqs below {reserved} were issued from it: it was lost or deleted"
+            )),
+            None => Ok(()),
+        };
     }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
         .map_err(|e| format!("cannot open: {e}"))?;
@@ -58,9 +71,11 @@ pub fn recover(
     max_bytes: u64,
     durability: Durability,
     reason: String,
+    fs: Arc<dyn Filesystem>,
 ) -> Result<(Store, Recovery), OutboxError> {
     let stamp = crate::clock::unix_ms().max(0) / 1000;
     let moved_to = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    let existed = path.exists();
     for suffix in ["", "-wal", "-shm"] {
         let from = PathBuf::from(format!("{}{suffix}", path.display()));
         let to = PathBuf::from(format!("{}{suffix}", moved_to.display()));
@@ -82,12 +97,12 @@ pub fn recover(
         Some(r) => r.max(readable_floor),
         None => readable_floor + super::reservation::RESERVATION_BLOCK,
     };
-    let mut store = Store::open(path, station, max_bytes, durability, floor)?;
+    let mut store = Store::open(path, station, max_bytes, durability, floor, fs)?;
     for chunk in rows.chunks(1000) {
         store.insert_salvaged(chunk)?;
     }
     let recovery = Recovery {
-        moved_to,
+        moved_to: existed.then_some(moved_to),
         reason,
         rows_recovered: rows.len() as u64,
         highest_recovered_seq: highest,

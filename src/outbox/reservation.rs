@@ -2,6 +2,7 @@
 //! issued", written atomically before any seq in a new block is used, so that recovery from a
 //! lost database resumes above anything ever issued (decision 0001).
 
+use super::fs::Filesystem;
 use std::path::{Path, PathBuf};
 
 /// Seqs are reserved in blocks in the side file, so the file is rewritten once per block.
@@ -23,18 +24,6 @@ pub fn read_reservation(db: &Path) -> Option<u64> {
 }
 
 /// Writes the reservation atomically: temp file, fsync, rename, fsync the directory.
-pub(super) fn write_reservation(db: &Path, value: u64) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = reservation_path(db);
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        writeln!(f, "{value}")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+pub(super) fn write_reservation(fs: &dyn Filesystem, db: &Path, value: u64) -> std::io::Result<()> {
+    fs.replace_durably(&reservation_path(db), format!("{value}\n").as_bytes())
 }

@@ -8,6 +8,7 @@
 
 use super::disk::DiskBudget;
 use super::evict::{evict, record_eviction, to_ranges, Eviction, EvictionReason, EVICT_TO_PERCENT};
+use super::fs::Filesystem;
 use super::reservation::{
     read_reservation, reservation_path, write_reservation, RESERVATION_BLOCK,
 };
@@ -17,6 +18,7 @@ use crate::config::Durability;
 use crate::event::{Event, Priority};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Bytes counted per row on top of payload and topic (key, lane, prio, time, index entry).
 pub const ROW_OVERHEAD: u64 = 40;
@@ -53,6 +55,8 @@ pub struct Store {
     rows: u64,
     /// The filesystem's say in how much it may hold, and the ballast.
     disk: DiskBudget,
+    /// Where the reservation, the ballast and the free-space measurement go (`fs.rs`).
+    fs: Arc<dyn Filesystem>,
 }
 
 impl Store {
@@ -64,6 +68,7 @@ impl Store {
         max_bytes: u64,
         durability: Durability,
         seq_floor: u64,
+        fs: Arc<dyn Filesystem>,
     ) -> Result<Store, OutboxError> {
         let mut conn = open_connection(path, durability)?;
         migrate(&mut conn, path)?;
@@ -94,6 +99,7 @@ impl Store {
             bytes: bytes.max(0) as u64,
             rows: rows.max(0) as u64,
             disk: DiskBudget::new(),
+            fs,
         };
         store.ensure_ballast();
         store.reserve(0)?;
@@ -135,9 +141,11 @@ impl Store {
         let need = self.next_seq + count + 1;
         if need > self.reserved_until {
             let value = need.max(self.next_seq + RESERVATION_BLOCK);
-            write_reservation(&self.path, value).map_err(|e| OutboxError::Reservation {
-                path: reservation_path(&self.path),
-                source: e,
+            write_reservation(&*self.fs, &self.path, value).map_err(|e| {
+                OutboxError::Reservation {
+                    path: reservation_path(&self.path),
+                    source: e,
+                }
             })?;
             self.reserved_until = value;
         }
@@ -155,7 +163,7 @@ impl Store {
         let mut next_seq = self.next_seq;
         let mut bytes = self.bytes;
         let mut outcome = CommitOutcome::default();
-        let (limit, reason) = self.disk.limit(&self.path, self.max_bytes);
+        let (limit, reason) = self.disk.limit(&*self.fs, &self.path, self.max_bytes);
         let tx = self.conn.transaction().map_err(map)?;
         {
             // Acks come mostly in runs of consecutive seqs (a draining backlog): each run is
@@ -227,6 +235,7 @@ impl Store {
             )
             .map_err(map)?;
         }
+        self.fs.before_commit().map_err(map)?;
         tx.commit().map_err(map)?;
         let evicted = outcome.eviction.as_ref().map_or(0, Eviction::rows);
         // Every seq handed out here is a new row: the events and the eviction report.
@@ -245,7 +254,8 @@ impl Store {
     /// Puts the ballast file back when it is missing and the disk has room for it (at most an
     /// eighth of what is free); tried at most every 30 s. Called after successful commits.
     pub fn ensure_ballast(&mut self) {
-        self.disk.ensure_ballast(&self.path, self.max_bytes);
+        self.disk
+            .ensure_ballast(&*self.fs, &self.path, self.max_bytes);
     }
 
     /// The disk is full all the same (something else filled it faster than it was measured):
@@ -255,7 +265,7 @@ impl Store {
     /// could be evicted. The filesystem is measured again at the next commit, and the ballast
     /// comes back when there is room.
     pub fn relieve_disk_full(&mut self, need: u64) -> Result<Option<Eviction>, OutboxError> {
-        self.disk.give_up_ballast(&self.path);
+        self.disk.give_up_ballast(&*self.fs, &self.path);
         // What the WAL holds goes into the file first, which gives the WAL's space back.
         self.checkpoint();
         self.reserve(1)?;
@@ -274,6 +284,7 @@ impl Store {
             [seq as i64 + 1],
         )
         .map_err(map)?;
+        self.fs.before_commit().map_err(map)?;
         tx.commit().map_err(map)?;
         self.next_seq = seq + 1;
         self.bytes = (self.bytes + added).saturating_sub(eviction.bytes);
@@ -316,6 +327,13 @@ impl Store {
         self.bytes += added;
         self.rows = rows.max(0) as u64;
         Ok(())
+    }
+
+    /// Measures the filesystem at every commit instead of once a second (the model test,
+    /// whose faults change the free space between two commits).
+    #[cfg(test)]
+    pub(super) fn measure_disk_every_commit(&mut self) {
+        self.disk.measure_every = std::time::Duration::ZERO;
     }
 
     /// Runs a WAL checkpoint (at shutdown, so the next start opens a compact file).

@@ -1,6 +1,7 @@
 //! Outbox tests: concrete cases, then a model test (proptest) that checks the store against a
 //! plain in-memory model through random appends, acks, evictions and reopenings.
 
+use super::fs::{CommitFault, FaultyFs};
 use super::*;
 use crate::event::{ClockQuality, Event, Priority};
 use proptest::prelude::*;
@@ -307,7 +308,7 @@ fn garbage_file_is_moved_aside_and_seq_continues_past_the_reservation() {
     let (mut store, rec) = open_store(&o).unwrap();
     let rec = rec.expect("recovery must happen");
     assert!(
-        rec.moved_to.exists(),
+        rec.moved_to.as_ref().unwrap().exists(),
         "the damaged file is kept for inspection"
     );
     assert!(rec.resumed_at_seq > 5);
@@ -355,79 +356,262 @@ fn damaged_pages_are_skipped_and_readable_rows_salvaged() {
     assert_eq!(rows.len() as u64, rec.rows_recovered + 1);
 }
 
+#[test]
+fn a_reservation_that_cannot_be_written_fails_the_commit_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 30);
+    // A reservation that the next batch outgrows, so the commit must write a new one.
+    drop(open_store(&o).unwrap());
+    std::fs::write(reservation::reservation_path(&o.path), "5\n").unwrap();
+    let fs = Arc::new(FaultyFs::default());
+    let (mut store, _) = open_store_on(&o, fs.clone()).unwrap();
+    fs.fail_next_reservation();
+    let batch = vec![ev(Priority::Event, false, 1); 10];
+    match store.commit(&batch, &[]) {
+        Err(e @ OutboxError::Reservation { .. }) => {
+            assert!(e.to_string().contains("seq-reserved"), "{e}")
+        }
+        other => panic!("the commit must fail: {other:?}"),
+    }
+    assert_eq!(store.next_seq(), 1);
+    assert!(all_rows(&Reader::open(&o.path).unwrap()).is_empty());
+    assert_eq!(
+        store.commit(&batch, &[]).unwrap().seqs,
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert!(reservation::read_reservation(&o.path).unwrap() > 10);
+}
+
+#[test]
+fn a_lost_database_file_resumes_above_every_seq_it_issued_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1 << 30);
+    let (mut store, _) = open_store(&o).unwrap();
+    store
+        .commit(&vec![ev(Priority::Event, false, 1); 7], &[])
+        .unwrap();
+    drop(store);
+    lose_database(&o.path);
+    let (mut store, rec) = open_store(&o).unwrap();
+    let rec = rec.expect("a missing file with seqs reserved is a loss, not a first start");
+    assert_eq!(rec.moved_to, None);
+    assert!(rec.reason.contains("missing"), "{}", rec.reason);
+    assert!(rec.resumed_at_seq > 7);
+    let next = store
+        .commit(&[ev(Priority::Event, false, 1)], &[])
+        .unwrap()
+        .seqs[0];
+    assert!(next > rec.resumed_at_seq);
+    let rows = all_rows(&Reader::open(&o.path).unwrap());
+    let alarm: serde_json::Value =
+        serde_json::from_slice(&rows[&rec.resumed_at_seq].1.payload).unwrap();
+    assert_eq!(alarm["kind"], "outbox.recovered");
+    assert_eq!(alarm["data"]["moved_to"], serde_json::Value::Null);
+}
+
+fn lose_database(db: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Append(Vec<(u8, bool)>),
     AckSome(Vec<prop::sample::Index>),
     Reopen,
+    /// The disk is full at the commit (ENOSPC from SQLite): the writer's policy evicts to
+    /// make room and commits again.
+    AppendOnFullDisk(Vec<(u8, bool)>),
+    /// The power goes after the seq reservation is written and before the commit.
+    PowerCutBeforeCommit(Vec<(u8, bool)>),
+    /// From now on the filesystem reports this much free space (None: the truth).
+    FreeSpace(Option<u64>),
+    /// The database file and its WAL are lost; the reservation file stays.
+    LoseDatabase,
+}
+
+fn items() -> impl Strategy<Value = Vec<(u8, bool)>> {
+    prop::collection::vec((0u8..3, any::<bool>()), 1..40)
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => prop::collection::vec((0u8..3, any::<bool>()), 1..40).prop_map(Op::Append),
-        3 => prop::collection::vec(any::<prop::sample::Index>(), 1..10).prop_map(Op::AckSome),
-        1 => Just(Op::Reopen),
+        12 => items().prop_map(Op::Append),
+        6 => prop::collection::vec(any::<prop::sample::Index>(), 1..10).prop_map(Op::AckSome),
+        2 => Just(Op::Reopen),
+        2 => items().prop_map(Op::AppendOnFullDisk),
+        2 => items().prop_map(Op::PowerCutBeforeCommit),
+        // Around what leaves the outbox less room than its quota: 16 MiB for the WAL, then
+        // half of the rest is the outbox's (decision 0007).
+        2 => prop_oneof![Just(None), (14u64 << 20..18 << 20).prop_map(Some)].prop_map(Op::FreeSpace),
+        1 => Just(Op::LoseDatabase),
     ]
+}
+
+fn events_of(items: &[(u8, bool)]) -> Vec<Event> {
+    items
+        .iter()
+        .map(|&(p, h)| ev(Priority::from_i64(p as i64).unwrap(), h, 1300))
+        .collect()
+}
+
+/// Checks an eviction against the model and applies it: every evicted seq was stored and not
+/// an alarm, oldest first within a class, telemetry before events; the report is the next seq.
+fn apply_eviction(
+    model: &mut BTreeMap<u64, Priority>,
+    next_seq: &mut u64,
+    evicted: &Eviction,
+) -> Result<(), TestCaseError> {
+    let mut dropped = Vec::new();
+    for (a, b) in &evicted.ranges {
+        for s in *a..=*b {
+            let p = model.remove(&s);
+            prop_assert!(p.is_some(), "evicted seq {} was not stored", s);
+            prop_assert_ne!(p, Some(Priority::Alarm), "an alarm was evicted");
+            dropped.push((s, p.unwrap()));
+        }
+    }
+    prop_assert_eq!(dropped.len() as u64, evicted.rows());
+    for (s, p) in &dropped {
+        let older_kept = model.iter().any(|(k, q)| k < s && q == p);
+        prop_assert!(
+            !older_kept,
+            "seq {} evicted while an older {:?} was kept",
+            s,
+            p
+        );
+        if *p == Priority::Event {
+            prop_assert!(
+                !model.values().any(|q| *q == Priority::Telemetry),
+                "event evicted while telemetry was kept"
+            );
+        }
+    }
+    model.insert(*next_seq, Priority::Alarm); // the outbox.evicted report
+    *next_seq += 1;
+    Ok(())
+}
+
+/// Checks a successful commit of `events` against the model and applies it.
+fn apply_commit(
+    model: &mut BTreeMap<u64, Priority>,
+    next_seq: &mut u64,
+    events: &[Event],
+    out: &store::CommitOutcome,
+    free: Option<u64>,
+) -> Result<(), TestCaseError> {
+    let expect: Vec<u64> = (*next_seq..*next_seq + events.len() as u64).collect();
+    prop_assert_eq!(&out.seqs, &expect);
+    for (seq, e) in out.seqs.iter().zip(events) {
+        model.insert(*seq, e.prio);
+    }
+    *next_seq += events.len() as u64;
+    if let Some(evicted) = &out.eviction {
+        if evicted.reason == evict::EvictionReason::DiskFull {
+            prop_assert!(free.is_some(), "disk_full eviction on a disk with room");
+        }
+        apply_eviction(model, next_seq, evicted)?;
+    }
+    Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// The store behaves like a map seq -> (prio, lane) with a counter that never goes back.
+    /// The store behaves like a map seq -> priority with a counter that never goes back,
+    /// through full disks, power cuts before a commit and a lost database file.
     #[test]
     fn store_matches_model(ops in prop::collection::vec(op(), 1..30)) {
         let dir = tempfile::tempdir().unwrap();
         // Small quota: ~1.4 KB rows, so eviction happens often.
         let o = opts(dir.path(), 1 << 20);
-        let (mut store, _) = open_store(&o).unwrap();
+        let fs = Arc::new(FaultyFs::default());
+        let open = |fs: &Arc<FaultyFs>| {
+            let (mut store, rec) = open_store_on(&o, fs.clone()).unwrap();
+            store.measure_disk_every_commit();
+            (store, rec)
+        };
+        let (mut store, _) = open(&fs);
         let mut model: BTreeMap<u64, Priority> = BTreeMap::new();
         let mut next_seq = 1u64;
+        let mut free: Option<u64> = None;
         for op in ops {
             match op {
                 Op::Append(items) => {
-                    let events: Vec<Event> = items.iter().map(|&(p, h)| ev(Priority::from_i64(p as i64).unwrap(), h, 1300)).collect();
+                    let events = events_of(&items);
                     let out = store.commit(&events, &[]).unwrap();
-                    let expect: Vec<u64> = (next_seq..next_seq + events.len() as u64).collect();
-                    prop_assert_eq!(&out.seqs, &expect);
-                    for (seq, e) in out.seqs.iter().zip(&events) {
-                        model.insert(*seq, e.prio);
-                    }
-                    next_seq += events.len() as u64;
-                    if let Some(evicted) = out.eviction {
-                        let mut dropped = Vec::new();
-                        for (a, b) in &evicted.ranges {
-                            for s in *a..=*b {
-                                let p = model.remove(&s);
-                                prop_assert!(p.is_some(), "evicted seq {} was not stored", s);
-                                prop_assert_ne!(p, Some(Priority::Alarm), "an alarm was evicted");
-                                dropped.push((s, p.unwrap()));
-                            }
-                        }
-                        prop_assert_eq!(dropped.len() as u64, evicted.rows());
-                        // Oldest first within a class, telemetry before events.
-                        for (s, p) in &dropped {
-                            let older_kept = model.iter().any(|(k, q)| k < s && q == p);
-                            prop_assert!(!older_kept, "seq {} evicted while an older {:?} was kept", s, p);
-                            if *p == Priority::Event {
-                                prop_assert!(!model.values().any(|q| *q == Priority::Telemetry), "event evicted while telemetry was kept");
-                            }
-                        }
-                        model.insert(next_seq, Priority::Alarm); // the outbox.evicted report
-                        next_seq += 1;
-                    }
+                    apply_commit(&mut model, &mut next_seq, &events, &out, free)?;
                     prop_assert!(store.bytes() <= o.max_bytes || model.values().all(|p| *p == Priority::Alarm));
+                }
+                Op::AppendOnFullDisk(items) => {
+                    let events = events_of(&items);
+                    fs.fail_next_commit(CommitFault::DiskFull);
+                    let mut retry = commit_retry::CommitRetry::new();
+                    let out = loop {
+                        match store.commit(&events, &[]) {
+                            Ok(out) => break out,
+                            Err(e) => {
+                                prop_assert!(e.is_disk_full(), "{}", e);
+                                // Nothing of the failed transaction is in the file.
+                                let rows = all_rows(&Reader::open(&o.path).unwrap());
+                                prop_assert_eq!(rows.keys().copied().collect::<Vec<_>>(), model.keys().copied().collect::<Vec<_>>());
+                                let mut relieved = None;
+                                let step = retry.failed(true, false, || {
+                                    relieved = store.relieve_disk_full(64 << 10).unwrap();
+                                    relieved.is_some()
+                                });
+                                if let Some(ev) = &relieved {
+                                    prop_assert_eq!(ev.reason, evict::EvictionReason::DiskFull);
+                                    apply_eviction(&mut model, &mut next_seq, ev)?;
+                                }
+                                // Only alarms stored: nothing to evict, the writer would wait
+                                // for the disk; here the fault is gone, so try again.
+                                prop_assert!(step == commit_retry::NextStep::Again || relieved.is_none());
+                            }
+                        }
+                    };
+                    apply_commit(&mut model, &mut next_seq, &events, &out, free)?;
+                }
+                Op::PowerCutBeforeCommit(items) => {
+                    fs.fail_next_commit(CommitFault::PowerCut);
+                    prop_assert!(store.commit(&events_of(&items), &[]).is_err());
+                    // The process is gone: the store is dropped without another word.
+                    drop(store);
+                    store = open(&fs).0;
+                    prop_assert!(store.next_seq() >= next_seq, "seq went back after a power cut");
+                    next_seq = store.next_seq();
+                }
+                Op::FreeSpace(bytes) => {
+                    free = bytes;
+                    fs.set_free(bytes);
                 }
                 Op::AckSome(idx) => {
                     if model.is_empty() { continue; }
                     let keys: Vec<u64> = model.keys().copied().collect();
                     let acks: Vec<u64> = idx.iter().map(|i| keys[i.index(keys.len())]).collect();
-                    store.commit(&[], &acks).unwrap();
+                    let out = store.commit(&[], &acks).unwrap();
                     for a in acks { model.remove(&a); }
+                    if let Some(evicted) = &out.eviction {
+                        // The filesystem shrank since the last commit.
+                        apply_eviction(&mut model, &mut next_seq, evicted)?;
+                    }
                 }
                 Op::Reopen => {
                     drop(store);
-                    store = open_store(&o).unwrap().0;
+                    store = open(&fs).0;
                     prop_assert!(store.next_seq() >= next_seq);
+                    next_seq = store.next_seq();
+                }
+                Op::LoseDatabase => {
+                    drop(store);
+                    lose_database(&o.path);
+                    let (reopened, rec) = open(&fs);
+                    store = reopened;
+                    let rec = rec.expect("a lost file is recovered");
+                    prop_assert!(rec.resumed_at_seq >= next_seq, "seq {} reused after the file was lost", rec.resumed_at_seq);
+                    model.clear();
+                    model.insert(rec.resumed_at_seq, Priority::Alarm); // outbox.recovered
                     next_seq = store.next_seq();
                 }
             }

@@ -5,6 +5,7 @@
 //! instead of growing a queue in memory. Each loop takes what is queued and commits it in one
 //! transaction (group commit, see the module doc of `outbox`).
 
+use super::commit_retry::{CommitRetry, NextStep};
 use super::evict::EvictionReason;
 use super::store::Store;
 use crate::event::Event;
@@ -25,9 +26,6 @@ pub(super) enum WriterCmd {
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 8192;
-/// Evictions for a full disk in a row without a commit getting through; then the writer waits
-/// and retries as for any other failure.
-const MAX_RELIEFS: u32 = 8;
 /// Events per transaction while the filesystem limits the outbox: each transaction needs WAL
 /// space for all it writes (inserts and evictions), so they stay small.
 const DISK_CONSTRAINED_PIECE: usize = 1024;
@@ -224,20 +222,10 @@ fn run(
             }
         }
         if !events.is_empty() || !acks.is_empty() {
-            // 50 ms, doubling to 5 s, while the commit keeps failing.
-            let mut retry = crate::backoff::Retry::new(
-                crate::backoff::Backoff {
-                    min_ms: 50,
-                    max_ms: 5_000,
-                },
-                false,
-            );
+            let mut retry = CommitRetry::new();
             // The batch goes in as one transaction, or, on a full disk, in smaller pieces (a
             // transaction needs WAL space for all it writes): events[done..done + piece].
             let mut done = 0;
-            // Reliefs since the last successful commit: if evicting does not help (a disk
-            // quota, say, where freed pages are not free blocks), stop evicting and wait.
-            let mut reliefs = 0;
             let mut piece = if store.disk_constrained() {
                 events.len().min(DISK_CONSTRAINED_PIECE)
             } else {
@@ -254,7 +242,7 @@ fn run(
                             let _ = receipt.send(());
                         }
                         acks.clear();
-                        reliefs = 0;
+                        retry.committed();
                         metrics::inc(&commits);
                         metrics::set(&backlog_rows, store.rows());
                         metrics::set(&backlog_bytes, store.bytes());
@@ -294,21 +282,18 @@ fn run(
                         store.ensure_ballast();
                         break;
                     }
-                    Err(e)
-                        if e.is_disk_full()
-                            && reliefs < MAX_RELIEFS
-                            && relieve(&mut store, part, &evicted) =>
-                    {
-                        // Room made by evicting old telemetry: go on at once, in small pieces.
-                        metrics::inc(&failures);
-                        reliefs += 1;
-                        piece = piece.min(DISK_CONSTRAINED_PIECE);
-                    }
                     Err(e) => {
                         metrics::inc(&failures);
-                        let delay = retry.next_delay();
+                        let step = retry.failed(e.is_disk_full(), rx.is_closed(), || {
+                            relieve(&mut store, part, &evicted)
+                        });
+                        if step == NextStep::Again {
+                            // Room made by evicting old telemetry: go on at once, in small
+                            // pieces.
+                            piece = piece.min(DISK_CONSTRAINED_PIECE);
+                            continue;
+                        }
                         let attempts = retry.attempts();
-                        let giving_up = rx.is_closed() && attempts >= 20;
                         tracing::error!(
                             event = "outbox.commit_failed",
                             error = %e,
@@ -318,16 +303,21 @@ fn run(
                             "cannot commit to the outbox; inputs are held back until it works{}",
                             if e.is_disk_full() { " (disk full: free space on the outbox's filesystem)" } else { "" }
                         );
-                        if giving_up {
-                            tracing::error!(
-                                event = "outbox.events_lost",
-                                count = events.len() - done,
-                                "shutting down with events that could not be committed"
-                            );
-                            break;
+                        match step {
+                            NextStep::Wait(delay) => {
+                                #[allow(clippy::disallowed_methods)]
+                                // the writer is a plain thread
+                                std::thread::sleep(delay);
+                            }
+                            _ => {
+                                tracing::error!(
+                                    event = "outbox.events_lost",
+                                    count = events.len() - done,
+                                    "shutting down with events that could not be committed"
+                                );
+                                break;
+                            }
                         }
-                        #[allow(clippy::disallowed_methods)] // the writer is a plain thread
-                        std::thread::sleep(delay);
                     }
                 }
             }

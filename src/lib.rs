@@ -18,6 +18,8 @@ pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod drivers;
+/// Commands from dispatch, without I/O: parsing, the canonical form, signatures.
+pub use stationd_proto::command;
 pub use stationd_proto::event;
 /// What devices send (for simulators: the demo, the tests, the benchmark).
 pub use stationd_proto::sim;

@@ -83,6 +83,28 @@ enum Command {
         #[arg(long, conflicts_with = "config")]
         file: Option<PathBuf>,
     },
+    /// Dispatch's side of a command: print the JSON message to publish on P/cmd/NAME,
+    /// signed with dispatch's Ed25519 key (docs/CONTRACT.md, "Commands").
+    #[command(name = "sign-command")]
+    Sign {
+        /// Dispatch's private key, PEM PKCS#8 (openssl genpkey -algorithm ed25519); without
+        /// it the command is unsigned (only for stations with allow_unsigned = true).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// The station the command is for (the signature binds it).
+        #[arg(long)]
+        station: String,
+        /// Default: cli-<unix ms>-<random>.
+        #[arg(long = "request-id")]
+        request_id: Option<String>,
+        /// Seconds until the command expires.
+        #[arg(long = "ttl-s", default_value_t = 300)]
+        ttl_s: u64,
+        /// The command, e.g. ping or jt808.text.
+        name: String,
+        /// Its arguments as a JSON object, e.g. '{"car":"car-02","text":"..."}'.
+        args: Option<String>,
+    },
     /// The whole station simulated on one command: inputs, the daemon, central dispatch
     /// (an embedded MQTT broker) and a live view of what central receives. Nothing to install.
     #[cfg(feature = "demo")]
@@ -210,6 +232,23 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Sign {
+            key,
+            station,
+            request_id,
+            ttl_s,
+            name,
+            args,
+        } => ExitCode::from(cli::sign_command::sign_command(
+            &cli::sign_command::SignArgs {
+                key,
+                station,
+                name,
+                args,
+                request_id,
+                ttl_s,
+            },
+        )),
         Command::Status { view } => ExitCode::from(cli::views::status(&view.socket(), view.json)),
         Command::Devices { view } => ExitCode::from(cli::views::devices(&view.socket(), view.json)),
         Command::Check { view } => {

@@ -161,3 +161,79 @@ fn udev_rules_for_a_station_name_its_usb_adapters() {
         "systemd/60-stationd.rules is out of date: cargo run -- udev-rules hw-profiles/*.toml > systemd/60-stationd.rules"
     );
 }
+
+#[test]
+fn sign_command_prints_a_message_the_station_accepts_and_nobody_else_can_alter() {
+    use stationd::command::{check, parse, Keyring, Policy};
+    let keys = repo().join("tests/data/keys");
+    let out = stationd(&[
+        "sign-command",
+        "--key",
+        keys.join("dispatch-test.key").to_str().unwrap(),
+        "--station",
+        "jn-szq-wd01",
+        "--request-id",
+        "d-1",
+        "jt808.text",
+        r#"{"car":"car-02","text":"请到文化路口"}"#,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/jn-szq-wd01/cmd/jt808.text"), "{stderr}");
+    let cmd = parse("jt808.text", out.stdout.trim_ascii()).unwrap();
+    assert_eq!(cmd.request_id, "d-1");
+    assert_eq!(
+        cmd.expires_ms - cmd.issued_ms,
+        300_000,
+        "--ttl-s 300 by default"
+    );
+    let policy = |pem: &str| Policy {
+        keys: Some(Keyring::from_pem(&std::fs::read_to_string(keys.join(pem)).unwrap()).unwrap()),
+        allow_unsigned: false,
+        max_expiry_ms: 86_400_000,
+    };
+    assert_eq!(
+        check(
+            &cmd,
+            "jn-szq-wd01",
+            &policy("dispatch-test.pub"),
+            cmd.issued_ms,
+            true
+        ),
+        Ok(())
+    );
+    assert!(check(
+        &cmd,
+        "jn-szq-wd01",
+        &policy("other.pub"),
+        cmd.issued_ms,
+        true
+    )
+    .is_err());
+    assert!(check(
+        &cmd,
+        "jn-szq-wd02",
+        &policy("dispatch-test.pub"),
+        cmd.issued_ms,
+        true
+    )
+    .is_err());
+
+    let bad = stationd(&["sign-command", "--station", "s", "ping", "[1]"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("JSON object"));
+    let bad_key = stationd(&[
+        "sign-command",
+        "--key",
+        keys.join("dispatch-test.pub").to_str().unwrap(),
+        "--station",
+        "s",
+        "ping",
+    ]);
+    assert_eq!(bad_key.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_key.stderr).contains("openssl genpkey"));
+}

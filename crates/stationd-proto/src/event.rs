@@ -158,6 +158,13 @@ pub struct Envelope<'a> {
     pub data: &'a RawValue,
 }
 
+/// Unix milliseconds of an RFC 3339 time (any offset), or None.
+pub fn parse_ts_ms(text: &str) -> Option<i64> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 /// RFC 3339 UTC with milliseconds: `2026-11-29T08:15:02.120Z`.
 pub fn format_ts_ms(ts_ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ts_ms as i128 * 1_000_000)

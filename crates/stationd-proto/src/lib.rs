@@ -5,6 +5,8 @@
 //! - [`event`]: the `Event` a driver produces and the contract's envelope (docs/CONTRACT.md).
 //! - [`gps`]: report by exception and the GNSS receiver's health, shared by the position
 //!   drivers.
+//! - [`command`]: commands from dispatch — parsing, the canonical form a signature covers,
+//!   Ed25519 verification against dispatch's keys, the expiry checks.
 //! - [`device_clock`]: whether a device's own timestamp can stand as `ts`.
 //! - [`jt808`]: the pure session of one JT/T 808 terminal connection.
 //! - [`sim`]: the device side — what terminals and receivers send — for the demo, the tests
@@ -14,6 +16,7 @@
 //! crate) owns those and hands in what these need.
 
 pub mod codec;
+pub mod command;
 pub mod device_clock;
 pub mod event;
 pub mod gps;

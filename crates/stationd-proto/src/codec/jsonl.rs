@@ -198,8 +198,7 @@ fn parse_ts(raw: &str) -> Option<i64> {
         return (ms >= 0).then_some(ms);
     }
     let s: String = serde_json::from_str(raw).ok()?;
-    let t = time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+    crate::event::parse_ts_ms(&s)
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ fn event(n: u64) -> Event {
         prio: Priority::Telemetry,
         historical: true,
         data: RawValue::from_string(format!("{head}{pad}\"}}")).unwrap(),
+        topic: None,
     }
 }
 
@@ -424,6 +425,7 @@ fn nmea(rt: &tokio::runtime::Runtime, n: u64) {
                     prio: Priority::Telemetry,
                     historical: false,
                     data: RawValue::from_string(position_data(&f).to_string()).unwrap(),
+                    topic: None,
                 });
             }
         }

@@ -26,6 +26,8 @@ pub enum DaemonError {
     Uplink(#[from] UplinkError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("{0} (check that the outbox's directory is writable by the daemon)")]
+    Commands(#[from] crate::commands::store::StoreError),
 }
 
 impl DaemonError {
@@ -35,7 +37,7 @@ impl DaemonError {
             DaemonError::Outbox(OutboxError::NewerSchema { .. }) | DaemonError::Uplink(_) => {
                 crate::exit_code::CONFIG
             }
-            DaemonError::Outbox(_) => crate::exit_code::CANT_CREATE,
+            DaemonError::Outbox(_) | DaemonError::Commands(_) => crate::exit_code::CANT_CREATE,
             DaemonError::Driver(_) => crate::exit_code::CONFIG,
             DaemonError::Signals(_) => crate::exit_code::SOFTWARE,
         }
@@ -186,7 +188,8 @@ pub async fn start(
     );
     let reader = Reader::open(&path)?;
     let control_reader = Reader::open(&path)?;
-    let drivers = drivers::start_all(&cfg.devices, &sink, &stop, &board, &metrics)?;
+    let mut drivers = drivers::start_all(&cfg.devices, &sink, &stop, &board, &metrics)?;
+    let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(crate::commands::QUEUE);
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
         reader,
@@ -195,7 +198,29 @@ pub async fn start(
         link,
         stop.clone(),
         metrics.clone(),
+    )
+    .with_commands(commands_tx);
+    // Commands from dispatch: an input like the drivers, stopped with them.
+    let answers =
+        crate::commands::store::AnswerStore::open(&crate::commands::store::store_path(&path))?;
+    let core = crate::commands::CommandCore::new(
+        cfg.station.id.as_str(),
+        cfg.commands.clone(),
+        answers,
+        sink.clone(),
+        crate::commands::handlers::Registry::builtin(),
+        crate::commands::handlers::CommandContext {
+            boot_id: boot_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started,
+            metrics: metrics.clone(),
+            board: board.clone(),
+            rebirth: uplink.rebirth(),
+        },
+        metrics.clone(),
     );
+    drivers.spawn(core.run(commands_rx, stop.clone()));
+    tracing::info!(event = "cmd.ready", "{}", cfg.commands.describe());
     let uplink_status = uplink.status();
     let uplink_heartbeat = uplink.heartbeat();
     let uplink_changed = uplink.status_changed();

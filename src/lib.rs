@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod board;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 /// The codecs live in the protocol crate (no I/O); re-exported under their old path.
 pub use stationd_proto::codec;
 pub mod config;

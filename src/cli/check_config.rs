@@ -54,6 +54,14 @@ pub fn check_config(config: &Path, profile_dirs: &[PathBuf], json: bool) -> u8 {
     for d in &cfg.devices {
         checks.push(Check::new("device", Outcome::Ok, d.describe()));
     }
+    // Without a key the station works, but central cannot command it: a warning, as is
+    // accepting anyone's commands.
+    let commands = if cfg.commands.keys.is_some() {
+        Outcome::Ok
+    } else {
+        Outcome::Warning
+    };
+    checks.push(Check::new("commands", commands, cfg.commands.describe()));
     report(&checks, json)
 }
 

@@ -2,6 +2,7 @@
 //! section's table, and every key documented there exists. A new driver without its section
 //! fails here.
 
+use super::commands::RawCommands;
 use super::keys::keys_of;
 use super::{RawBuffer, Station, Uplink};
 use std::collections::BTreeSet;
@@ -51,6 +52,7 @@ fn every_config_key_is_documented_and_every_documented_key_exists() {
     assert_same("## `[station]`", keys_of::<Station>(), &[]);
     assert_same("## `[uplink]`", keys_of::<Uplink>(), &[]);
     assert_same("## `[buffer]`", keys_of::<RawBuffer>(), &[]);
+    assert_same("## `[commands]`", keys_of::<RawCommands>(), &[]);
     for driver in crate::drivers::DRIVERS {
         // `id` and `driver` are documented once for all, under `[[device]]`.
         assert_same(

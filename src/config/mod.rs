@@ -15,6 +15,7 @@
 //! `stationd check-config` runs exactly this; `stationd run` runs it and exits 78 on failure.
 
 mod buffer;
+mod commands;
 mod devices;
 #[cfg(test)]
 mod docs_check;
@@ -25,6 +26,7 @@ mod values;
 
 use buffer::{buffer_settings, RawBuffer};
 pub use buffer::{Buffer, Durability};
+pub use commands::Commands;
 pub(crate) use devices::device_from_table;
 use devices::merge_devices;
 pub use values::{BrokerUrl, ListenAddr, StationId, TopicPrefix};
@@ -72,6 +74,8 @@ pub struct Config {
     pub devices: Vec<Device>,
     /// The hardware profile `[station] profile` names, if any.
     pub profile: Option<Profile>,
+    /// Commands from dispatch: whose, and within what limits.
+    pub commands: Commands,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +151,8 @@ struct RawConfig {
     serial: Vec<Spanned<profile::SerialPort>>,
     #[serde(default)]
     device: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    commands: commands::RawCommands,
 }
 
 impl Config {
@@ -264,6 +270,8 @@ impl Config {
                 }
             }
         }
+        let commands = Commands::check(raw.commands)
+            .map_err(|(span, key, message)| err(span, Some(key), message))?;
         Ok(Config {
             source: path.to_path_buf(),
             station: raw.station,
@@ -271,6 +279,7 @@ impl Config {
             buffer,
             devices,
             profile,
+            commands,
         })
     }
 

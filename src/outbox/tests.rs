@@ -17,6 +17,7 @@ fn ev(prio: Priority, historical: bool, pad: usize) -> Event {
         prio,
         historical,
         data: RawValue::from_string(format!(r#"{{"pad":"{}"}}"#, "x".repeat(pad))).unwrap(),
+        topic: None,
     }
 }
 

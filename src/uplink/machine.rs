@@ -45,6 +45,8 @@ pub enum Note {
     },
     /// The writer committed something new.
     NewData,
+    /// Publish the retained birth again (the `rebirth` command).
+    Rebirth,
     /// The attempt failed or the session ended.
     Lost(LinkError),
     Shutdown,
@@ -232,6 +234,19 @@ impl Machine {
                 if let Some(s) = self.session() {
                     s.maybe_more = true;
                     s.renotified = true;
+                }
+            }
+            Note::Rebirth => {
+                if let Phase::Connected {
+                    broker,
+                    session,
+                    stopping: None,
+                    ..
+                } = &mut self.phase
+                {
+                    session.queued.push_back(None);
+                    self.queue
+                        .push_back(Action::SayOnline(self.brokers[*broker].clone()));
                 }
             }
             Note::Lost(error) => self.fail(error, now),

@@ -391,3 +391,25 @@ fn shutdown_when_not_connected_stops_at_once_and_a_loss_while_saying_goodbye_end
     m.on(Note::Tick, 60_000);
     assert!(actions(&mut m).is_empty(), "stopped means stopped");
 }
+
+#[test]
+fn a_rebirth_republishes_the_birth_only_while_connected() {
+    let mut m = machine(&["a"], 2);
+    m.on(Note::Rebirth, 1);
+    assert_eq!(
+        actions(&mut m),
+        [Action::Connect(url("a"))],
+        "not connected: the next connection says it anyway"
+    );
+    m.on(Note::ConnAck, 2);
+    actions(&mut m);
+    m.on(Note::Rebirth, 3);
+    assert_eq!(actions(&mut m), [Action::SayOnline(url("a"))]);
+    assert_eq!(m.in_window(), 2, "both births await their PUBACK");
+    m.on(Note::Shutdown, 4);
+    m.on(Note::Rebirth, 5);
+    assert!(
+        !actions(&mut m).contains(&Action::SayOnline(url("a"))),
+        "not while saying goodbye"
+    );
+}

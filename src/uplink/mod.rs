@@ -19,6 +19,9 @@
 //!   window half and half, so a large backlog never starves live data.
 //! - On connect a retained birth goes to `P/status`; the last will (retained) says offline;
 //!   a clean shutdown publishes offline itself before disconnecting.
+//! - With a command core attached, every connection subscribes to `P/cmd/+` in a persistent
+//!   session; the poll task hands each command message to the core with a way to acknowledge
+//!   it, which the core calls once what the command caused is safe (manual acks).
 
 mod error;
 mod machine;
@@ -32,9 +35,10 @@ pub use options::{UplinkError, UplinkOptions};
 pub use state::plan_fetch;
 use state::PendingRead;
 
+use crate::commands::Incoming;
 use crate::metrics;
 use crate::outbox::{LinkState, Reader, WriterControl};
-use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Outgoing, Packet, Publish, QoS};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -88,6 +92,16 @@ pub struct Uplink {
     heartbeat: Arc<crate::systemd::Heartbeat>,
     published: metrics::Counter,
     acked: metrics::Counter,
+    /// Where command messages go (None: no command core, nothing subscribed).
+    commands: Option<mpsc::Sender<Incoming>>,
+    /// Acknowledgements of command messages, from the core: (connection, message). Unbounded
+    /// because a lost acknowledgement would hold one of the broker's in-flight slots for the
+    /// rest of the session; it holds at most one entry per message received, and messages
+    /// come in only as fast as the command core takes them (the poll task waits for it).
+    command_acks: mpsc::UnboundedSender<(u64, Publish)>,
+    command_acks_rx: Option<mpsc::UnboundedReceiver<(u64, Publish)>>,
+    /// Asks for the retained birth again.
+    rebirth: Arc<Notify>,
 }
 
 impl Uplink {
@@ -100,7 +114,12 @@ impl Uplink {
         shutdown: CancellationToken,
         metrics: Arc<metrics::Metrics>,
     ) -> Uplink {
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         Uplink {
+            commands: None,
+            command_acks: acks_tx,
+            command_acks_rx: Some(acks_rx),
+            rebirth: Default::default(),
             published: metrics.counter("uplink.published", ""),
             acked: metrics.counter("uplink.acked", ""),
             opts,
@@ -113,6 +132,18 @@ impl Uplink {
             status_changed: Default::default(),
             heartbeat: Default::default(),
         }
+    }
+
+    /// Hands command messages from `P/cmd/+` to this channel (the command core) and
+    /// subscribes on every connection.
+    pub fn with_commands(mut self, commands: mpsc::Sender<Incoming>) -> Uplink {
+        self.commands = Some(commands);
+        self
+    }
+
+    /// Notified, the uplink publishes its retained birth again (the `rebirth` command).
+    pub fn rebirth(&self) -> Arc<Notify> {
+        self.rebirth.clone()
     }
 
     /// Kept by the watchdog: the uplink beats at least every few seconds while it works.
@@ -130,7 +161,8 @@ impl Uplink {
     }
 
     /// Runs until shutdown is signalled; then drains what is in flight and says offline.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
+        let mut command_acks = self.command_acks_rx.take().expect("run is called once");
         let mut machine = Machine::new(
             self.opts.brokers.clone(),
             self.opts.window as usize,
@@ -160,6 +192,15 @@ impl Uplink {
             let note = tokio::select! {
                 biased;
                 note = next_note(&mut io.conn) => note,
+                Some((connection, publish)) = command_acks.recv() => {
+                    // A message of an earlier connection is not acknowledged here: the broker
+                    // sends it again in the resumed session, and the core answers it again.
+                    if let (true, Some(conn)) = (connection == io.generation, &io.conn) {
+                        let _ = conn.client.ack(&publish).await;
+                    }
+                    continue;
+                }
+                _ = self.rebirth.notified() => Note::Rebirth,
                 read = async { io.reading.as_mut().expect("guarded").await }, if io.reading.is_some() => {
                     io.reading = None;
                     match read {
@@ -205,10 +246,27 @@ impl Uplink {
                 self.heartbeat
                     .beat(Duration::from_millis(machine::CONNECT_TIMEOUT_MS) + BEAT_SLACK);
                 io.reading = None;
-                io.conn = Some(Connection::open(&self.opts, &broker));
+                io.generation += 1;
+                let route = self.commands.clone().map(|tx| CommandRoute {
+                    prefix: format!("{}/cmd/", self.opts.topic_root),
+                    tx,
+                    acks: self.command_acks.clone(),
+                    connection: io.generation,
+                });
+                io.conn = Some(Connection::open(&self.opts, &broker, route));
             }
             Action::Connected(broker) => {
                 self.link.set_up(true);
+                if self.commands.is_some() {
+                    if let Some(conn) = &io.conn {
+                        let topic = format!("{}/cmd/+", self.opts.topic_root);
+                        if let Err(e) = conn.client.subscribe(topic, QoS::AtLeastOnce).await {
+                            return Some(Note::Lost(LinkError::Network(format!(
+                                "MQTT client closed: {e}"
+                            ))));
+                        }
+                    }
+                }
                 tracing::info!(event = "uplink.connected", broker = %broker, "connected to central");
                 {
                     let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
@@ -315,6 +373,48 @@ impl Uplink {
 struct Io {
     conn: Option<Connection>,
     reading: Option<PendingRead>,
+    /// Counts connections, so a command's acknowledgement goes to the connection it came on.
+    generation: u64,
+}
+
+/// Where a connection's poll task sends command messages.
+struct CommandRoute {
+    /// `{topic_root}/cmd/`.
+    prefix: String,
+    tx: mpsc::Sender<Incoming>,
+    acks: mpsc::UnboundedSender<(u64, Publish)>,
+    connection: u64,
+}
+
+impl CommandRoute {
+    /// Hands a message to the command core, waiting while the core is behind: the broker then
+    /// waits too (TCP back-pressure) instead of a queue growing here. The core takes a message
+    /// in well under a millisecond, so the poll task is never held long.
+    async fn deliver(&self, publish: Publish) {
+        let ack: crate::commands::Ack = {
+            let (acks, connection, publish) = (self.acks.clone(), self.connection, publish.clone());
+            Box::new(move || {
+                let _ = acks.send((connection, publish));
+            })
+        };
+        let name = publish
+            .topic
+            .strip_prefix(self.prefix.as_str())
+            .filter(|name| !name.contains('/'))
+            .map(str::to_string);
+        let Some(name) = name else {
+            // Not a command topic (nothing else is subscribed): let it go.
+            ack();
+            return;
+        };
+        let incoming = Incoming {
+            name,
+            payload: publish.payload.to_vec(),
+            ack,
+        };
+        // Err: the core has stopped (shutdown); the broker sends the message again.
+        let _ = self.tx.send(incoming).await;
+    }
 }
 
 /// The next note from the connection; pending forever without one.
@@ -353,7 +453,11 @@ struct Connection {
 }
 
 impl Connection {
-    fn open(opts: &UplinkOptions, broker: &crate::config::BrokerUrl) -> Connection {
+    fn open(
+        opts: &UplinkOptions,
+        broker: &crate::config::BrokerUrl,
+        commands: Option<CommandRoute>,
+    ) -> Connection {
         let window = opts.window as usize;
         let (client, mut eventloop) = AsyncClient::new(opts.mqtt_options(broker), 2 * window + 16);
         // Nagle stays on (rumqttc default): under a backlog it coalesces publishes into fewer
@@ -371,6 +475,12 @@ impl Connection {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => Note::ConnAck,
                     Ok(Event::Incoming(Packet::PubAck(ack))) => Note::PubAck(ack.pkid),
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Note::Sent(pkid),
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        if let Some(route) = &commands {
+                            route.deliver(publish).await;
+                        }
+                        continue;
+                    }
                     Ok(_) => continue,
                     Err(e) => {
                         let _ = ntx.send(Note::Lost(LinkError::from_connection(&e))).await;

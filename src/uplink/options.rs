@@ -118,7 +118,13 @@ impl UplinkOptions {
     pub(super) fn mqtt_options(&self, broker: &BrokerUrl) -> MqttOptions {
         let mut o = MqttOptions::new(self.client_id.clone(), broker.host.clone(), broker.port);
         o.set_keep_alive(self.keep_alive)
-            .set_clean_session(true)
+            // A persistent session: the broker keeps the subscription to `P/cmd/+` and queues
+            // commands (QoS 1) while the link is down (decision 0010). What the station
+            // publishes is still resent by the uplink from the outbox, not by rumqttc: each
+            // connection has a fresh client with nothing in flight.
+            .set_clean_session(false)
+            // A command is acknowledged only once what it caused is safe (commands.rs).
+            .set_manual_acks(true)
             .set_inflight(self.window)
             .set_request_channel_capacity(2 * self.window as usize + 16)
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)

@@ -23,6 +23,7 @@ fn event(n: u32) -> Event {
         prio: Priority::Event,
         historical: false,
         data: RawValue::from_string(format!(r#"{{"n":{n}}}"#)).unwrap(),
+        topic: None,
     }
 }
 

@@ -92,6 +92,9 @@ pub struct Event {
     pub historical: bool,
     /// The `data` object, kept verbatim as JSON text.
     pub data: Box<RawValue>,
+    /// The topic below `P/` when it is not the one `prio`, `kind` and `device` give: a
+    /// command's answer goes to `cmd-result/{request_id}`. None for everything else.
+    pub topic: Option<String>,
 }
 
 impl Event {
@@ -112,12 +115,16 @@ impl Event {
             prio,
             historical,
             data: RawValue::from_string(data.to_string()).expect("serde_json::Value is valid JSON"),
+            topic: None,
         }
     }
 
     /// Topic below `{prefix}/{station}/`: telemetry goes per device and kind, events and
     /// alarms per kind (DESIGN.md §3).
     pub fn topic_suffix(&self) -> String {
+        if let Some(topic) = &self.topic {
+            return topic.clone();
+        }
         match self.prio {
             Priority::Telemetry => format!("telemetry/{}/{}", self.device, self.kind),
             Priority::Event | Priority::Alarm => format!("event/{}", self.kind),
@@ -241,6 +248,7 @@ mod tests {
             prio,
             historical: true,
             data: RawValue::from_string(r#"{"lat":36.6}"#.into()).unwrap(),
+            topic: None,
         }
     }
 

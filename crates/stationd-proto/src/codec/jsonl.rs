@@ -189,6 +189,7 @@ pub fn parse_line(
         prio,
         historical: false,
         data,
+        topic: None,
     })
 }
 

@@ -7,10 +7,13 @@
 //! so the signature binds it (with the station id) to stop a command signed for one purpose
 //! or one station being replayed as another.
 
+mod answer;
 mod canonical;
 mod keys;
 
+pub use answer::{Answer, Status};
 pub use canonical::{signed_bytes, SIGNED_PURPOSE};
+pub use ed25519_dalek::SigningKey;
 pub use keys::{signing_key_from_pem, KeyError, Keyring};
 
 use serde_json::{Map, Value};
@@ -202,15 +205,17 @@ pub struct Policy {
 /// Why a command is not executed: the answer's `status` and `reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// `status: "refused"`: not signed, badly signed, or no commands taken. Nothing about such
+    /// a message can be trusted, its `request_id` included: its answer is not kept (else a
+    /// stranger could take a request_id before dispatch uses it).
+    Unauthenticated(String),
     /// `status: "refused"`.
     Refused(String),
     /// `status: "expired"`.
     Expired(String),
 }
 
-/// The checks before a command runs: its signature (or the station's consent to unsigned
-/// commands), then its times. `now_ms` is the box's clock; when it is not synchronised
-/// (`clock_synced` false) the times cannot be judged and are not, which the answer states.
+/// The checks before a command runs: [`authenticate`], then [`check_times`].
 pub fn check(
     cmd: &Command,
     station: &str,
@@ -218,26 +223,43 @@ pub fn check(
     now_ms: i64,
     clock_synced: bool,
 ) -> Result<(), Refusal> {
+    authenticate(cmd, station, policy)?;
+    check_times(cmd, policy, now_ms, clock_synced)
+}
+
+/// Its signature, or the station's consent to unsigned commands.
+pub fn authenticate(cmd: &Command, station: &str, policy: &Policy) -> Result<(), Refusal> {
     match (&policy.keys, &cmd.sig) {
         (Some(keys), Some(sig)) => {
             if !keys.verify(&signed_bytes(station, cmd), sig) {
-                return Err(Refusal::Refused(
+                return Err(Refusal::Unauthenticated(
                     "bad signature: not signed by a configured dispatch key for this station, this command and these arguments".into(),
                 ));
             }
         }
         (Some(_), None) => {
-            return Err(Refusal::Refused(
+            return Err(Refusal::Unauthenticated(
                 "unsigned: this station requires commands signed by dispatch".into(),
             ))
         }
         (None, _) if !policy.allow_unsigned => {
-            return Err(Refusal::Refused(
+            return Err(Refusal::Unauthenticated(
                 "this station accepts no commands: no dispatch key configured ([commands] public_key_file)".into(),
             ))
         }
         (None, _) => {}
     }
+    Ok(())
+}
+
+/// Its times. `now_ms` is the box's clock; when it is not synchronised (`clock_synced` false)
+/// the times cannot be judged and are not, which the answer states.
+pub fn check_times(
+    cmd: &Command,
+    policy: &Policy,
+    now_ms: i64,
+    clock_synced: bool,
+) -> Result<(), Refusal> {
     if cmd.expires_ms <= cmd.issued_ms {
         return Err(Refusal::Refused(format!(
             "expires_at ({}) is not after issued_at ({})",

@@ -38,7 +38,7 @@ fn the_canonical_form_is_the_documented_bytes() {
 fn a_signature_made_by_openssl_verifies_and_binds_station_command_and_args() {
     let p = policy(Some(DISPATCH_PUB));
     assert_eq!(check(&example(), STATION, &p, NOW, true), Ok(()));
-    let refused = |r: Result<(), Refusal>| matches!(r, Err(Refusal::Refused(reason)) if reason.starts_with("bad signature"));
+    let refused = |r: Result<(), Refusal>| matches!(r, Err(Refusal::Unauthenticated(reason)) if reason.starts_with("bad signature"));
     assert!(
         refused(check(&example(), "jn-szq-wd02", &p, NOW, true)),
         "another station"
@@ -108,12 +108,12 @@ fn unsigned_commands_need_the_stations_consent_and_never_pass_with_a_key() {
     unsigned.sig = None;
     let r = check(&unsigned, STATION, &policy(Some(DISPATCH_PUB)), NOW, true);
     assert!(
-        matches!(r, Err(Refusal::Refused(ref m)) if m.starts_with("unsigned")),
+        matches!(r, Err(Refusal::Unauthenticated(ref m)) if m.starts_with("unsigned")),
         "{r:?}"
     );
     let r = check(&unsigned, STATION, &policy(None), NOW, true);
     assert!(
-        matches!(r, Err(Refusal::Refused(ref m)) if m.contains("no dispatch key")),
+        matches!(r, Err(Refusal::Unauthenticated(ref m)) if m.contains("no dispatch key")),
         "{r:?}"
     );
     let open = Policy {

@@ -1,0 +1,114 @@
+//! What commands can do: a `Handler` per command name, and the registry the command core looks
+//! names up in. The core checks, deduplicates and answers; a handler only does its work.
+//! Drivers add their commands here as they gain capabilities (a radio's text, a camera's
+//! snapshot, the roster, dispatch) without touching the core.
+
+use crate::board::Board;
+use crate::metrics::Metrics;
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// How a command that ran came out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// `status: "done"` with this `result`.
+    Done(Value),
+    /// `status: "failed"`: why, and details if any.
+    Failed {
+        reason: String,
+        result: Option<Value>,
+    },
+    /// `status: "refused"`: the arguments are wrong; nothing was done.
+    BadArgs(String),
+}
+
+/// What handlers may use: the running daemon's parts.
+pub struct CommandContext {
+    pub boot_id: String,
+    pub version: String,
+    /// When the daemon started (monotonic).
+    pub started: std::time::Instant,
+    pub metrics: Arc<Metrics>,
+    pub board: Arc<Board>,
+    /// Asks the uplink to publish the retained birth again.
+    pub rebirth: Arc<Notify>,
+}
+
+pub type Running<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+pub trait Handler: Send + Sync {
+    /// The command's name, the last level of `P/cmd/{name}`.
+    fn name(&self) -> &'static str;
+    fn run<'a>(&'a self, args: &'a Map<String, Value>, ctx: &'a CommandContext) -> Running<'a>;
+}
+
+/// The commands this station takes, by name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    handlers: Vec<Arc<dyn Handler>>,
+}
+
+impl Registry {
+    /// The core's own commands: `ping`, `rebirth`.
+    pub fn builtin() -> Registry {
+        let mut r = Registry::default();
+        r.add(Arc::new(Ping));
+        r.add(Arc::new(Rebirth));
+        r
+    }
+
+    pub fn add(&mut self, handler: Arc<dyn Handler>) {
+        assert!(
+            self.get(handler.name()).is_none(),
+            "two handlers for command {}",
+            handler.name()
+        );
+        self.handlers.push(handler);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Handler>> {
+        self.handlers.iter().find(|h| h.name() == name).cloned()
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.handlers.iter().map(|h| h.name()).collect()
+    }
+}
+
+/// `ping`: is the station there, and how is it.
+struct Ping;
+
+impl Handler for Ping {
+    fn name(&self) -> &'static str {
+        "ping"
+    }
+    fn run<'a>(&'a self, _args: &'a Map<String, Value>, ctx: &'a CommandContext) -> Running<'a> {
+        Box::pin(async move {
+            Outcome::Done(serde_json::json!({
+                "boot_id": ctx.boot_id,
+                "uptime_s": ctx.started.elapsed().as_secs(),
+                "version": ctx.version,
+                "backlog_rows": ctx.metrics.value("outbox.rows", ""),
+                "clock": crate::clock::sync_state().quality().as_str(),
+            }))
+        })
+    }
+}
+
+/// `rebirth`: publish the retained birth (`P/status`) again.
+struct Rebirth;
+
+impl Handler for Rebirth {
+    fn name(&self) -> &'static str {
+        "rebirth"
+    }
+    fn run<'a>(&'a self, _args: &'a Map<String, Value>, ctx: &'a CommandContext) -> Running<'a> {
+        Box::pin(async move {
+            ctx.rebirth.notify_one();
+            Outcome::Done(serde_json::json!({"republished": ["status"]}))
+        })
+    }
+}

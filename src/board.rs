@@ -51,12 +51,21 @@ struct Row {
 #[derive(Debug, Default)]
 pub struct Board {
     rows: Mutex<BTreeMap<String, Row>>,
+    /// Notified when a device appears or its state changes (not when it is merely heard):
+    /// the retained `P/state/devices` follows it.
+    changed: tokio::sync::Notify,
 }
 
 impl Board {
     fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<String, Row>) -> R) -> R {
         let mut b = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut b)
+    }
+
+    /// Resolves after the next change of a device's state (or at once if one happened since
+    /// the last call).
+    pub async fn changed(&self) {
+        self.changed.notified().await
     }
 
     /// A configured device, at start: `listening` for servers, `waiting` for ports.
@@ -75,6 +84,7 @@ impl Board {
                 },
             );
         });
+        self.changed.notify_one();
     }
 
     /// Bytes arrived from `id` (a configured device, or a car behind one).
@@ -90,15 +100,18 @@ impl Board {
     /// Sets a state directly (a driver's own view, e.g. a port that cannot be opened).
     pub fn set_state(&self, id: &str, state: &str, detail: Option<&str>) {
         let now = crate::clock::mono_ms();
-        self.with(|b| {
-            if let Some(d) = b.get_mut(id) {
-                if d.state != state || d.detail.as_deref() != detail {
-                    d.state = state.to_string();
-                    d.detail = detail.map(str::to_string);
-                    d.since_mono = now;
-                }
+        let changed = self.with(|b| match b.get_mut(id) {
+            Some(d) if d.state != state || d.detail.as_deref() != detail => {
+                d.state = state.to_string();
+                d.detail = detail.map(str::to_string);
+                d.since_mono = now;
+                true
             }
+            _ => false,
         });
+        if changed {
+            self.changed.notify_one();
+        }
     }
 
     /// An event `source` (a configured device of `driver`) hands to the outbox: marks the
@@ -116,8 +129,10 @@ impl Board {
             let data: serde_json::Value = serde_json::from_str(ev.data.get()).ok()?;
             data.get("reason")?.as_str().map(str::to_string)
         });
-        self.with(|b| {
+        let changed = self.with(|b| {
+            let mut changed = false;
             if !b.contains_key(&ev.device) {
+                changed = true;
                 if b.values().filter(|d| d.via.is_some()).count() >= MAX_SEEN_DEVICES {
                     let oldest = b
                         .iter()
@@ -146,6 +161,7 @@ impl Board {
                     d.state = s.to_string();
                     d.detail = if s == "online" { None } else { detail };
                     d.since_mono = now;
+                    changed = true;
                 }
             }
             // A device that went offline was not heard just now; anything else was.
@@ -157,7 +173,11 @@ impl Board {
                     s.last_seen_mono = Some(now);
                 }
             }
+            changed
         });
+        if changed {
+            self.changed.notify_one();
+        }
     }
 
     /// Every device, sorted by id, with its times as wall-clock times as of now.

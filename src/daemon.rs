@@ -199,7 +199,12 @@ pub async fn start(
         stop.clone(),
         metrics.clone(),
     )
-    .with_commands(commands_tx);
+    .with_commands(commands_tx)
+    .with_state(Arc::new(crate::state::Snapshots {
+        station: cfg.station.id.as_str().to_string(),
+        board: board.clone(),
+        metrics: metrics.clone(),
+    }));
     // Commands from dispatch: an input like the drivers, stopped with them.
     let answers =
         crate::commands::store::AnswerStore::open(&crate::commands::store::store_path(&path))?;
@@ -216,6 +221,7 @@ pub async fn start(
             metrics: metrics.clone(),
             board: board.clone(),
             rebirth: uplink.rebirth(),
+            state_request: uplink.state_request(),
         },
         metrics.clone(),
     );

@@ -27,6 +27,7 @@ pub use stationd_proto::sim;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;
+pub mod state;
 pub mod systemd;
 pub mod uplink;
 

@@ -448,3 +448,102 @@ fn a_flood_of_commands_is_rate_limited_and_telemetry_still_flows() {
     assert!(daemon.log_text().contains("cmd.rate_limited"));
     assert!(missing_seqs(&central.seqs(), *central.seqs().iter().max().unwrap()).is_empty());
 }
+
+#[test]
+fn the_device_board_is_retained_for_central_and_follows_changes_and_requests() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central");
+    let s = station(&broker, "");
+    let _daemon = s.start();
+    let state_topic = format!("stations/{STATION}/state/devices");
+    let snapshots = |c: &Subscriber| -> Vec<Value> {
+        c.all()
+            .into_iter()
+            .filter(|m| m.topic == state_topic)
+            .map(|m| m.json)
+            .collect()
+    };
+    assert!(
+        wait_until(LONG, || !snapshots(&central).is_empty()),
+        "a snapshot on connect"
+    );
+    let first = snapshots(&central).remove(0);
+    assert_eq!(first["station"], STATION);
+    assert_eq!(first["devices"]["ingest0"]["state"], "listening", "{first}");
+    assert_eq!(first["devices"]["ingest0"]["driver"], "jsonl");
+    assert!(first["devices"]["ingest0"]["since"].is_string());
+
+    // A device seen for the first time changes the board: a new snapshot follows.
+    send_lines(
+        s.ingest_port,
+        &[r#"{"kind":"door.open","device":"door-1","data":{}}"#.to_string() + "\n"],
+    );
+    assert!(
+        wait_until(LONG, || snapshots(&central)
+            .iter()
+            .any(|v| v["devices"]["door-1"]["via"] == "ingest0")),
+        "{:?}",
+        snapshots(&central)
+    );
+    let last = snapshots(&central).pop().unwrap();
+    assert!(
+        last["devices"]["ingest0"]["counters"]["jsonl.lines_accepted"].as_u64() >= Some(1),
+        "{last}"
+    );
+
+    // Asked for: at once, and answered.
+    let before = snapshots(&central).len();
+    publish(
+        broker.port,
+        vec![(
+            cmd_topic("state.devices"),
+            command(
+                "state.devices",
+                "sd-1",
+                json!({}),
+                Some("dispatch-test.key"),
+                STATION,
+            ),
+        )],
+    );
+    let a = wait_answers(&central, "sd-1", 1).remove(0);
+    assert_eq!(a["status"], "done", "{a}");
+    assert_eq!(a["result"]["devices"], 3);
+    assert!(wait_until(LONG, || snapshots(&central).len() > before));
+
+    // rebirth: the birth again, and the snapshot.
+    let births = central
+        .status()
+        .iter()
+        .filter(|m| m.json["state"] == "online")
+        .count();
+    publish(
+        broker.port,
+        vec![(
+            cmd_topic("rebirth"),
+            command(
+                "rebirth",
+                "rb-1",
+                json!({}),
+                Some("dispatch-test.key"),
+                STATION,
+            ),
+        )],
+    );
+    assert_eq!(wait_answers(&central, "rb-1", 1)[0]["status"], "done");
+    assert!(central.wait(LONG, |m| m
+        .iter()
+        .filter(|m| m.json["state"] == "online")
+        .count()
+        > births));
+
+    // Retained: a consumer that subscribes later gets the board at once.
+    let late = Subscriber::connect(broker.port, "late-viewer");
+    assert!(wait_until(LONG, || snapshots(&late)
+        .iter()
+        .any(|v| v["devices"]["door-1"].is_object())));
+    assert!(late
+        .all()
+        .iter()
+        .any(|m| m.topic == state_topic && m.retain));
+}

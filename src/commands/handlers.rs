@@ -33,8 +33,10 @@ pub struct CommandContext {
     pub started: std::time::Instant,
     pub metrics: Arc<Metrics>,
     pub board: Arc<Board>,
-    /// Asks the uplink to publish the retained birth again.
+    /// Asks the uplink to publish the retained birth (and the state snapshots) again.
     pub rebirth: Arc<Notify>,
+    /// Asks the uplink to publish the retained state snapshots now.
+    pub state_request: Arc<Notify>,
 }
 
 pub type Running<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
@@ -52,11 +54,12 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The core's own commands: `ping`, `rebirth`.
+    /// The core's own commands: `ping`, `rebirth`, `state.devices`.
     pub fn builtin() -> Registry {
         let mut r = Registry::default();
         r.add(Arc::new(Ping));
         r.add(Arc::new(Rebirth));
+        r.add(Arc::new(StateDevices));
         r
     }
 
@@ -98,7 +101,7 @@ impl Handler for Ping {
     }
 }
 
-/// `rebirth`: publish the retained birth (`P/status`) again.
+/// `rebirth`: publish the retained birth (`P/status`) and every `P/state/*` again.
 struct Rebirth;
 
 impl Handler for Rebirth {
@@ -108,7 +111,25 @@ impl Handler for Rebirth {
     fn run<'a>(&'a self, _args: &'a Map<String, Value>, ctx: &'a CommandContext) -> Running<'a> {
         Box::pin(async move {
             ctx.rebirth.notify_one();
-            Outcome::Done(serde_json::json!({"republished": ["status"]}))
+            Outcome::Done(serde_json::json!({"republished": ["status", "state/devices"]}))
+        })
+    }
+}
+
+/// `state.devices`: publish the retained `P/state/devices` now.
+struct StateDevices;
+
+impl Handler for StateDevices {
+    fn name(&self) -> &'static str {
+        "state.devices"
+    }
+    fn run<'a>(&'a self, _args: &'a Map<String, Value>, ctx: &'a CommandContext) -> Running<'a> {
+        Box::pin(async move {
+            ctx.state_request.notify_one();
+            Outcome::Done(serde_json::json!({
+                "published": "state/devices",
+                "devices": ctx.board.snapshot().len(),
+            }))
         })
     }
 }

@@ -26,6 +26,8 @@ use std::time::Duration;
 pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// A session that lasted this long resets the backoff.
 pub const STABLE_SESSION_MS: u64 = 30_000;
+/// The retained state snapshots follow changes at most this often.
+pub const STATE_INTERVAL_MS: u64 = 5_000;
 /// At shutdown: how long to wait for in-flight PUBACKs, then for the offline status's.
 const DRAIN_MS: u64 = 1_500;
 const OFFLINE_MS: u64 = 1_000;
@@ -45,8 +47,13 @@ pub enum Note {
     },
     /// The writer committed something new.
     NewData,
-    /// Publish the retained birth again (the `rebirth` command).
+    /// Publish the retained birth again (the `rebirth` command), and the state snapshots.
     Rebirth,
+    /// Something the retained state snapshots show has changed (published at most every
+    /// [`STATE_INTERVAL_MS`]).
+    StateChanged,
+    /// Publish the state snapshots now (the `state.devices` command).
+    StateRequested,
     /// The attempt failed or the session ended.
     Lost(LinkError),
     Shutdown,
@@ -64,6 +71,8 @@ pub enum Action {
     /// Publish the retained birth / offline status on `P/status`.
     SayOnline(BrokerUrl),
     SayOffline,
+    /// Publish the retained state snapshots (`P/state/devices`).
+    PublishState,
     /// Publish this outbox row (QoS 1).
     Publish(OutRow),
     /// Read up to `limit` rows after these per-lane cursors, in the background; answer with
@@ -130,6 +139,11 @@ pub struct Machine {
     queue: VecDeque<Action>,
     /// Read-aheads asked for so far: their ids.
     fetches: u64,
+    /// Whether this uplink publishes retained state snapshots.
+    state: bool,
+    /// When they were last published in this session, and when they are due again.
+    state_sent: Option<u64>,
+    state_due: Option<u64>,
 }
 
 impl Machine {
@@ -153,9 +167,19 @@ impl Machine {
             phase: Phase::Stopped,
             queue: VecDeque::new(),
             fetches: 0,
+            state: false,
+            state_sent: None,
+            state_due: None,
         };
         m.connect(0, now);
         m
+    }
+
+    /// Also publish the retained state snapshots: on every connection, after a change (at most
+    /// every [`STATE_INTERVAL_MS`]), and when asked.
+    pub fn with_state(mut self) -> Machine {
+        self.state = true;
+        self
     }
 
     pub fn is_connected(&self) -> bool {
@@ -184,7 +208,8 @@ impl Machine {
                 stopping: Some(Stopping::Draining { until } | Stopping::SayingOffline { until }),
                 ..
             } => Some(*until),
-            Phase::Connected { .. } | Phase::Stopped => None,
+            Phase::Connected { stopping: None, .. } => self.state_due,
+            Phase::Stopped => None,
         }
     }
 
@@ -204,6 +229,9 @@ impl Machine {
                     };
                     self.queue.push_back(Action::Connected(url.clone()));
                     self.queue.push_back(Action::SayOnline(url));
+                    self.state_sent = None;
+                    self.state_due = None;
+                    self.publish_state(now);
                 }
             }
             Note::Sent(pkid) => {
@@ -247,6 +275,18 @@ impl Machine {
                     session.queued.push_back(None);
                     self.queue
                         .push_back(Action::SayOnline(self.brokers[*broker].clone()));
+                    self.publish_state(now);
+                }
+            }
+            Note::StateRequested => {
+                if self.accepting() {
+                    self.publish_state(now);
+                }
+            }
+            Note::StateChanged => {
+                if self.accepting() && self.state_due.is_none() {
+                    let next = self.state_sent.map_or(now, |sent| sent + STATE_INTERVAL_MS);
+                    self.state_due = Some(next.max(now));
                 }
             }
             Note::Lost(error) => self.fail(error, now),
@@ -297,6 +337,24 @@ impl Machine {
             });
         }
         None
+    }
+
+    /// Connected and not saying goodbye.
+    fn accepting(&self) -> bool {
+        matches!(self.phase, Phase::Connected { stopping: None, .. })
+    }
+
+    /// Queues the state snapshots (when this uplink publishes them).
+    fn publish_state(&mut self, now: u64) {
+        if !self.state {
+            return;
+        }
+        if let Some(session) = self.session() {
+            session.queued.push_back(None);
+            self.queue.push_back(Action::PublishState);
+            self.state_sent = Some(now);
+            self.state_due = None;
+        }
     }
 
     fn session(&mut self) -> Option<&mut SessionState> {
@@ -390,6 +448,9 @@ impl Machine {
 
     /// Moves on when a deadline has passed or a wait is over.
     fn advance(&mut self, now: u64) {
+        if self.accepting() && self.state_due.is_some_and(|due| now >= due) {
+            self.publish_state(now);
+        }
         match &mut self.phase {
             Phase::Connecting { deadline, .. } if now >= *deadline => {
                 self.fail(LinkError::NoConnAck(CONNECT_TIMEOUT_MS / 1000), now);

@@ -413,3 +413,49 @@ fn a_rebirth_republishes_the_birth_only_while_connected() {
         "not while saying goodbye"
     );
 }
+
+#[test]
+fn state_snapshots_go_out_on_connect_after_changes_at_most_every_interval_and_on_request() {
+    let mut m = Machine::new(vec![url("a")], 2, backoff(), Box::new(|n| n), 0).with_state();
+    m.on(Note::StateChanged, 1);
+    actions(&mut m);
+    m.on(Note::ConnAck, 10);
+    let a = actions(&mut m);
+    assert_eq!(
+        &a[..3],
+        [
+            Action::Connected(url("a")),
+            Action::SayOnline(url("a")),
+            Action::PublishState
+        ]
+    );
+    assert_eq!(
+        m.in_window(),
+        2,
+        "the birth and the snapshot await their PUBACKs"
+    );
+    // A change right after: not before the interval has passed since the last one.
+    m.on(Note::StateChanged, 100);
+    m.on(Note::StateChanged, 200);
+    assert_eq!(m.deadline(), Some(10 + STATE_INTERVAL_MS));
+    m.on(Note::Tick, 10 + STATE_INTERVAL_MS - 1);
+    assert!(!actions(&mut m).contains(&Action::PublishState));
+    m.on(Note::Tick, 10 + STATE_INTERVAL_MS);
+    assert_eq!(
+        actions(&mut m),
+        [Action::PublishState],
+        "two changes, one snapshot"
+    );
+    // Quiet for long: the next change goes out at once.
+    m.on(Note::StateChanged, 60_000);
+    assert_eq!(actions(&mut m), [Action::PublishState]);
+    // Asked for: at once, whatever the interval.
+    m.on(Note::StateRequested, 60_001);
+    assert_eq!(actions(&mut m), [Action::PublishState]);
+    // Without with_state() nothing of this happens.
+    let mut plain = machine(&["a"], 2);
+    actions(&mut plain);
+    plain.on(Note::ConnAck, 1);
+    plain.on(Note::StateRequested, 2);
+    assert!(!actions(&mut plain).contains(&Action::PublishState));
+}

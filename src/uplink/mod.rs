@@ -102,6 +102,9 @@ pub struct Uplink {
     command_acks_rx: Option<mpsc::UnboundedReceiver<(u64, Publish)>>,
     /// Asks for the retained birth again.
     rebirth: Arc<Notify>,
+    /// The retained state snapshots (None: not published), and a way to ask for them now.
+    state: Option<Arc<crate::state::Snapshots>>,
+    state_request: Arc<Notify>,
 }
 
 impl Uplink {
@@ -120,6 +123,8 @@ impl Uplink {
             command_acks: acks_tx,
             command_acks_rx: Some(acks_rx),
             rebirth: Default::default(),
+            state: None,
+            state_request: Default::default(),
             published: metrics.counter("uplink.published", ""),
             acked: metrics.counter("uplink.acked", ""),
             opts,
@@ -139,6 +144,18 @@ impl Uplink {
     pub fn with_commands(mut self, commands: mpsc::Sender<Incoming>) -> Uplink {
         self.commands = Some(commands);
         self
+    }
+
+    /// Publishes the retained state snapshots (`P/state/devices`) on every connection, after
+    /// a change of the device board (at most every 5 s), and when asked.
+    pub fn with_state(mut self, snapshots: Arc<crate::state::Snapshots>) -> Uplink {
+        self.state = Some(snapshots);
+        self
+    }
+
+    /// Notified, the uplink publishes its state snapshots now (the `state.devices` command).
+    pub fn state_request(&self) -> Arc<Notify> {
+        self.state_request.clone()
     }
 
     /// Notified, the uplink publishes its retained birth again (the `rebirth` command).
@@ -170,6 +187,10 @@ impl Uplink {
             Box::new(|n| fastrand::u64(0..=n)),
             crate::clock::mono_ms(),
         );
+        if self.state.is_some() {
+            machine = machine.with_state();
+        }
+        let state = self.state.clone();
         let mut io = Io::default();
         let shutdown = self.shutdown.clone();
         let mut shutdown_seen = false;
@@ -201,6 +222,8 @@ impl Uplink {
                     continue;
                 }
                 _ = self.rebirth.notified() => Note::Rebirth,
+                _ = self.state_request.notified() => Note::StateRequested,
+                _ = async { state.as_ref().expect("guarded").board.changed().await }, if state.is_some() => Note::StateChanged,
                 read = async { io.reading.as_mut().expect("guarded").await }, if io.reading.is_some() => {
                     io.reading = None;
                     match read {
@@ -278,6 +301,12 @@ impl Uplink {
             Action::SayOnline(broker) => {
                 let payload = self.opts.status_payload("online", None, Some(&broker));
                 return io.publish(self.opts.status_topic(), true, payload).await;
+            }
+            Action::PublishState => {
+                if let Some(state) = &self.state {
+                    let topic = format!("{}/state/devices", self.opts.topic_root);
+                    return io.publish(topic, true, state.devices()).await;
+                }
             }
             Action::SayOffline => {
                 let payload = self.opts.status_payload("offline", Some("shutdown"), None);

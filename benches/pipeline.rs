@@ -513,7 +513,7 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
                 match a {
                     Action::Event(e) => events.push(e),
                     Action::Reply(_) => replies += 1,
-                    Action::Close(_) | Action::Notice(_) => {}
+                    Action::Close(_) | Action::Notice(_) | Action::TerminalAnswer { .. } => {}
                 }
             }
         });

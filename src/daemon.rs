@@ -188,7 +188,12 @@ pub async fn start(
     );
     let reader = Reader::open(&path)?;
     let control_reader = Reader::open(&path)?;
-    let mut drivers = drivers::start_all(&cfg.devices, &sink, &stop, &board, &metrics)?;
+    // The commands the station takes: the core's own, and what the drivers add as they start.
+    let registry = Arc::new(std::sync::Mutex::new(
+        crate::commands::handlers::Registry::builtin(),
+    ));
+    let mut drivers = drivers::start_all(&cfg.devices, &sink, &stop, &board, &metrics, &registry)?;
+    let registry = registry.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(crate::commands::QUEUE);
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
@@ -213,7 +218,7 @@ pub async fn start(
         cfg.commands.clone(),
         answers,
         sink.clone(),
-        crate::commands::handlers::Registry::builtin(),
+        registry,
         crate::commands::handlers::CommandContext {
             boot_id: boot_id.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),

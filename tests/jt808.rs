@@ -593,3 +593,101 @@ fn ts_ms(ts: &str) -> i64 {
         .expect("ts is RFC 3339");
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// The answers central received for a command `request_id` (the envelope's data).
+fn command_answers(central: &Subscriber, request_id: &str) -> Vec<serde_json::Value> {
+    central
+        .all()
+        .into_iter()
+        .filter(|m| m.topic.ends_with(&format!("/cmd-result/{request_id}")))
+        .map(|m| m.json["data"].clone())
+        .collect()
+}
+
+#[test]
+fn a_text_from_dispatch_reaches_the_car_and_the_terminals_answer_comes_back() {
+    use common::dispatch;
+    use serde_json::json;
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-jt808-text");
+    let (station, port) = fleet_station(broker.port, "");
+    dispatch::take_commands(&station, "");
+    let _daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    let mut t = Terminal::online(port, "013912345678", Edition::V2013);
+    let text = |id: &str, args: serde_json::Value| {
+        let payload = dispatch::command(
+            "jt808.text",
+            id,
+            args,
+            Some("dispatch-test.key"),
+            "test-st01",
+        );
+        dispatch::publish(
+            broker.port,
+            vec![("stations/test-st01/cmd/jt808.text".into(), payload)],
+        );
+    };
+
+    // Delivered and acknowledged by the terminal.
+    text("t-1", json!({"car": "car-03", "text": "请到文化路口 110"}));
+    let f = t.recv().expect("the text message");
+    assert_eq!(f.header.msg_id, 0x8300);
+    assert_eq!(f.body[0], 0x04 | 0x08, "shown and read aloud");
+    let (shown, _, _) = encoding_rs::GBK.decode(&f.body[1..]);
+    assert_eq!(shown, "请到文化路口 110");
+    let mut answer = f.header.serial.to_be_bytes().to_vec();
+    answer.extend(0x8300u16.to_be_bytes());
+    answer.push(0);
+    t.send(0x0001, &answer);
+    assert!(wait_until(LONG, || !command_answers(&central, "t-1").is_empty()));
+    let a = &command_answers(&central, "t-1")[0];
+    assert_eq!(
+        (
+            a["status"].as_str(),
+            a["result"]["terminal_result"].as_u64()
+        ),
+        (Some("done"), Some(0)),
+        "{a}"
+    );
+
+    // The terminal says it cannot: failed, with its code.
+    text("t-2", json!({"car": "car-03", "text": "x", "tts": false}));
+    let f = t.recv().expect("the second text");
+    assert_eq!(f.body[0], 0x04, "shown only");
+    let mut answer = f.header.serial.to_be_bytes().to_vec();
+    answer.extend(0x8300u16.to_be_bytes());
+    answer.push(3);
+    t.send(0x0001, &answer);
+    assert!(wait_until(LONG, || !command_answers(&central, "t-2").is_empty()));
+    let a = &command_answers(&central, "t-2")[0];
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(a["reason"].as_str().unwrap().contains("unsupported"), "{a}");
+
+    // A car whose terminal is not logged in.
+    text("t-3", json!({"car": "car-07", "text": "x"}));
+    assert!(wait_until(LONG, || !command_answers(&central, "t-3").is_empty()));
+    let a = &command_answers(&central, "t-3")[0];
+    assert_eq!(a["status"], "failed");
+    assert!(
+        a["reason"].as_str().unwrap().contains("not connected"),
+        "{a}"
+    );
+
+    // Bad arguments are refused before anything is sent.
+    text("t-4", json!({"car": "car-03"}));
+    assert!(wait_until(LONG, || !command_answers(&central, "t-4").is_empty()));
+    assert_eq!(command_answers(&central, "t-4")[0]["status"], "refused");
+
+    // The terminal leaves before it answers.
+    text("t-5", json!({"car": "car-03", "text": "还在吗"}));
+    assert_eq!(t.recv().expect("the last text").header.msg_id, 0x8300);
+    drop(t);
+    assert!(wait_until(LONG, || !command_answers(&central, "t-5").is_empty()));
+    let a = &command_answers(&central, "t-5")[0];
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(
+        a["reason"].as_str().unwrap().contains("before it answered"),
+        "{a}"
+    );
+}

@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(serde_json::from_slice::<serde_json::Value>(&env).is_ok(), "{env:?}");
                 }
                 Action::Close(_) => *closed = true,
-                Action::Notice(_) => {}
+                Action::Notice(_) | Action::TerminalAnswer { .. } => {}
             }
         }
     };

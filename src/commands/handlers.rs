@@ -6,6 +6,8 @@
 use crate::board::Board;
 use crate::metrics::Metrics;
 use serde_json::{Map, Value};
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -47,10 +49,12 @@ pub trait Handler: Send + Sync {
     fn run<'a>(&'a self, args: &'a Map<String, Value>, ctx: &'a CommandContext) -> Running<'a>;
 }
 
-/// The commands this station takes, by name.
+/// The commands this station takes, by name, and the services their handlers share with the
+/// drivers that carry them out (e.g. the JT/T 808 driver's live terminal connections by car).
 #[derive(Default, Clone)]
 pub struct Registry {
     handlers: Vec<Arc<dyn Handler>>,
+    services: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
 impl Registry {
@@ -61,6 +65,25 @@ impl Registry {
         r.add(Arc::new(Rebirth));
         r.add(Arc::new(StateDevices));
         r
+    }
+
+    /// The one `T` of this daemon, made on first use: several devices of one driver (two
+    /// JT/T 808 listeners) and that driver's command handler share it.
+    pub fn service<T: Default + Send + Sync + 'static>(&mut self) -> Arc<T> {
+        let any = self
+            .services
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        any.downcast::<T>().expect("keyed by its own TypeId")
+    }
+
+    /// Adds `handler` unless a handler of that name is there (every device of a driver offers
+    /// the driver's commands; the first one registers them).
+    pub fn add_once(&mut self, handler: Arc<dyn Handler>) {
+        if self.get(handler.name()).is_none() {
+            self.handlers.push(handler);
+        }
     }
 
     pub fn add(&mut self, handler: Arc<dyn Handler>) {

@@ -96,6 +96,9 @@ pub struct DeviceContext {
     pub shutdown: CancellationToken,
     /// Every configured device (a `jsonl` input must know what the others own).
     pub devices: Arc<[Device]>,
+    /// The commands from dispatch, being assembled at start: a driver adds the commands its
+    /// devices can carry out (and shares services with them), in `start`.
+    pub commands: Arc<std::sync::Mutex<crate::commands::handlers::Registry>>,
 }
 
 /// A device's way into the outbox. Every event also updates the device board (the row of the
@@ -185,6 +188,7 @@ pub fn start_all(
     shutdown: &CancellationToken,
     board: &Arc<Board>,
     metrics: &Arc<Metrics>,
+    commands: &Arc<std::sync::Mutex<crate::commands::handlers::Registry>>,
 ) -> Result<JoinSet<()>, DriverError> {
     let all: Arc<[Device]> = devices.into();
     let mut set = JoinSet::new();
@@ -196,6 +200,7 @@ pub fn start_all(
             metrics: metrics.clone(),
             shutdown: shutdown.clone(),
             devices: all.clone(),
+            commands: commands.clone(),
         })?;
         set.spawn(task);
     }

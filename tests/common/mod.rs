@@ -625,3 +625,93 @@ impl Drop for KernelClockSynced {
         Self::write(self.saved_status, false);
     }
 }
+
+/// Central dispatch's side of commands: the test keys (tests/data/keys), signed messages, and
+/// publishing them as dispatch does (QoS 1, waiting for each PUBACK).
+pub mod dispatch {
+    use super::*;
+    use stationd::command::{signing_key_from_pem, Command};
+
+    pub fn key(name: &str) -> stationd::command::SigningKey {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/keys")
+            .join(name);
+        signing_key_from_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// A station that takes commands signed with the test dispatch key.
+    pub fn station(broker: &Broker, extra: &str) -> Station {
+        let s = Station::new(broker.port, "");
+        take_commands(&s, extra);
+        s
+    }
+
+    /// `s` takes commands signed with the test dispatch key (`extra`: more `[commands]` keys).
+    pub fn take_commands(s: &Station, extra: &str) {
+        s.append_config(&format!(
+            "\n[commands]\npublic_key_file = \"{}\"\n{extra}",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/keys/dispatch-test.pub")
+                .display()
+        ));
+    }
+
+    /// A command for `station` valid for `ttl_ms` from now, signed with `key_file` (None: unsigned).
+    pub fn command(
+        name: &str,
+        id: &str,
+        args: Value,
+        key_file: Option<&str>,
+        for_station: &str,
+    ) -> Vec<u8> {
+        let now = stationd::clock::unix_ms();
+        let Value::Object(args) = args else {
+            panic!("args must be an object")
+        };
+        let mut cmd = Command::new(name, id, now, now + 60_000, args);
+        if let Some(k) = key_file {
+            cmd.sign(for_station, &key(k));
+        }
+        cmd.to_payload()
+    }
+
+    /// Publishes each (topic, payload) with QoS 1 and waits for its PUBACK, as dispatch does.
+    pub fn publish(port: u16, messages: Vec<(String, Vec<u8>)>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+            let mut o =
+                MqttOptions::new(format!("dispatch-{}", fastrand::u32(..)), "127.0.0.1", port);
+            o.set_max_packet_size(1 << 20, 1 << 20).set_inflight(100);
+            let (client, mut el) = AsyncClient::new(o, 1000);
+            let n = messages.len();
+            let sender = tokio::spawn(async move {
+                for (topic, payload) in messages {
+                    client
+                        .publish(topic, QoS::AtLeastOnce, false, payload)
+                        .await
+                        .unwrap();
+                }
+                client
+            });
+            let mut acked = 0;
+            while acked < n {
+                match tokio::time::timeout(Duration::from_secs(30), el.poll())
+                    .await
+                    .expect("broker silent")
+                {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+                    Ok(_) => {}
+                    Err(e) => panic!("dispatch lost the broker: {e}"),
+                }
+            }
+            let client = sender.await.unwrap();
+            let _ = client.disconnect().await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), el.poll()).await;
+        });
+    }
+}

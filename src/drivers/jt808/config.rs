@@ -165,7 +165,16 @@ impl DeviceConfig for Jt808Device {
     }
     fn start(&self, ctx: DeviceContext) -> Result<DeviceTask, DriverError> {
         let listener = super::bind(self)?;
-        Ok(Box::pin(super::serve(self.clone(), listener, ctx)))
+        // Texts from dispatch reach the cars of every JT/T 808 listener through one directory.
+        let links = {
+            let mut commands = ctx.commands.lock().unwrap_or_else(|p| p.into_inner());
+            let links = commands.service::<super::text::CarLinks>();
+            commands.add_once(std::sync::Arc::new(super::text::TextCommand {
+                links: links.clone(),
+            }));
+            links
+        };
+        Ok(Box::pin(super::serve(self.clone(), listener, ctx, links)))
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -21,6 +21,7 @@
 //!   (0x0704) become positions with their own time and `historical: true`.
 
 mod config;
+pub mod text;
 
 pub use config::{Jt808Device, TerminalEntry};
 pub use stationd_proto::jt808::{
@@ -77,7 +78,12 @@ fn bind(d: &Jt808Device) -> Result<TcpListener, DriverError> {
 }
 
 /// Accepts terminals until shutdown.
-async fn serve(d: Jt808Device, listener: TcpListener, ctx: DeviceContext) {
+async fn serve(
+    d: Jt808Device,
+    listener: TcpListener,
+    ctx: DeviceContext,
+    links: Arc<text::CarLinks>,
+) {
     let DeviceContext {
         sink,
         shutdown,
@@ -115,11 +121,12 @@ async fn serve(d: Jt808Device, listener: TcpListener, ctx: DeviceContext) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (shared, sink, counters, shutdown) = (
+        let (shared, sink, counters, shutdown, links) = (
             shared.clone(),
             sink.clone(),
             counters.clone(),
             shutdown.clone(),
+            links.clone(),
         );
         conns.spawn(async move {
             connection(
@@ -131,6 +138,7 @@ async fn serve(d: Jt808Device, listener: TcpListener, ctx: DeviceContext) {
                 idle,
                 started,
                 shutdown,
+                links,
             )
             .await;
             drop(permit);
@@ -182,8 +190,17 @@ async fn connection(
     idle: Duration,
     started: Instant,
     shutdown: CancellationToken,
+    links: Arc<text::CarLinks>,
 ) {
     let mut session = Session::new(shared.clone());
+    // Texts from dispatch for this terminal, once it is logged in as a car; and the ones
+    // sent, by serial, waiting for the terminal's 0x0001.
+    let (texts_tx, mut texts) = mpsc::channel::<text::TextRequest>(8);
+    let mut attached: Option<(String, u64)> = None;
+    let mut awaiting: std::collections::HashMap<
+        u16,
+        tokio::sync::oneshot::Sender<Result<u8, String>>,
+    > = Default::default();
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 4096];
     let mut bad: u32 = 0;
@@ -201,6 +218,22 @@ async fn connection(
             },
             r = &mut answering => break r.ok().and_then(Result::err).unwrap_or("connection error"),
             _ = shutdown.cancelled() => break "shutdown",
+            Some(request) = texts.recv() => {
+                match session.text(request.flags, &request.text) {
+                    Some((serial, bytes)) => {
+                        if replies.send(Reply { after: None, bytes }).await.is_err() {
+                            let _ = request.answer.send(Err("connection error".into()));
+                            break "connection error";
+                        }
+                        awaiting.retain(|_, waiting| !waiting.is_closed());
+                        awaiting.insert(serial, request.answer);
+                    }
+                    None => {
+                        let _ = request.answer.send(Err("the terminal is not logged in".into()));
+                    }
+                }
+                continue;
+            }
         };
         let now = crate::clock::now();
         let mono = started.elapsed().as_millis() as u64;
@@ -254,9 +287,24 @@ async fn connection(
                 Action::Notice(notice) => {
                     log_notice(&notice, shared.device(), &peer, &counters.metrics)
                 }
+                Action::TerminalAnswer {
+                    serial,
+                    msg_id: 0x8300,
+                    result,
+                } => {
+                    if let Some(waiting) = awaiting.remove(&serial) {
+                        let _ = waiting.send(Ok(result));
+                    }
+                }
+                Action::TerminalAnswer { .. } => {}
             }
         }
         drop(actions_left);
+        if attached.is_none() && session.authenticated() {
+            if let Some(car) = session.car() {
+                attached = Some((car.to_string(), links.attach(car, texts_tx.clone())));
+            }
+        }
         if let Some(why) = close {
             break why;
         }
@@ -265,6 +313,9 @@ async fn connection(
             break "too many bad frames";
         }
     };
+    if let Some((car, link)) = &attached {
+        links.detach(car, *link);
+    }
     // Replies still queued go out as their events commit (a refused registration's answer,
     // the last acknowledgements); then the connection closes.
     drop(replies);

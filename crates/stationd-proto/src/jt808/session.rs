@@ -100,6 +100,14 @@ pub enum Action {
     Close(&'static str),
     /// Something for the daemon's log and counters.
     Notice(Notice),
+    /// The terminal's general response (0x0001) to the platform's message `msg_id` sent with
+    /// `serial` (e.g. a text message, [`Session::text`]); `result` 0 success, 1 failure,
+    /// 2 bad message, 3 unsupported.
+    TerminalAnswer {
+        serial: u16,
+        msg_id: u16,
+        result: u8,
+    },
 }
 
 /// What the daemon should log or count; the session itself neither logs nor counts.
@@ -162,6 +170,21 @@ impl Session {
 
     pub fn authenticated(&self) -> bool {
         self.authenticated
+    }
+
+    /// A text message (0x8300) for the terminal: its serial (the terminal's 0x0001 answer names
+    /// it, [`Action::TerminalAnswer`]) and the frame to write. None until the terminal has
+    /// authenticated: a message to an unknown terminal would go to nobody's car.
+    /// `flags`: bit 0 emergency, bit 2 show on the terminal, bit 3 read aloud (TTS).
+    pub fn text(&mut self, flags: u8, text: &str) -> Option<(u16, Vec<u8>)> {
+        if !self.authenticated {
+            return None;
+        }
+        let body = jt808::text_message(self.edition, flags, text);
+        match self.reply(0x8300, body) {
+            Action::Reply(bytes) => Some((self.out_serial, bytes)),
+            _ => unreachable!("reply() makes a Reply"),
+        }
     }
 
     fn reply(&mut self, msg_id: u16, body: Vec<u8>) -> Action {
@@ -336,7 +359,15 @@ impl Session {
                 }
                 out.push(self.ack(&header, result::OK));
             }
-            Message::TerminalResponse { .. } => {}
+            Message::TerminalResponse {
+                serial,
+                msg_id,
+                result,
+            } => out.push(Action::TerminalAnswer {
+                serial,
+                msg_id,
+                result,
+            }),
             Message::Other(_) => out.push(self.ack(&header, result::UNSUPPORTED)),
         }
         out

@@ -56,5 +56,9 @@ fn demo_runs_outages_and_central_receives_everything() {
         number_before(" positions from the NMEA receiver") >= 2,
         "{summary}"
     );
+    assert!(
+        number_before(" commands answered") >= 2,
+        "dispatch's signed ping and text to car-02 were answered: {summary}"
+    );
     assert!(summary.ends_with("station offline (shutdown)"), "{summary}");
 }

@@ -89,7 +89,28 @@ pub(super) async fn simulate_terminal(port: u16, index: usize, stop: Cancellatio
                 _ = interval.tick() => {}
                 r = conn.read(&mut buf) => match r {
                     Ok(0) | Err(_) => continue 'connect,
-                    Ok(_) => continue, // the platform's 0x8001 answers
+                    Ok(n) => {
+                        // The platform's 0x8001 answers pass; a text message (0x8300) from
+                        // dispatch is shown on the car's screen and acknowledged (0x0001).
+                        let mut texts = Vec::new();
+                        decoder.push(&buf[..n], |f| {
+                            if let Ok(f) = f {
+                                if f.header.msg_id == 0x8300 {
+                                    texts.push(f.header.serial);
+                                }
+                            }
+                        });
+                        for text_serial in texts {
+                            let mut answer = text_serial.to_be_bytes().to_vec();
+                            answer.extend(0x8300u16.to_be_bytes());
+                            answer.push(0);
+                            serial = serial.wrapping_add(1);
+                            if conn.write_all(&encode(0x0001, Edition::V2013, phone, serial, &answer)).await.is_err() {
+                                continue 'connect;
+                            }
+                        }
+                        continue;
+                    }
                 },
                 _ = stop.cancelled() => return,
             }

@@ -17,6 +17,7 @@
 //! simulators here.
 
 mod devices;
+mod dispatch;
 
 use crate::config::Config;
 use crate::outbox::Reader;
@@ -61,6 +62,11 @@ struct CentralView {
     terminal_positions: u64,
     station_state: String,
     recent: VecDeque<String>,
+    /// Commands dispatch sent (request_id → what), and their answers as they come.
+    commands: VecDeque<(String, String, Option<String>)>,
+    answered: u64,
+    /// The retained device board (`P/state/devices`): devices per state.
+    board: String,
 }
 
 impl CentralView {
@@ -68,6 +74,31 @@ impl CentralView {
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
             return;
         };
+        if topic.ends_with("/state/devices") {
+            let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+            for d in v["devices"].as_object().into_iter().flatten() {
+                *by_state
+                    .entry(d.1["state"].as_str().unwrap_or("?").to_string())
+                    .or_default() += 1;
+            }
+            let parts: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            self.board = parts.join(", ");
+            return;
+        }
+        if let Some(id) = topic.split("/cmd-result/").nth(1) {
+            let d = &v["data"];
+            let outcome = match (d["status"].as_str(), d["reason"].as_str()) {
+                (Some("done"), _) => format!("done {}", d["result"]),
+                (Some(s), Some(r)) => format!("{s}: {r}"),
+                (s, _) => s.unwrap_or("?").to_string(),
+            };
+            if let Some(c) = self.commands.iter_mut().find(|c| c.0 == id) {
+                if c.2.is_none() {
+                    self.answered += 1;
+                }
+                c.2 = Some(outcome);
+            }
+        }
         if topic.ends_with("/status") {
             let reason = v["reason"]
                 .as_str()
@@ -114,6 +145,13 @@ impl CentralView {
         }
     }
 
+    fn sent(&mut self, id: String, what: String) {
+        self.commands.push_back((id, what, None));
+        while self.commands.len() > 4 {
+            self.commands.pop_front();
+        }
+    }
+
     fn highest(&self) -> u64 {
         self.seqs.iter().copied().max().unwrap_or(0)
     }
@@ -156,6 +194,10 @@ reconnect_max_ms = 2000
 [buffer]
 path = "{db}"
 
+# Central dispatch's demo key (tests/data/keys): the demo's dispatch signs with it.
+[commands]
+public_key_file = "{key}"
+
 # The devices come from the sim hardware profile (hw-profiles/sim.toml); this run
 # moves them to free ports and the simulated receiver's pty.
 [[device]]
@@ -171,8 +213,10 @@ id = "car-04"
 path = "{gps}"
 "#,
         db = dir.join("outbox.db").display(),
-        gps = dir.join("gps0").display()
+        gps = dir.join("gps0").display(),
+        key = dir.join("dispatch.pub").display()
     );
+    std::fs::write(dir.join("dispatch.pub"), dispatch::PUBLIC_KEY)?;
     std::fs::create_dir_all(dir.join("hw-profiles"))?;
     std::fs::write(dir.join("hw-profiles/sim.toml"), SIM_PROFILE)?;
     Ok(Config::parse(&dir.join("demo.toml"), &text)?)
@@ -274,11 +318,12 @@ fn render(
     };
     if plain {
         return format!(
-            "t={elapsed:>4}s uplink {link} | outbox {outbox} | central: {} received, {} historical, {} duplicates, {} missing | station {}\n",
+            "t={elapsed:>4}s uplink {link} | outbox {outbox} | central: {} received, {} historical, {} duplicates, {} missing, {} commands answered | station {}\n",
             view.received,
             view.historical,
             view.duplicates,
             view.missing(),
+            view.answered,
             view.station_state
         );
     }
@@ -313,6 +358,16 @@ fn render(
     ));
     for l in &view.recent {
         s.push_str(&format!("    {l}\n"));
+    }
+    s.push_str(&format!(
+        "\n  device board at central (retained P/state/devices): {}\n  commands from dispatch (signed), answered on P/cmd-result/…:\n",
+        view.board
+    ));
+    for (id, what, answer) in &view.commands {
+        s.push_str(&format!(
+            "    {id:<8} {what:<22} → {}\n",
+            answer.as_deref().unwrap_or("(waiting for the answer)")
+        ));
     }
     s
 }
@@ -379,6 +434,8 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let station = crate::daemon::start(cfg, stop.clone(), Some(control)).await?;
         let inputs = tokio::spawn(simulate_inputs(ingest_port, inputs_stop.clone()));
         let terminals: Vec<_> = (0..CARS.len()).map(|i| tokio::spawn(simulate_terminal(fleet_port, i, inputs_stop.clone()))).collect();
+        let (sent_tx, sent) = std::sync::mpsc::channel();
+        let dispatcher = tokio::spawn(dispatch::dispatch(central_port, STATION, Duration::from_secs(if plain { 3 } else { 8 }), sent_tx, inputs_stop.clone()));
         let mut view = CentralView::default();
         let started = Instant::now();
         let mut ticker = tokio::time::interval(Duration::from_millis(if plain { 1000 } else { 500 }));
@@ -399,6 +456,9 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             if *link_tx.borrow() != up {
                 let _ = link_tx.send(up);
             }
+            while let Ok((id, what)) = sent.try_recv() {
+                view.sent(id, what);
+            }
             while let Ok((topic, payload)) = received.try_recv() {
                 view.take(&topic, &payload);
             }
@@ -411,6 +471,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         for t in terminals {
             let _ = t.await;
         }
+        let _ = dispatcher.await;
         let _ = tokio::task::spawn_blocking(move || receiver.join()).await;
         let _ = link_tx.send(true);
         let drain_deadline = Instant::now() + Duration::from_secs(15);
@@ -431,11 +492,12 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             view.take(&topic, &payload);
         }
         println!(
-            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver), {} duplicates, {} missing seqs; station {}",
+            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver; {} commands answered), {} duplicates, {} missing seqs; station {}",
             view.received,
             view.historical,
             view.terminal_positions,
             view.receiver_positions,
+            view.answered,
             view.duplicates,
             view.missing(),
             view.station_state

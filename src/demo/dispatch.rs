@@ -1,0 +1,71 @@
+//! The demo's central dispatch side of commands: a real MQTT client on central's broker that
+//! sends the station signed commands now and then — a `ping`, a text to patrol car 02's
+//! terminal — as the command centre would. The key is the test key of `tests/data/keys`
+//! (public in the repository: it proves nothing outside the demo).
+
+use crate::command::{signing_key_from_pem, Command};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub(super) const PUBLIC_KEY: &str = include_str!("../../tests/data/keys/dispatch-test.pub");
+const PRIVATE_KEY: &str = include_str!("../../tests/data/keys/dispatch-test.key");
+
+/// What dispatch sent, for the screen: (request_id, what).
+pub(super) type Sent = std::sync::mpsc::Sender<(String, String)>;
+
+/// Every `every`, a signed command to `station`, alternating ping and a text to car-02.
+pub(super) async fn dispatch(
+    central_port: u16,
+    station: &'static str,
+    every: Duration,
+    sent: Sent,
+    stop: CancellationToken,
+) {
+    let key = signing_key_from_pem(PRIVATE_KEY).expect("the demo key is valid");
+    let mut o = MqttOptions::new("demo-dispatch", "127.0.0.1", central_port);
+    o.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(o, 16);
+    // The client's event loop runs beside the sender; it only has to keep the session going.
+    let poll = tokio::spawn(async move {
+        loop {
+            if eventloop.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    let mut n = 0u32;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => break,
+        }
+        n += 1;
+        let now = crate::clock::unix_ms();
+        let id = format!("demo-{n}");
+        let (name, args, what) = if n % 2 == 1 {
+            ("ping", serde_json::Map::new(), "ping".to_string())
+        } else {
+            let mut a = serde_json::Map::new();
+            a.insert("car".into(), "car-02".into());
+            a.insert(
+                "text".into(),
+                "请到文化路口处置纠纷 / go to Wenhua Rd crossing".into(),
+            );
+            ("jt808.text", a, "jt808.text to car-02".to_string())
+        };
+        let mut cmd = Command::new(name, &id, now, now + 60_000, args);
+        cmd.sign(station, &key);
+        let topic = format!("stations/{station}/cmd/{name}");
+        if client
+            .publish(topic, QoS::AtLeastOnce, false, cmd.to_payload())
+            .await
+            .is_ok()
+        {
+            let _ = sent.send((id, what));
+        }
+    }
+    poll.abort();
+}

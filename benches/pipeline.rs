@@ -8,6 +8,10 @@
 //! 4. The real daemon started on a 1,000,000-event backlog: peak RSS (VmHWM) while it opens the
 //!    outbox and drains it, its drain rate, and bytes written per drained event.
 //!
+//! 5. Commands from dispatch (`BENCH_ONLY=commands`): signed commands answered per second by the
+//!    real daemon through a real broker, and what a stream of commands costs the telemetry
+//!    flowing beside it.
+//!
 //! `BENCH_SCALE=0.1` shrinks every size (a quick look); the goals are judged at scale 1.
 #![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
 
@@ -228,6 +232,9 @@ fn main() {
     // JT/T 808: location reports decoded, answered and committed; RSS with 500 terminals.
     if section("jt808") {
         jt808(&rt, scale(200_000));
+    }
+    if section("commands") {
+        commands(scale(5_000), scale(50_000));
     }
     if !section("drain") {
         return;
@@ -726,4 +733,191 @@ fn dir_path_in(config: &str) -> String {
         .find_map(|l| l.strip_prefix("path = \""))
         .map(|p| p.trim_end_matches('"').to_string())
         .unwrap()
+}
+
+/// Central as the benchmark needs it: counts of what arrives, by topic alone (no JSON parsing,
+/// no copies), so that watching costs the two cores next to nothing.
+struct Tally {
+    ticks: Arc<std::sync::atomic::AtomicU64>,
+    answers: Arc<std::sync::atomic::AtomicU64>,
+    online: Arc<std::sync::atomic::AtomicBool>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl Tally {
+    fn connect(port: u16) -> Tally {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let (ticks, answers, online) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (t, a, o) = (ticks.clone(), answers.clone(), online.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+                let mut o_ = MqttOptions::new(
+                    format!("bench-tally-{}", fastrand::u32(..)),
+                    "127.0.0.1",
+                    port,
+                );
+                o_.set_max_packet_size(1 << 20, 1 << 20);
+                let (client, mut el) = AsyncClient::new(o_, 100);
+                client
+                    .subscribe("stations/#", QoS::AtLeastOnce)
+                    .await
+                    .unwrap();
+                loop {
+                    match el.poll().await {
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            if p.topic.ends_with("/bench.tick") {
+                                t.fetch_add(1, Ordering::Relaxed);
+                            } else if p.topic.contains("/cmd-result/") {
+                                a.fetch_add(1, Ordering::Relaxed);
+                            } else if p.topic.ends_with("/status")
+                                && p.payload.windows(8).any(|w| w == b"\"online\"")
+                            {
+                                o.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        });
+        Tally {
+            ticks,
+            answers,
+            online,
+            _thread: thread,
+        }
+    }
+
+    fn ticks(&self) -> u64 {
+        self.ticks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn answers(&self) -> u64 {
+        self.answers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Waits (polling every millisecond) until `cond`; panics after 120 s.
+fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(120), "{what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A station taking signed commands (no rate limit to speak of) with a `jsonl` input, as a
+/// process against a local mosquitto; (daemon, jsonl port).
+fn command_station(
+    dir: &std::path::Path,
+    broker: &common::Broker,
+    tally: &Tally,
+) -> (std::process::Child, u16) {
+    let ingest = common::free_port();
+    let key =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keys/dispatch-test.pub");
+    let _ = std::fs::remove_dir_all(dir.join("cmd"));
+    std::fs::create_dir_all(dir.join("cmd")).unwrap();
+    let text = format!(
+        "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:{}\"]\n[buffer]\npath = \"{}\"\n[commands]\npublic_key_file = \"{}\"\nmax_per_minute = 1000000\n[[device]]\nid = \"ingest0\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:{ingest}\"\n",
+        broker.port,
+        dir.join("cmd/outbox.db").display(),
+        key.display()
+    );
+    let child = spawn_daemon(dir, "commands", &text, ingest);
+    until("the station came online", || {
+        tally.online.load(std::sync::atomic::Ordering::Relaxed)
+    });
+    (child, ingest)
+}
+
+/// `n` signed pings `{tag}-{i}`, made before any clock starts.
+fn signed_pings(n: u64, tag: &str) -> Vec<(String, Vec<u8>)> {
+    let key = common::dispatch::key("dispatch-test.key");
+    let now = stationd::clock::unix_ms();
+    (0..n)
+        .map(|i| {
+            let mut c = stationd::command::Command::new(
+                "ping",
+                &format!("{tag}-{i}"),
+                now,
+                now + 3_600_000,
+                Default::default(),
+            );
+            c.sign("bench-st01", &key);
+            ("stations/bench-st01/cmd/ping".to_string(), c.to_payload())
+        })
+        .collect()
+}
+
+/// Publishes `cmds` as a dispatcher does that keeps at most `window` commands unanswered (a
+/// burst larger than the station's command queue is shed, by design); returns once all are
+/// answered.
+fn paced(port: u16, tally: &Tally, cmds: Vec<(String, Vec<u8>)>, window: usize) {
+    let before = tally.answers();
+    let mut sent = 0u64;
+    for chunk in cmds.chunks(window) {
+        common::dispatch::publish(port, chunk.to_vec());
+        sent += chunk.len() as u64;
+        until("every command answered", || {
+            tally.answers() >= before + sent
+        });
+    }
+}
+
+fn commands(n: u64, lines: u64) {
+    let broker = common::Broker::started();
+    let tally = Arc::new(Tally::connect(broker.port));
+    let dir = bench_dir("commands");
+    let (mut child, ingest) = command_station(&dir, &broker, &tally);
+    let start = Instant::now();
+    paced(broker.port, &tally, signed_pings(n, "alone"), 256);
+    let alone = n as f64 / start.elapsed().as_secs_f64();
+    println!("commands {n} signed pings (at most 256 unanswered) published, verified, run, answered through the outbox, received by central: {alone:>6.0} commands/s");
+    let lines: Vec<String> = (0..lines)
+        .map(|i| {
+            format!("{{\"kind\":\"bench.tick\",\"prio\":\"telemetry\",\"data\":{{\"n\":{i}}}}}\n")
+        })
+        .collect();
+    let n_lines = lines.len() as u64;
+    let telemetry = |cmds: Option<Vec<(String, Vec<u8>)>>| {
+        let before = tally.ticks();
+        let start = Instant::now();
+        let port = broker.port;
+        let flood = cmds.map(|cmds| {
+            let (n, tally) = (cmds.len() as f64, tally.clone());
+            std::thread::spawn(move || {
+                paced(port, &tally, cmds, 256);
+                n / start.elapsed().as_secs_f64()
+            })
+        });
+        common::send_lines(ingest, &lines);
+        until("all telemetry at central", || {
+            tally.ticks() >= before + n_lines
+        });
+        let rate = n_lines as f64 / start.elapsed().as_secs_f64();
+        (rate, flood.map(|f| f.join().unwrap()))
+    };
+    let (quiet, _) = telemetry(None);
+    let (busy, cmds) = telemetry(Some(signed_pings(n, "beside")));
+    println!(
+        "commands telemetry end to end (jsonl in, central out): {quiet:>8.0} events/s alone; {busy:>8.0} events/s while commands arrive at full speed ({:.0} commands/s answered meanwhile): {:+.0} %",
+        cmds.unwrap_or(0.0),
+        (busy / quiet - 1.0) * 100.0
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
 }

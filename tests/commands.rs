@@ -342,11 +342,15 @@ fn a_flood_of_commands_is_rate_limited_and_telemetry_still_flows() {
         "telemetry was starved by the flood"
     );
     // Every message is taken (acknowledged to the broker): the 20 the limit allows run and
-    // are answered, the rest are counted and dropped without costing the outbox anything.
+    // are answered; the rest are counted and dropped without costing the outbox anything, by
+    // the rate limit or, when a burst outruns the core's queue, by the uplink.
+    let taken = |c: &Value| {
+        c["cmd.received"].as_u64().unwrap_or(0) + c["cmd.dropped_busy"].as_u64().unwrap_or(0)
+    };
     assert!(
         wait_until(LONG, || {
             let c = counters(&s);
-            c["cmd.received"].as_u64() == Some(10_000) && c["cmd.answered"].as_u64() == Some(20)
+            taken(&c) == 10_000 && c["cmd.answered"].as_u64() == Some(20)
         }),
         "counters {}; log: {}",
         counters(&s),
@@ -359,9 +363,10 @@ fn a_flood_of_commands_is_rate_limited_and_telemetry_still_flows() {
             .join("\n")
     );
     let c = counters(&s);
+    assert_eq!(c["cmd.executed"], 20, "{c}");
     assert_eq!(
-        (c["cmd.executed"].as_u64(), c["cmd.rate_limited"].as_u64()),
-        (Some(20), Some(9_980)),
+        c["cmd.rate_limited"].as_u64().unwrap_or(0) + c["cmd.dropped_busy"].as_u64().unwrap_or(0),
+        9_980,
         "{c}"
     );
     assert!(central.wait(LONG, |m| m

@@ -42,8 +42,8 @@ use tokio_util::sync::CancellationToken;
 pub const DEVICE: &str = "commands";
 /// Kind of the answers.
 pub const ANSWER_KIND: &str = "cmd.result";
-/// Messages waiting for the core; beyond it the uplink's poll task waits for room.
-pub const QUEUE: usize = 256;
+/// Messages waiting for the core; beyond it the uplink drops them (`cmd.dropped_busy`).
+pub const QUEUE: usize = 1024;
 
 /// Acknowledges one message to the broker (given by the uplink, called by the core).
 pub type Ack = Box<dyn FnOnce() + Send>;

@@ -9,6 +9,7 @@
 //!   Ed25519 verification against dispatch's keys, the expiry checks.
 //! - [`device_clock`]: whether a device's own timestamp can stand as `ts`.
 //! - [`jt808`]: the pure session of one JT/T 808 terminal connection.
+//! - [`tetra`]: the base radio's PEI lines, SDS user data and LIP location reports.
 //! - [`sim`]: the device side — what terminals and receivers send — for the demo, the tests
 //!   and the benchmark.
 //!
@@ -22,3 +23,4 @@ pub mod event;
 pub mod gps;
 pub mod jt808;
 pub mod sim;
+pub mod tetra;

@@ -172,7 +172,8 @@ fn parse(line: &str) -> ParsedLine {
     if line == "ERROR" {
         return L(Line::Error(None));
     }
-    if line.len() >= 2 && line[..2].eq_ignore_ascii_case("AT") {
+    // Bytes, not a str slice: a garbage line may hold a multi-byte character at index 1.
+    if line.len() >= 2 && line.as_bytes()[..2].eq_ignore_ascii_case(b"AT") {
         return L(Line::Echo(line.to_string()));
     }
     let Some((code, rest)) = line.split_once(':') else {
@@ -355,6 +356,13 @@ mod tests {
                 reference: Some(65)
             }
         );
+    }
+
+    #[test]
+    fn a_line_of_broken_utf8_is_kept_as_other_not_a_panic() {
+        // Found by the fuzzer: a replacement character straddling byte 2.
+        assert!(matches!(lines(&[0x25, 0xF2, 0x0A])[..], [Line::Other(_)]));
+        assert!(matches!(lines("aé\r\n".as_bytes())[..], [Line::Other(_)]));
     }
 
     #[test]

@@ -6,3 +6,20 @@
 pub mod lip;
 pub mod pei;
 pub mod sds;
+
+/// Bytes of a line of hex digits (the PEI's user data; an odd count is padded with 0), or None
+/// for anything else.
+pub fn from_hex(line: &str) -> Option<Vec<u8>> {
+    if line.is_empty() || !line.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let padded = if line.len() % 2 == 1 {
+        format!("{line}0")
+    } else {
+        line.to_string()
+    };
+    (0..padded.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16).ok())
+        .collect()
+}

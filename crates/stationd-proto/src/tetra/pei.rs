@@ -124,7 +124,7 @@ impl PeiDecoder {
         if let Some((ai_service, calling, called, bits)) = self.sds_header.take() {
             // The data line of the header before it; a radio that sent another result code
             // instead lost the data: the header is dropped and this line read as itself.
-            if let Some(pdu) = hex(line) {
+            if let Some(pdu) = super::from_hex(line) {
                 let sds = sds::parse(ai_service, &pdu, bits);
                 return Some(Line::Sds {
                     ai_service,
@@ -238,22 +238,6 @@ fn parse(line: &str) -> ParsedLine {
         _ => Line::Other(line.to_string()),
     };
     L(l)
-}
-
-/// Hex digits (an odd count is padded), or None for anything else.
-fn hex(line: &str) -> Option<Vec<u8>> {
-    if line.is_empty() || !line.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let padded = if line.len() % 2 == 1 {
-        format!("{line}0")
-    } else {
-        line.to_string()
-    };
-    (0..padded.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -479,6 +479,14 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        // The log is appended across restarts of a station: count the ready lines before.
+        let ready_lines = || {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .matches("daemon.ready")
+                .count()
+        };
+        let ready_before = ready_lines();
         let child = cmd
             .arg("run")
             .arg("--config")
@@ -495,10 +503,12 @@ impl Daemon {
             log: log.to_path_buf(),
         };
         // Listening on the port is not enough: it must be this daemon that listens (not a
-        // process that took the port first while this one exited on a bind error).
+        // process that took the port first while this one exited on a bind error), and it must
+        // be ready (the control socket and the command core start after the inputs).
         let up = wait_until(Duration::from_secs(10), || {
             TcpStream::connect(("127.0.0.1", ingest_port)).is_ok()
                 && d.child.as_mut().unwrap().try_wait().unwrap().is_none()
+                && ready_lines() > ready_before
         });
         assert!(
             up,

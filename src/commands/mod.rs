@@ -87,6 +87,9 @@ pub struct CommandCore {
     /// Messages shed by the rate limit since the last log line, and when that was (mono ms).
     shed: u64,
     shed_logged: Option<u64>,
+    /// The counters every message touches, fetched once (the rest are per outcome).
+    received: metrics::Counter,
+    rate_limited: metrics::Counter,
 }
 
 /// Why the core could not go on with a message.
@@ -115,6 +118,8 @@ impl CommandCore {
             acker_rx: Some(acker_rx),
             shed: 0,
             shed_logged: None,
+            received: metrics.counter("cmd.received", ""),
+            rate_limited: metrics.counter("cmd.rate_limited", ""),
             station: station.to_string(),
             policy: settings.policy(),
             limiter: RateLimiter::new(settings.max_per_minute),
@@ -134,8 +139,12 @@ impl CommandCore {
             self.acker_rx.take().expect("run is called once"),
         ));
         let _stop_acks = AbortOnDrop(acks);
-        let now = crate::clock::unix_ms();
-        if let Err(e) = self.prune(now) {
+        let (now, days, keep) = (
+            crate::clock::unix_ms(),
+            self.settings.keep_answers_days,
+            self.settings.keep_answers,
+        );
+        if let Err(e) = self.with_store(move |s| s.prune(now, days, keep)).await {
             tracing::warn!(event = "cmd.store_failed", error = %e, "cannot prune the kept command answers");
         }
         loop {
@@ -143,7 +152,7 @@ impl CommandCore {
                 m = rx.recv() => match m { Some(m) => m, None => return },
                 _ = shutdown.cancelled() => return,
             };
-            metrics::inc(&self.metrics.counter("cmd.received", ""));
+            metrics::inc(&self.received);
             if let Err(e) = self.take(incoming).await {
                 // Not acknowledged: the broker sends it again on the next session.
                 metrics::inc(&self.metrics.counter("cmd.store_failures", ""));
@@ -152,21 +161,13 @@ impl CommandCore {
         }
     }
 
-    fn prune(&self, now_ms: i64) -> Result<usize, store::StoreError> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner()).prune(
-            now_ms,
-            self.settings.keep_answers_days,
-            self.settings.keep_answers,
-        )
-    }
-
     async fn take(&mut self, m: Incoming) -> Result<(), CoreError> {
         let Incoming { name, payload, ack } = m;
         let mono = crate::clock::mono_ms();
         if !self.limiter.allow(&name, mono) {
             // Shed before any work: not parsed, not verified, not answered. Answering a flood
             // would fill the outbox with refusals, and verifying it would take the CPU.
-            metrics::inc(&self.metrics.counter("cmd.rate_limited", ""));
+            metrics::inc(&self.rate_limited);
             self.shed += 1;
             if self
                 .shed_logged

@@ -18,6 +18,7 @@ pub mod jsonl;
 pub mod jt808;
 pub mod nmea;
 pub mod serial;
+pub mod tetra;
 
 use crate::board::Board;
 use crate::event::Event;
@@ -44,7 +45,7 @@ pub struct Driver {
 }
 
 /// Every driver of this build. A new driver: its folder, and one line here.
-pub const DRIVERS: &[Driver] = &[jsonl::DRIVER, nmea::DRIVER, jt808::DRIVER];
+pub const DRIVERS: &[Driver] = &[jsonl::DRIVER, nmea::DRIVER, jt808::DRIVER, tetra::DRIVER];
 
 /// The driver named `name`.
 pub fn driver(name: &str) -> Option<&'static Driver> {

@@ -5,3 +5,4 @@
 
 pub mod jt808;
 pub mod nmea;
+pub mod tetra;

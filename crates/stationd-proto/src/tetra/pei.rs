@@ -43,10 +43,11 @@ pub enum Line {
         bits: usize,
         sds: Sds,
     },
-    /// `+CTICN`: an incoming call (calling party, priority).
+    /// `+CTICN`: an incoming call (calling and called party, priority).
     IncomingCall {
         instance: u16,
         calling: Option<String>,
+        called: Option<String>,
         priority: Option<u8>,
     },
     /// `+CTXG`: transmission granted (0), refused, queued, or granted to another (3), and to whom.
@@ -221,6 +222,7 @@ fn parse(line: &str) -> ParsedLine {
         "+CTICN" => Line::IncomingCall {
             instance: num(f.first()).unwrap_or(0),
             calling: non_empty(f.get(4)),
+            called: non_empty(f.get(11)),
             priority: num(f.get(12)),
         },
         "+CTXG" => Line::TransmitGrant {
@@ -313,6 +315,7 @@ mod tests {
             Line::IncomingCall {
                 instance: 1,
                 calling: Some("09011638300023404".into()),
+                called: Some("09011638300000001".into()),
                 priority: Some(0)
             }
         );

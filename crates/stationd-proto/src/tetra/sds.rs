@@ -142,15 +142,46 @@ pub fn simple_text_latin1(text: &str) -> Vec<u8> {
     out
 }
 
-/// SDS-TL text transfer (PI 0x82) in UCS-2 with a delivery report requested, as the station
-/// sends a dispatcher's text to a radio (`AT+CMGS`).
-pub fn tl_text_ucs2(reference: u8, text: &str) -> Vec<u8> {
-    // Message type 0 (transfer), delivery report request 01 (on receipt), no storage.
-    let mut out = vec![0x82, 0b0000_0100, reference, 26];
-    for unit in text.encode_utf16() {
-        out.extend(unit.to_be_bytes());
+/// SDS-TL text transfer (PI 0x82), as the station sends a dispatcher's text to a radio
+/// (`AT+CMGS`): ISO 8859-1 when every character fits (one byte each), UCS-2 otherwise (two),
+/// with a delivery report requested (on receipt) when `report`.
+pub fn tl_text(reference: u8, report: bool, text: &str) -> Vec<u8> {
+    // Message type 0 (transfer); delivery report request 01 (on receipt) or 00; no storage.
+    let flags = if report { 0b0000_0100 } else { 0 };
+    let latin1: Option<Vec<u8>> = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect();
+    let mut out = vec![0x82, flags, reference];
+    match latin1 {
+        Some(bytes) => {
+            out.push(1);
+            out.extend(bytes);
+        }
+        None => {
+            out.push(26);
+            for unit in text.encode_utf16() {
+                out.extend(unit.to_be_bytes());
+            }
+        }
     }
     out
+}
+
+/// An SDS-REPORT for message `reference` with delivery `status` (the receiving radio's side:
+/// simulators and tests).
+pub fn tl_report(reference: u8, status: u8) -> Vec<u8> {
+    vec![0x82, 0x10, status, reference]
+}
+
+/// What a delivery status says: `Some(true)` delivered (0x00–0x1F), `Some(false)` failed
+/// (0x40 and above), `None` not final yet (0x20–0x3F: stored, delivery pending).
+pub fn delivered(status: u8) -> Option<bool> {
+    match status {
+        0x00..=0x1F => Some(true),
+        0x20..=0x3F => None,
+        _ => Some(false),
+    }
 }
 
 #[cfg(test)]
@@ -217,9 +248,26 @@ mod tests {
         assert!(
             matches!(parse(12, &latin, latin.len() * 8), Sds::Text { text, .. } if text == "Straße 5")
         );
-        let ours = tl_text_ucs2(7, "收到");
+        let ours = tl_text(7, true, "收到");
         assert!(
-            matches!(parse(12, &ours, ours.len() * 8), Sds::Text { reference: Some(7), text, .. } if text == "收到")
+            matches!(parse(12, &ours, ours.len() * 8), Sds::Text { reference: Some(7), coding: 26, text, .. } if text == "收到")
+        );
+        let ours = tl_text(8, false, "Come in, Ji-03");
+        assert_eq!(ours.len(), 4 + 14, "one byte a character in Latin-1");
+        assert!(
+            matches!(parse(12, &ours, ours.len() * 8), Sds::Text { reference: Some(8), coding: 1, text, .. } if text == "Come in, Ji-03")
+        );
+        let report = tl_report(8, 0x02);
+        assert_eq!(
+            parse(12, &report, 32),
+            Sds::Report {
+                reference: 8,
+                status: 2
+            }
+        );
+        assert_eq!(
+            (delivered(0x02), delivered(0x21), delivered(0x41)),
+            (Some(true), None, Some(false))
         );
     }
 

@@ -24,6 +24,8 @@ pub use stationd_proto::command;
 pub use stationd_proto::event;
 /// What devices send (for simulators: the demo, the tests, the benchmark).
 pub use stationd_proto::sim;
+/// TETRA PEI, SDS and LIP without I/O (the `tetra` driver's protocol).
+pub use stationd_proto::tetra;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;

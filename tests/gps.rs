@@ -5,10 +5,7 @@
 mod common;
 
 use common::*;
-use nix::pty::openpty;
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,31 +15,15 @@ const LONG: Duration = Duration::from_secs(30);
 /// daemon reads the slave through the symlink `link`.
 struct FakeReceiver {
     master: std::fs::File,
-    _slave: OwnedFd,
+    _pty: Pty,
 }
 
 impl FakeReceiver {
     fn plug_in(link: &Path) -> FakeReceiver {
-        let pty = openpty(None, None).unwrap();
-        // Not inherited by the daemon (spawned later): a copy of the master in the daemon
-        // would keep the pty alive after the test "unplugs" it.
-        for fd in [&pty.master, &pty.slave] {
-            nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            )
-            .unwrap();
-        }
-        // Raw before anyone opens it, or the line discipline echoes what we write.
-        let mut t = tcgetattr(&pty.slave).unwrap();
-        cfmakeraw(&mut t);
-        tcsetattr(&pty.slave, SetArg::TCSANOW, &t).unwrap();
-        let name = nix::unistd::ttyname(&pty.slave).unwrap();
-        let _ = std::fs::remove_file(link);
-        std::os::unix::fs::symlink(&name, link).unwrap();
+        let pty = Pty::at(link);
         FakeReceiver {
-            master: std::fs::File::from(pty.master),
-            _slave: pty.slave,
+            master: pty.master.try_clone().unwrap(),
+            _pty: pty,
         }
     }
 

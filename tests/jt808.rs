@@ -595,15 +595,6 @@ fn ts_ms(ts: &str) -> i64 {
 }
 
 /// The answers central received for a command `request_id` (the envelope's data).
-fn command_answers(central: &Subscriber, request_id: &str) -> Vec<serde_json::Value> {
-    central
-        .all()
-        .into_iter()
-        .filter(|m| m.topic.ends_with(&format!("/cmd-result/{request_id}")))
-        .map(|m| m.json["data"].clone())
-        .collect()
-}
-
 #[test]
 fn a_text_from_dispatch_reaches_the_car_and_the_terminals_answer_comes_back() {
     use common::dispatch;
@@ -640,8 +631,11 @@ fn a_text_from_dispatch_reaches_the_car_and_the_terminals_answer_comes_back() {
     answer.extend(0x8300u16.to_be_bytes());
     answer.push(0);
     t.send(0x0001, &answer);
-    assert!(wait_until(LONG, || !command_answers(&central, "t-1").is_empty()));
-    let a = &command_answers(&central, "t-1")[0];
+    assert!(wait_until(LONG, || !common::dispatch::answers(
+        &central, "t-1"
+    )
+    .is_empty()));
+    let a = &common::dispatch::answers(&central, "t-1")[0];
     assert_eq!(
         (
             a["status"].as_str(),
@@ -659,15 +653,21 @@ fn a_text_from_dispatch_reaches_the_car_and_the_terminals_answer_comes_back() {
     answer.extend(0x8300u16.to_be_bytes());
     answer.push(3);
     t.send(0x0001, &answer);
-    assert!(wait_until(LONG, || !command_answers(&central, "t-2").is_empty()));
-    let a = &command_answers(&central, "t-2")[0];
+    assert!(wait_until(LONG, || !common::dispatch::answers(
+        &central, "t-2"
+    )
+    .is_empty()));
+    let a = &common::dispatch::answers(&central, "t-2")[0];
     assert_eq!(a["status"], "failed", "{a}");
     assert!(a["reason"].as_str().unwrap().contains("unsupported"), "{a}");
 
     // A car whose terminal is not logged in.
     text("t-3", json!({"car": "car-07", "text": "x"}));
-    assert!(wait_until(LONG, || !command_answers(&central, "t-3").is_empty()));
-    let a = &command_answers(&central, "t-3")[0];
+    assert!(wait_until(LONG, || !common::dispatch::answers(
+        &central, "t-3"
+    )
+    .is_empty()));
+    let a = &common::dispatch::answers(&central, "t-3")[0];
     assert_eq!(a["status"], "failed");
     assert!(
         a["reason"].as_str().unwrap().contains("not connected"),
@@ -676,15 +676,24 @@ fn a_text_from_dispatch_reaches_the_car_and_the_terminals_answer_comes_back() {
 
     // Bad arguments are refused before anything is sent.
     text("t-4", json!({"car": "car-03"}));
-    assert!(wait_until(LONG, || !command_answers(&central, "t-4").is_empty()));
-    assert_eq!(command_answers(&central, "t-4")[0]["status"], "refused");
+    assert!(wait_until(LONG, || !common::dispatch::answers(
+        &central, "t-4"
+    )
+    .is_empty()));
+    assert_eq!(
+        common::dispatch::answers(&central, "t-4")[0]["status"],
+        "refused"
+    );
 
     // The terminal leaves before it answers.
     text("t-5", json!({"car": "car-03", "text": "还在吗"}));
     assert_eq!(t.recv().expect("the last text").header.msg_id, 0x8300);
     drop(t);
-    assert!(wait_until(LONG, || !command_answers(&central, "t-5").is_empty()));
-    let a = &command_answers(&central, "t-5")[0];
+    assert!(wait_until(LONG, || !common::dispatch::answers(
+        &central, "t-5"
+    )
+    .is_empty()));
+    let a = &common::dispatch::answers(&central, "t-5")[0];
     assert_eq!(a["status"], "failed", "{a}");
     assert!(
         a["reason"].as_str().unwrap().contains("before it answered"),

@@ -636,6 +636,41 @@ impl Drop for KernelClockSynced {
     }
 }
 
+/// A pseudo-terminal standing in for a device on a serial port: the test reads and writes
+/// `master`, the daemon opens the slave through the symlink given to [`Pty::at`]. Dropping it
+/// "unplugs" the device (the daemon's reads fail).
+pub struct Pty {
+    pub master: std::fs::File,
+    _slave: std::os::fd::OwnedFd,
+}
+
+impl Pty {
+    pub fn at(link: &Path) -> Pty {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let pty = nix::pty::openpty(None, None).unwrap();
+        // Not inherited by the daemon (spawned later): a copy of the master in the daemon
+        // would keep the pty alive after the test "unplugs" it.
+        for fd in [&pty.master, &pty.slave] {
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .unwrap();
+        }
+        // Raw before anyone opens it, or the line discipline echoes what we write.
+        let mut t = tcgetattr(&pty.slave).unwrap();
+        cfmakeraw(&mut t);
+        tcsetattr(&pty.slave, SetArg::TCSANOW, &t).unwrap();
+        let name = nix::unistd::ttyname(&pty.slave).unwrap();
+        let _ = std::fs::remove_file(link);
+        std::os::unix::fs::symlink(&name, link).unwrap();
+        Pty {
+            master: std::fs::File::from(pty.master),
+            _slave: pty.slave,
+        }
+    }
+}
+
 /// Central dispatch's side of commands: the test keys (tests/data/keys), signed messages, and
 /// publishing them as dispatch does (QoS 1, waiting for each PUBACK).
 pub mod dispatch {
@@ -683,6 +718,25 @@ pub mod dispatch {
             cmd.sign(for_station, &key(k));
         }
         cmd.to_payload()
+    }
+
+    /// Signs command `name` for the test station `test-st01` and publishes it as dispatch does.
+    pub fn send(broker_port: u16, name: &str, id: &str, args: Value) {
+        let payload = command(name, id, args, Some("dispatch-test.key"), "test-st01");
+        publish(
+            broker_port,
+            vec![(format!("stations/test-st01/cmd/{name}"), payload)],
+        );
+    }
+
+    /// The answers (`data` of `P/cmd-result/{request_id}`) central has received.
+    pub fn answers(central: &Subscriber, request_id: &str) -> Vec<Value> {
+        central
+            .all()
+            .into_iter()
+            .filter(|m| m.topic.ends_with(&format!("/cmd-result/{request_id}")))
+            .map(|m| m.json["data"].clone())
+            .collect()
     }
 
     /// Publishes each (topic, payload) with QoS 1 and waits for its PUBACK, as dispatch does.

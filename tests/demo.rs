@@ -57,6 +57,10 @@ fn demo_runs_outages_and_central_receives_everything() {
         "{summary}"
     );
     assert!(
+        number_before(" positions from handheld radios") >= 2,
+        "the base radio's handhelds, through the PEI on a pty: {summary}"
+    );
+    assert!(
         number_before(" commands answered") >= 2,
         "dispatch's signed ping and text to car-02 were answered: {summary}"
     );

@@ -1,6 +1,6 @@
 //! The demo's simulated devices, speaking their real protocols to the daemon: three patrol
-//! cars' JT/T 808 terminals over TCP, a GNSS receiver on a pseudo-terminal, and another local
-//! system's JSON lines.
+//! cars' JT/T 808 terminals over TCP, a GNSS receiver and a TETRA base radio (with handhelds
+//! around the station) on pseudo-terminals, and another local system's JSON lines.
 
 use anyhow::Context;
 use stationd_proto::sim;
@@ -153,22 +153,27 @@ fn receiver_epoch(t: u64) -> String {
     sim::nmea::fix_epoch(crate::clock::unix_ms(), lat, lon, speed_kn, course)
 }
 
+/// A raw pseudo-terminal whose slave is linked at `link`: (master, slave). The slave is kept
+/// open by the simulator so the daemon's opens and closes do not hang the line up.
+fn pty_at(link: &Path, what: &str) -> anyhow::Result<(std::fs::File, std::os::fd::OwnedFd)> {
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    let pty = nix::pty::openpty(None, None)
+        .with_context(|| format!("open a pseudo-terminal for the simulated {what}"))?;
+    let mut t = tcgetattr(&pty.slave)?;
+    cfmakeraw(&mut t);
+    tcsetattr(&pty.slave, SetArg::TCSANOW, &t)?;
+    let name = nix::unistd::ttyname(&pty.slave)?;
+    std::os::unix::fs::symlink(&name, link)?;
+    Ok((std::fs::File::from(pty.master), pty.slave))
+}
+
 /// Patrol car 04's GNSS receiver: a pseudo-terminal whose slave is linked at `link`; one
 /// epoch a second until `stop`.
 pub(super) fn simulate_receiver(
     link: &Path,
     stop: CancellationToken,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-    let pty = nix::pty::openpty(None, None)
-        .context("open a pseudo-terminal for the simulated receiver")?;
-    let mut t = tcgetattr(&pty.slave)?;
-    cfmakeraw(&mut t);
-    tcsetattr(&pty.slave, SetArg::TCSANOW, &t)?;
-    let name = nix::unistd::ttyname(&pty.slave)?;
-    std::os::unix::fs::symlink(&name, link)?;
-    let mut master = std::fs::File::from(pty.master);
-    let slave = pty.slave;
+    let (mut master, slave) = pty_at(link, "receiver")?;
     Ok(std::thread::Builder::new()
         .name("demo-gnss".into())
         .spawn(move || {
@@ -185,9 +190,107 @@ pub(super) fn simulate_receiver(
         })?)
 }
 
-/// The duty roster, radio status and the occasional radio emergency, as JSON lines from
-/// another local system (a radio gateway: its own `gateway.*` kinds, since `radio.*` is the
-/// daemon's, kept for its TETRA driver).
+/// The handheld and car radios heard through the demo's base radio (`hw-profiles/sim.toml`):
+/// ISSI and where they patrol.
+const HANDHELDS: [(&str, f64, f64); 3] = [
+    ("1001", 36.6620, 117.0250),
+    ("1002", 36.6640, 117.0180),
+    ("1003", 36.6551, 117.0105),
+];
+/// The base radio's own ISSI and the station's talkgroup.
+const BASE_ISSI: &str = "2001";
+const TALKGROUP: &str = "9001";
+
+/// The station's TETRA base radio: a pseudo-terminal linked at `link` where a simulated radio
+/// answers the daemon's AT commands (init, polls, texts from dispatch with their delivery
+/// reports) and passes on its handhelds: a location report from each every 3 s, a talk burst
+/// now and then, a text, and handheld 1002's emergency button every 60 s.
+pub(super) fn simulate_base_radio(
+    link: &Path,
+    stop: CancellationToken,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    let (master, slave) = pty_at(link, "base radio")?;
+    let mut reader = master.try_clone()?;
+    let mut writer = master;
+    Ok(std::thread::Builder::new()
+        .name("demo-radio".into())
+        .spawn(move || {
+            let _keep_open = slave;
+            let mut radio = sim::tetra::SimRadio::new(BASE_ISSI, TALKGROUP);
+            radio.battery = None; // a mains-powered base radio
+            let started = std::time::Instant::now();
+            let mut next_second = 0u64;
+            let mut buf = [0u8; 1024];
+            while !stop.is_cancelled() {
+                let mut fds = [nix::poll::PollFd::new(
+                    reader.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)).unwrap_or(0) > 0
+                {
+                    match reader.read(&mut buf) {
+                        Ok(n) if n > 0 => {
+                            let answer = radio.push(&buf[..n]);
+                            if writer.write_all(&answer).is_err() {
+                                return;
+                            }
+                        }
+                        // Nobody has the slave open (the daemon reopening): wait.
+                        #[allow(clippy::disallowed_methods)] // the simulated radio's own thread
+                        _ => std::thread::sleep(Duration::from_millis(100)),
+                    }
+                }
+                let second = started.elapsed().as_secs();
+                if second < next_second {
+                    continue;
+                }
+                next_second = second + 1;
+                if writer.write_all(&handheld_traffic(second)).is_err() {
+                    return;
+                }
+            }
+        })?)
+}
+
+/// What the handhelds send in second `t` of the demo.
+fn handheld_traffic(t: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, (issi, lat0, lon0)) in HANDHELDS.iter().enumerate() {
+        if (t + i as u64).is_multiple_of(3) {
+            let a = t as f64 / 40.0 + i as f64 * 2.0;
+            let (lat, lon) = (lat0 + 0.0015 * a.sin(), lon0 + 0.002 * a.cos());
+            let speed = if i == 2 { Some(35.0) } else { Some(4.0) };
+            let emergency = i == 1 && t % 60 == 31;
+            let reason = if emergency { 2 } else { 3 };
+            let heading = (a.to_degrees() + 90.0).rem_euclid(360.0);
+            out.extend(sim::tetra::location(
+                issi, BASE_ISSI, lat, lon, speed, heading, reason,
+            ));
+        }
+    }
+    match t % 60 {
+        // Handheld 1002's emergency button: the emergency status.
+        30 => out.extend(sim::tetra::status("1002", BASE_ISSI, 0)),
+        // A talk burst from 1001 on the station's talkgroup.
+        10 => out.extend(sim::tetra::group_call(1, "1001", TALKGROUP).0),
+        13 => out.extend(sim::tetra::group_call(1, "1001", TALKGROUP).1),
+        // The car's radio reports "on scene" (status) and texts.
+        45 => out.extend(sim::tetra::status("1003", BASE_ISSI, 0x8003)),
+        50 => out.extend(sim::tetra::text_ucs2(
+            "1003",
+            BASE_ISSI,
+            (t % 256) as u8,
+            "已到达现场",
+        )),
+        _ => {}
+    }
+    out
+}
+
+/// The duty roster and the station's door panel, as JSON lines from another local system
+/// (its own kinds: `radio.*` and the other reserved namespaces are the daemon's).
 pub(super) async fn simulate_inputs(port: u16, stop: CancellationToken) {
     let mut tick: u64 = 0;
     let mut conn: Option<TcpStream> = None;
@@ -203,10 +306,7 @@ pub(super) async fn simulate_inputs(port: u16, stop: CancellationToken) {
             lines.push_str("{\"kind\":\"duty.roster\",\"prio\":\"event\",\"device\":\"roster\",\"data\":{\"shift\":\"B\",\"officers\":4,\"auxiliaries\":8}}\n");
         }
         if tick.is_multiple_of(28) {
-            lines.push_str(&format!("{{\"kind\":\"gateway.radio_status\",\"prio\":\"event\",\"device\":\"radio-{:02}\",\"data\":{{\"rssi_dbm\":-{}}}}}\n", tick % 7 + 1, 70 + tick % 20));
-        }
-        if tick % 100 == 50 {
-            lines.push_str("{\"kind\":\"gateway.radio_emergency\",\"prio\":\"alarm\",\"device\":\"radio-07\",\"data\":{\"issi\":1001007,\"lat\":36.6601,\"lon\":117.0222}}\n");
+            lines.push_str(&format!("{{\"kind\":\"panel.door\",\"prio\":\"event\",\"device\":\"panel0\",\"data\":{{\"door\":\"gate\",\"open\":{}}}}}\n", tick % 56 == 0));
         }
         if conn.is_none() {
             conn = TcpStream::connect(("127.0.0.1", port)).await.ok();

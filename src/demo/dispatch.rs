@@ -1,6 +1,7 @@
 //! The demo's central dispatch side of commands: a real MQTT client on central's broker that
 //! sends the station signed commands now and then — a `ping`, a text to patrol car 02's
-//! terminal — as the command centre would. The key is the test key of `tests/data/keys`
+//! terminal, an SDS text to handheld 1001 through the base radio — as the command centre
+//! would. The key is the test key of `tests/data/keys`
 //! (public in the repository: it proves nothing outside the demo).
 
 use crate::command::{signing_key_from_pem, Command};
@@ -14,7 +15,8 @@ const PRIVATE_KEY: &str = include_str!("../../tests/data/keys/dispatch-test.key"
 /// What dispatch sent, for the screen: (request_id, what).
 pub(super) type Sent = std::sync::mpsc::Sender<(String, String)>;
 
-/// Every `every`, a signed command to `station`, alternating ping and a text to car-02.
+/// Every `every`, a signed command to `station`, in turn: ping, a text to car-02, a text to
+/// handheld 1001.
 pub(super) async fn dispatch(
     central_port: u16,
     station: &'static str,
@@ -45,17 +47,24 @@ pub(super) async fn dispatch(
         n += 1;
         let now = crate::clock::unix_ms();
         let id = format!("demo-{n}");
-        let (name, args, what) = if n % 2 == 1 {
-            ("ping", serde_json::Map::new(), "ping".to_string())
-        } else {
-            let mut a = serde_json::Map::new();
-            a.insert("car".into(), "car-02".into());
-            a.insert(
-                "text".into(),
-                "请到文化路口处置纠纷 / go to Wenhua Rd crossing".into(),
-            );
-            ("jt808.text", a, "jt808.text to car-02".to_string())
+        let mut a = serde_json::Map::new();
+        let (name, what) = match n % 3 {
+            1 => ("ping", "ping"),
+            2 => {
+                a.insert("car".into(), "car-02".into());
+                a.insert(
+                    "text".into(),
+                    "请到文化路口处置纠纷 / go to Wenhua Rd crossing".into(),
+                );
+                ("jt808.text", "jt808.text to car-02")
+            }
+            _ => {
+                a.insert("to".into(), "1001".into());
+                a.insert("text".into(), "请回电指挥中心 / call dispatch".into());
+                ("radio.text", "radio.text to 1001")
+            }
         };
+        let (args, what) = (a, what.to_string());
         let mut cmd = Command::new(name, &id, now, now + 60_000, args);
         cmd.sign(station, &key);
         let topic = format!("stations/{station}/cmd/{name}");

@@ -9,12 +9,15 @@
 //! - **The station** is the real daemon (`daemon::start`) on embedded defaults, its outbox in a
 //!   temporary directory, fed by simulated devices speaking their real protocols: three patrol
 //!   cars' JT/T 808 terminals over TCP (positions, car 2's emergency button now and then),
-//!   radio status and emergencies from another local system over the `jsonl` socket; and a
+//!   the duty roster and a door panel from another local system over the `jsonl` socket; a
 //!   GNSS receiver (patrol car 04's, GPS + BeiDou) speaking NMEA 0183 into a pseudo-terminal
-//!   that the daemon reads as a serial port with its `nmea` driver.
+//!   that the daemon reads as a serial port with its `nmea` driver; and the station's TETRA
+//!   base radio on another pseudo-terminal (the `tetra` driver, the PEI's AT commands), passing
+//!   on its handhelds' positions, talk bursts, texts and an emergency button now and then.
+//! - **Dispatch** sends signed commands: a ping, a text to car 02's terminal, an SDS text to
+//!   handheld 1001 through the base radio.
 //!
-//! Everything stays on 127.0.0.1. Later drivers (radios, trackers, docks, cameras) add their
-//! simulators here.
+//! Everything stays on 127.0.0.1. Later drivers (docks, cameras) add their simulators here.
 
 mod devices;
 mod dispatch;
@@ -22,7 +25,7 @@ mod dispatch;
 use crate::config::Config;
 use crate::outbox::Reader;
 use anyhow::Context;
-use devices::{simulate_inputs, simulate_receiver, simulate_terminal, CARS};
+use devices::{simulate_base_radio, simulate_inputs, simulate_receiver, simulate_terminal, CARS};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -60,6 +63,8 @@ struct CentralView {
     receiver_positions: u64,
     /// Positions that came from the simulated JT/T 808 terminals.
     terminal_positions: u64,
+    /// Handheld positions (LIP) that came through the simulated base radio.
+    radio_positions: u64,
     station_state: String,
     recent: VecDeque<String>,
     /// Commands dispatch sent (request_id → what), and their answers as they come.
@@ -129,6 +134,8 @@ impl CentralView {
             self.receiver_positions += 1;
         } else if kind == "position" && v["data"]["terminal"].is_string() {
             self.terminal_positions += 1;
+        } else if kind == "position" && v["data"]["source"] == "lip" {
+            self.radio_positions += 1;
         }
         let line = format!(
             "seq {:>6}  {:<9} {:<10} {:<16} {:<8} {}",
@@ -211,9 +218,14 @@ listen = "tcp://127.0.0.1:{fleet_port}"
 [[device]]
 id = "car-04"
 path = "{gps}"
+
+[[device]]
+id = "radio0"
+path = "{radio}"
 "#,
         db = dir.join("outbox.db").display(),
         gps = dir.join("gps0").display(),
+        radio = dir.join("radio0").display(),
         key = dir.join("dispatch.pub").display()
     );
     std::fs::write(dir.join("dispatch.pub"), dispatch::PUBLIC_KEY)?;
@@ -351,10 +363,12 @@ fn render(
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
     s.push_str(&format!(
-        "  by kind: {}\n  car-01..03 positions from their JT/T 808 terminals (TCP): {}\n  car-04 positions from its GNSS receiver (NMEA over a serial port): {}\n\n  latest at central:\n",
+        "  by kind: {}\n  car-01..03 positions from their JT/T 808 terminals (TCP): {}\n  car-04 positions from its GNSS receiver (NMEA over a serial port): {}\n  handheld radio positions through the base radio (TETRA PEI over a serial port): {}, emergencies {}\n\n  latest at central:\n",
         kinds.join(", "),
         view.terminal_positions,
-        view.receiver_positions
+        view.receiver_positions,
+        view.radio_positions,
+        view.by_kind.get("radio.emergency").copied().unwrap_or(0)
     ));
     for l in &view.recent {
         s.push_str(&format!("    {l}\n"));
@@ -426,6 +440,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let inputs_stop = CancellationToken::new();
         let receiver = simulate_receiver(&dir.0.join("gps0"), inputs_stop.clone())?;
+        let base_radio = simulate_base_radio(&dir.0.join("radio0"), inputs_stop.clone())?;
         let control = dir.0.join("control.sock");
         let hint = format!("technician's view, in another terminal: STATIOND_CONTROL_SOCKET={} stationd devices", control.display());
         if plain {
@@ -472,7 +487,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             let _ = t.await;
         }
         let _ = dispatcher.await;
-        let _ = tokio::task::spawn_blocking(move || receiver.join()).await;
+        let _ = tokio::task::spawn_blocking(move || (receiver.join(), base_radio.join())).await;
         let _ = link_tx.send(true);
         let drain_deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -492,11 +507,12 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             view.take(&topic, &payload);
         }
         println!(
-            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver; {} commands answered), {} duplicates, {} missing seqs; station {}",
+            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver, {} positions from handheld radios; {} commands answered), {} duplicates, {} missing seqs; station {}",
             view.received,
             view.historical,
             view.terminal_positions,
             view.receiver_positions,
+            view.radio_positions,
             view.answered,
             view.duplicates,
             view.missing(),

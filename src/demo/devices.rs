@@ -306,7 +306,7 @@ pub(super) async fn simulate_inputs(port: u16, stop: CancellationToken) {
             lines.push_str("{\"kind\":\"duty.roster\",\"prio\":\"event\",\"device\":\"roster\",\"data\":{\"shift\":\"B\",\"officers\":4,\"auxiliaries\":8}}\n");
         }
         if tick.is_multiple_of(28) {
-            lines.push_str(&format!("{{\"kind\":\"panel.door\",\"prio\":\"event\",\"device\":\"panel0\",\"data\":{{\"door\":\"gate\",\"open\":{}}}}}\n", tick % 56 == 0));
+            lines.push_str(&format!("{{\"kind\":\"panel.door\",\"prio\":\"event\",\"device\":\"panel0\",\"data\":{{\"door\":\"gate\",\"open\":{}}}}}\n", tick.is_multiple_of(56)));
         }
         if conn.is_none() {
             conn = TcpStream::connect(("127.0.0.1", port)).await.ok();

@@ -12,6 +12,11 @@
 //!    real daemon through a real broker, and what a stream of commands costs the telemetry
 //!    flowing beside it.
 //!
+//! 6. The TETRA base radio (`BENCH_ONLY=tetra`): unsolicited reports decoded per second (PEI
+//!    lines to events, one core), the real daemon reading a simulated radio on a pty (reports
+//!    per second end to end, RSS), and the time from an emergency status line on the serial
+//!    port to the alarm at the broker (median, p99).
+//!
 //! `BENCH_SCALE=0.1` shrinks every size (a quick look); the goals are judged at scale 1.
 #![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
 
@@ -235,6 +240,9 @@ fn main() {
     }
     if section("commands") {
         commands(scale(5_000), scale(50_000));
+    }
+    if section("tetra") {
+        tetra(scale(1_000_000), scale(20_000), scale(1_000));
     }
     if !section("drain") {
         return;
@@ -917,6 +925,176 @@ fn commands(n: u64, lines: u64) {
     );
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}
+
+/// The handhelds' unsolicited traffic, `n` reports: location reports (most), statuses, texts,
+/// talk bursts, round robin over 50 radios.
+fn radio_reports(n: u64) -> Vec<u8> {
+    use stationd::sim::tetra as sim;
+    let mut wire = Vec::new();
+    for i in 0..n {
+        let issi = format!("{}", 1001 + i % 50);
+        let f = i as f64 / 1000.0;
+        match i % 10 {
+            0 => wire.extend(sim::status(&issi, "2001", 0x8002 + (i % 8) as u16)),
+            1 => wire.extend(sim::text_ucs2(&issi, "2001", (i % 256) as u8, "已到达现场")),
+            2 => {
+                let (start, end) = sim::group_call((i % 1000) as u16, &issi, "9001");
+                wire.extend(start);
+                wire.extend(end);
+            }
+            _ => wire.extend(sim::location(
+                &issi,
+                "2001",
+                36.66 + f.sin() * 0.01,
+                117.02 + f.cos() * 0.01,
+                Some(40.0),
+                90.0,
+                3,
+            )),
+        }
+    }
+    wire
+}
+
+fn tetra(n_decode: u64, n_reports: u64, n_alarms: u64) {
+    use stationd::drivers::tetra::reports::{Out, Reporter};
+    use stationd::tetra::pei::PeiDecoder;
+    // 1. Decode alone and decode + the driver's translation to events, one core.
+    let wire = radio_reports(n_decode);
+    let start = Instant::now();
+    let mut lines = 0u64;
+    let mut decoder = PeiDecoder::new();
+    for chunk in wire.chunks(512) {
+        decoder.push(chunk, |_| lines += 1);
+    }
+    let decode = n_decode as f64 / start.elapsed().as_secs_f64();
+    let mut reporter = Reporter::new("radio0", Default::default(), vec![], 6);
+    let mut events = 0u64;
+    let start = Instant::now();
+    let mut decoder = PeiDecoder::new();
+    for chunk in wire.chunks(512) {
+        decoder.push(chunk, |l| {
+            events += reporter
+                .line(l, 0)
+                .iter()
+                .filter(|o| matches!(o, Out::Event { .. }))
+                .count() as u64
+        });
+    }
+    let translate = n_decode as f64 / start.elapsed().as_secs_f64();
+    println!("tetra    decode: {decode:>10.0} reports/s PEI lines and SDS/LIP decoded; {translate:>10.0} reports/s decoded and made events ({n_decode} reports, {events} events, {} MB of PEI, one core)", wire.len() / 1_000_000);
+
+    // 2 + 3. The daemon with a simulated radio on a pty, against a local mosquitto.
+    let broker = common::Broker::started();
+    let dir = bench_dir("tetra");
+    let link = dir.join("radio0");
+    let radio = Arc::new(std::sync::Mutex::new(stationd::sim::tetra::SimRadio::new(
+        "2001", "9001",
+    )));
+    let mut pty = common::PtyRadio::plug_in(&link, radio);
+    let (tx, arrivals) = std::sync::mpsc::channel::<(Instant, String)>();
+    let central = {
+        let port = broker.port;
+        std::thread::spawn(move || {
+            let mut o = rumqttc::MqttOptions::new("bench-tetra-central", "127.0.0.1", port);
+            o.set_max_packet_size(1 << 20, 1 << 20);
+            let (client, mut conn) = rumqttc::Client::new(o, 1000);
+            client
+                .subscribe("stations/#", rumqttc::QoS::AtLeastOnce)
+                .unwrap();
+            for ev in conn.iter() {
+                match ev {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        if tx.send((Instant::now(), p.topic)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        })
+    };
+    let _ = central;
+    let text = format!(
+        "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:{}\"]\n[buffer]\npath = \"{}\"\n[[device]]\nid = \"radio0\"\ndriver = \"tetra\"\npath = \"{}\"\nbaud = 115200\npoll_s = 30\n",
+        broker.port,
+        dir.join("tetra.db").display(),
+        link.display()
+    );
+    let config = dir.join("tetra.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "error")
+        .env("STATIOND_CONTROL_SOCKET", dir.join("tetra-control.sock"))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let wait_for = |what: &str, n: u64, pred: &dyn Fn(&str) -> bool| -> Vec<Instant> {
+        let mut got = Vec::new();
+        while (got.len() as u64) < n {
+            let (at, topic) = arrivals
+                .recv_timeout(Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("{what}: {} of {n} after 120 s", got.len()));
+            if pred(&topic) {
+                got.push(at);
+            }
+        }
+        got
+    };
+    wait_for("the radio's first signal report", 1, &|t| {
+        t.ends_with("/radio.signal")
+    });
+    let idle_rss = vm_rss_kb(pid);
+    // Reports end to end: every location report is a position at central (no exception
+    // rule for LIP), the rest events.
+    let wire = radio_reports(n_reports);
+    let positions = (0..n_reports).filter(|i| i % 10 >= 3).count() as u64;
+    let start = Instant::now();
+    for chunk in wire.chunks(4096) {
+        pty.say(chunk);
+    }
+    wait_for("positions at central", positions, &|t| {
+        t.ends_with("/position")
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let busy_rss = vm_rss_kb(pid);
+    println!(
+        "tetra    daemon: {:>8.0} reports/s from the pty to central ({n_reports} reports, {positions} of them positions, all received); RSS {:.1} MB idle with the radio attached, {:.1} MB after the burst",
+        n_reports as f64 / secs,
+        idle_rss as f64 / 1024.0,
+        busy_rss as f64 / 1024.0
+    );
+    // Emergency status line → the alarm at central, one at a time.
+    while arrivals.try_recv().is_ok() {}
+    let mut latencies = Vec::new();
+    for i in 0..n_alarms {
+        let line = stationd::sim::tetra::status(&format!("{}", 1001 + i % 50), "2001", 0);
+        std::thread::sleep(Duration::from_millis(10));
+        let sent = Instant::now();
+        pty.say(&line);
+        let at = wait_for("the emergency at central", 1, &|t| {
+            t.ends_with("/event/radio.emergency")
+        })[0];
+        latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "tetra    emergency status line written on the pty -> radio.emergency (alarm) received from the broker: median {:.2} ms, p99 {:.2} ms, max {:.2} ms ({n_alarms} alarms, one at a time; includes the outbox commit's fsync)",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = child.wait();

@@ -9,90 +9,10 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use stationd::sim::tetra::{self as sim, SimRadio};
-use std::io::{Read, Write};
-use std::os::fd::AsFd;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(30);
-
-/// The simulated radio on a pty: a thread answers what the daemon writes; the test sends
-/// the handhelds' unsolicited lines and changes the radio's behaviour through `radio`.
-struct PtyRadio {
-    writer: std::fs::File,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _pty: Pty,
-}
-
-impl PtyRadio {
-    fn plug_in(link: &Path, radio: Arc<Mutex<SimRadio>>) -> PtyRadio {
-        let pty = Pty::at(link);
-        let mut reader = pty.master.try_clone().unwrap();
-        let mut writer = pty.master.try_clone().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (radio, stop) = (radio.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while !stop.load(Ordering::Relaxed) {
-                    let mut fds = [nix::poll::PollFd::new(
-                        reader.as_fd(),
-                        nix::poll::PollFlags::POLLIN,
-                    )];
-                    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)).unwrap_or(0)
-                        == 0
-                    {
-                        continue;
-                    }
-                    let n = match reader.read(&mut buf) {
-                        Ok(n) if n > 0 => n,
-                        // The daemon has not opened the slave yet, or closed it.
-                        _ => {
-                            std::thread::sleep(Duration::from_millis(50));
-                            continue;
-                        }
-                    };
-                    let answer = radio.lock().unwrap().push(&buf[..n]);
-                    if !answer.is_empty() {
-                        let _ = writer.write_all(&answer);
-                    }
-                }
-            })
-        };
-        PtyRadio {
-            writer: pty.master.try_clone().unwrap(),
-            stop,
-            thread: Some(thread),
-            _pty: pty,
-        }
-    }
-
-    /// Unsolicited lines from the radio (a handheld's report, garbage).
-    fn say(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap();
-        self.writer.flush().unwrap();
-    }
-
-    /// Pulls the cable: the thread stops and every copy of the pty is closed.
-    fn unplug(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-impl Drop for PtyRadio {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// A station with base radio `radio0` on a pty at `<dir>/radio0`, taking signed commands.
 fn radio_station(broker: &Broker, extra: &str) -> Station {

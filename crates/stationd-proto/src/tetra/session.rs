@@ -178,10 +178,14 @@ impl RadioSession {
         out
     }
 
-    /// When the session wants [`tick`](Self::tick) called at the latest.
+    /// When the session wants [`tick`](Self::tick) called at the latest: the timeout of the
+    /// command on the wire, or else the next poll. (A poll falling due while a command is in
+    /// flight waits for its answer; counting it here would have the driver wake in a loop.)
     pub fn deadline(&self) -> u64 {
-        let timeout = self.in_flight.as_ref().map_or(u64::MAX, |f| f.until);
-        timeout.min(self.next_poll)
+        match &self.in_flight {
+            Some(f) => f.until,
+            None => self.next_poll,
+        }
     }
 
     pub fn on_line(&mut self, line: Line, now: u64) -> Vec<Output> {
@@ -569,5 +573,21 @@ mod tests {
         let (mut s, _) = RadioSession::new(0, 30_000);
         let out = s.tick(COMMAND_TIMEOUT_MS);
         assert_eq!(writes(&out), [INIT[1]]);
+    }
+
+    #[test]
+    fn a_poll_due_while_a_command_is_in_flight_does_not_make_the_deadline_pass() {
+        // Found by the fuzzer: the deadline was the poll's, already past, while an SDS waited
+        // for its answer; the driver would have woken in a loop until the answer came.
+        let mut s = ready(0);
+        for _ in 0..POLL.len() {
+            s.on_line(Line::Ok, 0);
+        }
+        s.send_sds(1, "1001", b"x", 29_000);
+        assert!(s.tick(30_000).is_empty(), "the poll is due but waits");
+        assert_eq!(s.deadline(), 29_000 + COMMAND_TIMEOUT_MS);
+        // The answer comes: the poll goes out at once.
+        let out = s.on_line(Line::Ok, 31_000);
+        assert_eq!(writes(&out), [POLL[0]]);
     }
 }

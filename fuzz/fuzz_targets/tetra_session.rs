@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let mut now = 0u64;
     let mut open: BTreeSet<u64> = BTreeSet::new();
     let mut next_tag = 0u64;
-    let mut settle = |out: Vec<Output>, open: &mut BTreeSet<u64>| {
+    let settle = |out: Vec<Output>, open: &mut BTreeSet<u64>| {
         for o in out {
             if let Output::Sent { tag, .. } = o {
                 assert!(open.remove(&tag), "outcome for tag {tag} twice or never queued");

@@ -123,6 +123,28 @@ impl SerialLine {
     }
 }
 
+/// A serial driver's config type: its `[[device]]` table less the line settings, which
+/// [`parse`] takes out first and hands over with [`set_line`](SerialDevice::set_line).
+pub trait SerialDevice: super::CheckedConfig + super::DeviceConfig + Sized {
+    fn set_line(&mut self, line: SerialLine);
+}
+
+/// The registry's `keys` for a serial driver: the line's keys and the driver's own.
+pub fn keys<T: SerialDevice>() -> Vec<&'static str> {
+    let mut keys = crate::config::keys::keys_of::<SerialLine>();
+    keys.extend(crate::config::keys::keys_of::<T>());
+    keys
+}
+
+/// The registry's `parse` for a serial driver: the line settings out of the table, the rest
+/// typed and checked as `T`.
+pub fn parse<T: SerialDevice>(mut table: toml::Table) -> Result<super::Device, String> {
+    let line = SerialLine::take_from(&mut table)?;
+    let mut device: T = super::parse_table(table)?;
+    device.set_line(line);
+    Ok(std::sync::Arc::new(device))
+}
+
 /// Opens the port with the configured settings, exclusive access.
 pub fn open(s: &SerialLine) -> std::io::Result<SerialStream> {
     let builder = tokio_serial::new(s.path.to_string_lossy(), s.baud)

@@ -57,19 +57,10 @@ impl CheckedConfig for NmeaDevice {
     }
 }
 
-/// The table's keys: the serial line's and the receiver's own.
-pub fn keys() -> Vec<&'static str> {
-    let mut keys = crate::config::keys::keys_of::<SerialLine>();
-    keys.extend(crate::config::keys::keys_of::<NmeaDevice>());
-    keys
-}
-
-/// Types a `[[device]]` table with `driver = "nmea"`.
-pub fn parse(mut table: toml::Table) -> Result<crate::drivers::Device, String> {
-    let line = SerialLine::take_from(&mut table)?;
-    let mut device: NmeaDevice = crate::drivers::parse_table(table)?;
-    device.line = line;
-    Ok(std::sync::Arc::new(device))
+impl crate::drivers::serial::SerialDevice for NmeaDevice {
+    fn set_line(&mut self, line: SerialLine) {
+        self.line = line;
+    }
 }
 
 impl DeviceConfig for NmeaDevice {

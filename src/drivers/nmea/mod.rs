@@ -23,8 +23,8 @@ use tokio::io::AsyncReadExt;
 pub const DRIVER: Driver = Driver {
     name: "nmea",
     serial: true,
-    parse: config::parse,
-    keys: config::keys,
+    parse: serial::parse::<NmeaDevice>,
+    keys: serial::keys::<NmeaDevice>,
 };
 
 /// Bad sentences logged in full per port session before logging thins out.

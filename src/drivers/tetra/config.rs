@@ -87,19 +87,10 @@ impl CheckedConfig for TetraDevice {
     }
 }
 
-/// The table's keys: the serial line's and the radio's own.
-pub fn keys() -> Vec<&'static str> {
-    let mut keys = crate::config::keys::keys_of::<SerialLine>();
-    keys.extend(crate::config::keys::keys_of::<TetraDevice>());
-    keys
-}
-
-/// Types a `[[device]]` table with `driver = "tetra"`.
-pub fn parse(mut table: toml::Table) -> Result<crate::drivers::Device, String> {
-    let line = SerialLine::take_from(&mut table)?;
-    let mut device: TetraDevice = crate::drivers::parse_table(table)?;
-    device.line = line;
-    Ok(std::sync::Arc::new(device))
+impl crate::drivers::serial::SerialDevice for TetraDevice {
+    fn set_line(&mut self, line: SerialLine) {
+        self.line = line;
+    }
 }
 
 impl DeviceConfig for TetraDevice {
@@ -150,7 +141,7 @@ mod tests {
     use super::*;
 
     fn parse_str(s: &str) -> Result<crate::drivers::Device, String> {
-        parse(toml::from_str(s).unwrap())
+        crate::drivers::serial::parse::<TetraDevice>(toml::from_str(s).unwrap())
     }
 
     #[test]

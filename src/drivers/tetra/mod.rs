@@ -36,8 +36,8 @@ use tokio::sync::{mpsc, oneshot};
 pub const DRIVER: Driver = Driver {
     name: "tetra",
     serial: true,
-    parse: config::parse,
-    keys: config::keys,
+    parse: serial::parse::<TetraDevice>,
+    keys: serial::keys::<TetraDevice>,
 };
 
 /// Unreadable SDSs logged in full per port session before logging thins out.

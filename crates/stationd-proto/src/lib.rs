@@ -9,7 +9,10 @@
 //!   Ed25519 verification against dispatch's keys, the expiry checks.
 //! - [`device_clock`]: whether a device's own timestamp can stand as `ts`.
 //! - [`jt808`]: the pure session of one JT/T 808 terminal connection.
-//! - [`tetra`]: the base radio's PEI lines, SDS user data and LIP location reports.
+//! - [`tetra`]: the base radio's PEI lines, SDS user data, LIP location reports and the radio
+//!   session.
+//! - [`footage`]: body-worn camera files — the dock's naming pattern, media types, the
+//!   evidence index's hash chain.
 //! - [`sim`]: the device side — what terminals and receivers send — for the demo, the tests
 //!   and the benchmark.
 //!
@@ -20,6 +23,7 @@ pub mod codec;
 pub mod command;
 pub mod device_clock;
 pub mod event;
+pub mod footage;
 pub mod gps;
 pub mod jt808;
 pub mod sim;

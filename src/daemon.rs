@@ -192,7 +192,16 @@ pub async fn start(
     let registry = Arc::new(std::sync::Mutex::new(
         crate::commands::handlers::Registry::builtin(),
     ));
-    let mut drivers = drivers::start_all(&cfg.devices, &sink, &stop, &board, &metrics, &registry)?;
+    let evidence_index = crate::evidence::index_path(&cfg.buffer.path);
+    let mut drivers = drivers::start_all(
+        &cfg.devices,
+        &sink,
+        &stop,
+        &board,
+        &metrics,
+        &registry,
+        &evidence_index,
+    )?;
     let registry = registry.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(crate::commands::QUEUE);
     let uplink = Uplink::new(

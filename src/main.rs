@@ -105,6 +105,11 @@ enum Command {
         /// Its arguments as a JSON object, e.g. '{"car":"car-02","text":"..."}'.
         args: Option<String>,
     },
+    /// The evidence index of the body-cam docks (docs/OPERATIONS.md).
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// The whole station simulated on one command: inputs, the daemon, central dispatch
     /// (an embedded MQTT broker) and a live view of what central receives. Nothing to install.
     #[cfg(feature = "demo")]
@@ -121,6 +126,21 @@ enum Command {
         /// Print one status line per second instead of redrawing the screen.
         #[arg(long)]
         plain: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Walk the hash chain of evidence.db and hash every indexed file again; exit 1 and say
+    /// what is wrong on any mismatch (an edited or deleted entry, a changed or missing file).
+    Verify {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long = "profile-dir", value_name = "DIR")]
+        profile_dirs: Vec<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -249,6 +269,14 @@ fn main() -> ExitCode {
                 ttl_s,
             },
         )),
+        Command::Evidence {
+            command:
+                EvidenceCommand::Verify {
+                    config,
+                    profile_dirs,
+                    json,
+                },
+        } => ExitCode::from(cli::evidence::verify_command(&config, &profile_dirs, json)),
         Command::Status { view } => ExitCode::from(cli::views::status(&view.socket(), view.json)),
         Command::Devices { view } => ExitCode::from(cli::views::devices(&view.socket(), view.json)),
         Command::Check { view } => {

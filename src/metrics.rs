@@ -45,6 +45,11 @@ pub fn inc(c: &Counter) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Adds `n` (bytes hashed, …).
+pub fn add(c: &Counter, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
 /// Sets a gauge (a counter that can go down: `outbox.rows`, `outbox.bytes`).
 pub fn set(c: &Counter, value: u64) {
     c.store(value, Ordering::Relaxed);

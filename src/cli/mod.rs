@@ -1,11 +1,12 @@
 //! The administrator's and technician's commands that are not the daemon itself:
-//! `check-config`, `udev-rules`, `sign-command` (dispatch's side of a command), and the views over the control socket (`status`, `devices`,
+//! `check-config`, `udev-rules`, `sign-command` (dispatch's side of a command), `evidence verify`, and the views over the control socket (`status`, `devices`,
 //! `outbox`, `check`). `main.rs` parses arguments and calls these; they print and return the exit code.
 //!
 //! Output follows one pattern (docs/OPERATIONS.md): named checks or rows, a human table by
 //! default, `--json` for scripts, exit 0 when nothing failed.
 
 pub mod check_config;
+pub mod evidence;
 pub mod sign_command;
 pub mod station_check;
 pub mod views;

@@ -14,6 +14,7 @@
 /// Report by exception and the GNSS tracker, shared by the position drivers (pure: in the
 /// protocol crate).
 pub use stationd_proto::gps;
+pub mod dock;
 pub mod jsonl;
 pub mod jt808;
 pub mod nmea;
@@ -45,7 +46,13 @@ pub struct Driver {
 }
 
 /// Every driver of this build. A new driver: its folder, and one line here.
-pub const DRIVERS: &[Driver] = &[jsonl::DRIVER, nmea::DRIVER, jt808::DRIVER, tetra::DRIVER];
+pub const DRIVERS: &[Driver] = &[
+    jsonl::DRIVER,
+    nmea::DRIVER,
+    jt808::DRIVER,
+    tetra::DRIVER,
+    dock::DRIVER,
+];
 
 /// The driver named `name`.
 pub fn driver(name: &str) -> Option<&'static Driver> {
@@ -100,6 +107,9 @@ pub struct DeviceContext {
     /// The commands from dispatch, being assembled at start: a driver adds the commands its
     /// devices can carry out (and shares services with them), in `start`.
     pub commands: Arc<std::sync::Mutex<crate::commands::handlers::Registry>>,
+    /// The evidence index's file (`evidence.db` beside the outbox), for the drivers that
+    /// index footage.
+    pub evidence_index: std::path::PathBuf,
 }
 
 /// A device's way into the outbox. Every event also updates the device board (the row of the
@@ -190,6 +200,7 @@ pub fn start_all(
     board: &Arc<Board>,
     metrics: &Arc<Metrics>,
     commands: &Arc<std::sync::Mutex<crate::commands::handlers::Registry>>,
+    evidence_index: &std::path::Path,
 ) -> Result<JoinSet<()>, DriverError> {
     let all: Arc<[Device]> = devices.into();
     let mut set = JoinSet::new();
@@ -202,6 +213,7 @@ pub fn start_all(
             shutdown: shutdown.clone(),
             devices: all.clone(),
             commands: commands.clone(),
+            evidence_index: evidence_index.to_path_buf(),
         })?;
         set.spawn(task);
     }

@@ -44,6 +44,9 @@ pub struct NewEntry {
     pub reason: &'static str,
 }
 
+/// An entry as stored: its dock, the entry, its content hash and its chain hash.
+pub type StoredEntry = (String, Entry, [u8; 32], [u8; 32]);
+
 /// Not yet uploaded, and present.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pending {
@@ -326,7 +329,7 @@ impl EvidenceIndex {
     }
 
     /// Every entry in id order, with its dock, stored content hash and chain hash.
-    pub fn entries(&self) -> Result<Vec<(String, Entry, [u8; 32], [u8; 32])>, IndexError> {
+    pub fn entries(&self) -> Result<Vec<StoredEntry>, IndexError> {
         let mut stmt = self
             .conn
             .prepare(

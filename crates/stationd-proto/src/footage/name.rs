@@ -43,6 +43,9 @@ enum TimePart {
     Char(char),
 }
 
+/// A local date and time as a name writes it: year, month, day, hour, minute, second.
+pub type LocalTime = (i32, u8, u8, u8, u8, u8);
+
 /// What a name said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NameFields {
@@ -50,7 +53,7 @@ pub struct NameFields {
     pub officer: Option<String>,
     pub ext: Option<String>,
     /// The start as written (local time): year, month, day, hour, minute, second.
-    pub start: Option<(i32, u8, u8, u8, u8, u8)>,
+    pub start: Option<LocalTime>,
 }
 
 /// Names longer than this are not matched (a file name is at most 255 bytes).
@@ -259,10 +262,7 @@ fn set(out: &mut NameFields, f: Field, value: &str) {
     }
 }
 
-fn read_time<'a>(
-    parts: &[TimePart],
-    input: &'a str,
-) -> Option<((i32, u8, u8, u8, u8, u8), &'a str)> {
+fn read_time<'a>(parts: &[TimePart], input: &'a str) -> Option<(LocalTime, &'a str)> {
     let (mut y, mut mo, mut d, mut h, mut mi, mut s) = (0i32, 0u8, 0u8, 0u8, 0u8, 0u8);
     let mut rest = input;
     let digits = |rest: &mut &'a str, n: usize| -> Option<u32> {
@@ -290,10 +290,7 @@ fn read_time<'a>(
 
 /// The start as Unix milliseconds, the name's local time being `utc_offset_min` minutes ahead
 /// of UTC (China: +480). None for a date that does not exist (31 February).
-pub fn start_unix_ms(
-    (y, mo, d, h, mi, s): (i32, u8, u8, u8, u8, u8),
-    utc_offset_min: i32,
-) -> Option<i64> {
+pub fn start_unix_ms((y, mo, d, h, mi, s): LocalTime, utc_offset_min: i32) -> Option<i64> {
     let month = time::Month::try_from(mo).ok()?;
     let date = time::Date::from_calendar_date(y, month, d).ok()?;
     let t = time::Time::from_hms(h, mi, s.min(59)).ok()?;

@@ -120,13 +120,23 @@ impl EvidenceIndex {
         }
     }
 
-    /// Appends an entry to the chain and makes it the path's current one, in one transaction
-    /// that holds the write lock from reading the last link to writing the new one.
+    /// Appends an entry to the chain and makes it the path's current one.
     pub fn append(
         &mut self,
         new: &NewEntry,
         indexed_ms: i64,
     ) -> Result<(Entry, [u8; 32]), IndexError> {
+        let mut v = self.append_many(std::slice::from_ref(new), indexed_ms)?;
+        Ok(v.remove(0))
+    }
+
+    /// Appends entries in order, in one transaction (one fsync for a batch of files) that
+    /// holds the write lock from reading the last link to writing the new ones.
+    pub fn append_many(
+        &mut self,
+        news: &[NewEntry],
+        indexed_ms: i64,
+    ) -> Result<Vec<(Entry, [u8; 32])>, IndexError> {
         let path = self.path.clone();
         let map = |source| IndexError {
             path: path.clone(),
@@ -144,38 +154,44 @@ impl EvidenceIndex {
             )
             .optional()
             .map_err(map)?;
-        let (id, previous) = match last {
-            Some((id, h)) => (id + 1, to32(&h)),
-            None => (1, chain::GENESIS),
+        let (mut id, mut previous) = match last {
+            Some((id, h)) => (id, to32(&h)),
+            None => (0, chain::GENESIS),
         };
-        let entry = Entry {
-            id,
-            recorder: new.recorder.clone(),
-            officer: new.officer.clone(),
-            path: format!("{}/{}", new.dock, new.path),
-            size: new.size,
-            sha256: new.sha256.clone(),
-            media_type: new.media_type.clone(),
-            start_ms: new.start_ms,
-            indexed_ms,
-            reason: new.reason.to_string(),
-        };
-        let content = chain::content_hash(&entry);
-        let link = chain::link(&previous, &content);
-        tx.execute(
-            "INSERT INTO entry (id, dock, recorder, officer, path, size, sha256, media_type, start_ms, indexed_ms, reason, content_hash, chain_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![id, new.dock, entry.recorder, entry.officer, new.path, entry.size as i64, entry.sha256, entry.media_type, entry.start_ms, indexed_ms, entry.reason, &content[..], &link[..]],
-        )
-        .map_err(map)?;
-        tx.execute(
-            "INSERT INTO file (dock, path, entry_id, size, mtime_ns, missing, uploaded_ms) VALUES (?1, ?2, ?3, ?4, ?5, 0, NULL)
-             ON CONFLICT (dock, path) DO UPDATE SET entry_id = ?3, size = ?4, mtime_ns = ?5, missing = 0, uploaded_ms = NULL",
-            params![new.dock, new.path, id, new.size as i64, new.mtime_ns],
-        )
-        .map_err(map)?;
+        let mut out = Vec::with_capacity(news.len());
+        for new in news {
+            id += 1;
+            let entry = Entry {
+                id,
+                recorder: new.recorder.clone(),
+                officer: new.officer.clone(),
+                path: format!("{}/{}", new.dock, new.path),
+                size: new.size,
+                sha256: new.sha256.clone(),
+                media_type: new.media_type.clone(),
+                start_ms: new.start_ms,
+                indexed_ms,
+                reason: new.reason.to_string(),
+            };
+            let content = chain::content_hash(&entry);
+            let link = chain::link(&previous, &content);
+            tx.execute(
+                "INSERT INTO entry (id, dock, recorder, officer, path, size, sha256, media_type, start_ms, indexed_ms, reason, content_hash, chain_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![id, new.dock, entry.recorder, entry.officer, new.path, entry.size as i64, entry.sha256, entry.media_type, entry.start_ms, indexed_ms, entry.reason, &content[..], &link[..]],
+            )
+            .map_err(map)?;
+            tx.execute(
+                "INSERT INTO file (dock, path, entry_id, size, mtime_ns, missing, uploaded_ms) VALUES (?1, ?2, ?3, ?4, ?5, 0, NULL)
+                 ON CONFLICT (dock, path) DO UPDATE SET entry_id = ?3, size = ?4, mtime_ns = ?5, missing = 0, uploaded_ms = NULL",
+                params![new.dock, new.path, id, new.size as i64, new.mtime_ns],
+            )
+            .map_err(map)?;
+            previous = link;
+            out.push((entry, link));
+        }
         tx.commit().map_err(map)?;
-        Ok((entry, link))
+        Ok(out)
     }
 
     /// The current state of `path` on `dock`.

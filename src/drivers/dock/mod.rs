@@ -42,6 +42,8 @@ pub const DRIVER: Driver = Driver {
 const LOG_FIRST_UNPARSED: u64 = 10;
 /// Candidates followed at once, at most (more wait for the next rescan).
 const MAX_CANDIDATES: usize = 100_000;
+/// Files indexed in one transaction of the evidence index, at most.
+const BATCH: usize = 256;
 
 struct Counters {
     indexed: Counter,
@@ -97,6 +99,9 @@ struct Dock {
     unparsed_logged: u64,
     /// Below the free-space threshold (the alarm was sent).
     storage_low: bool,
+    /// A directory appeared: files in it may predate its watch (inotify watches a new
+    /// directory only once told of it; a directory moved in brings its files silently).
+    rescan_soon: bool,
 }
 
 /// Runs until shutdown.
@@ -142,6 +147,7 @@ async fn run(d: DockDevice, ctx: DeviceContext) {
         candidates: HashMap::new(),
         unparsed_logged: 0,
         storage_low: false,
+        rescan_soon: false,
     };
     let (tx, mut watch) = mpsc::channel::<Watch>(4096);
     let mut watcher: Option<notify::RecommendedWatcher> = None;
@@ -166,7 +172,12 @@ async fn run(d: DockDevice, ctx: DeviceContext) {
                     if !dock.rescan().await { return; }
                 }
             },
-            _ = tick.tick() => if !dock.settle().await { return; },
+            _ = tick.tick() => {
+                if std::mem::take(&mut dock.rescan_soon) && !dock.rescan().await {
+                    return;
+                }
+                if !dock.settle().await { return; }
+            }
             _ = storage.tick() => if !dock.storage().await { return; },
             _ = shutdown.cancelled() => return,
         }
@@ -330,6 +341,10 @@ impl Dock {
         };
         /// What a reported path means here.
         enum Step {
+            /// A directory appeared (created or moved in); at the top, a recorder docking.
+            NewDir {
+                top_level: bool,
+            },
             Recorder(bool),
             Gone,
             Closed,
@@ -340,7 +355,7 @@ impl Dock {
             let Some(rel) = self.rel(path) else { continue };
             let top_level = !rel.contains('/');
             let step = match ev.kind {
-                EventKind::Create(CreateKind::Folder) if top_level => Step::Recorder(true),
+                EventKind::Create(CreateKind::Folder) => Step::NewDir { top_level },
                 EventKind::Remove(RemoveKind::Folder) if top_level => Step::Recorder(false),
                 // The old name of a rename (the first path of a "both" pair): gone from here.
                 EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if i == 0 => Step::Gone,
@@ -348,18 +363,18 @@ impl Dock {
                     Step::Gone
                 }
                 EventKind::Access(AccessKind::Close(AccessMode::Write)) => Step::Closed,
-                // A directory moved in whole is a recorder docking; its files come with the
-                // next rescan.
-                EventKind::Create(_) | EventKind::Modify(_) if path.is_dir() => {
-                    if !top_level {
-                        continue;
-                    }
-                    Step::Recorder(true)
+                EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_)) if path.is_dir() => {
+                    Step::NewDir { top_level }
                 }
+                EventKind::Modify(_) if path.is_dir() => continue,
                 EventKind::Create(_) | EventKind::Modify(_) => Step::Changed,
                 _ => continue,
             };
             let ok = match step {
+                Step::NewDir { top_level } => {
+                    self.rescan_soon = true;
+                    !top_level || self.recorder(&rel, true).await
+                }
                 Step::Recorder(docked) => self.recorder(&rel, docked).await,
                 Step::Gone => self.maybe_gone(&rel).await,
                 Step::Closed | Step::Changed => {
@@ -458,7 +473,8 @@ impl Dock {
             .unwrap_or_else(|| "unknown".into())
     }
 
-    /// Candidates that are complete get indexed.
+    /// Candidates that are complete get indexed, in batches of at most [`BATCH`] files (one
+    /// index transaction each).
     async fn settle(&mut self) -> bool {
         if self.candidates.is_empty() {
             return true;
@@ -466,6 +482,7 @@ impl Dock {
         let settle = Duration::from_secs(self.d.settle_s);
         let now = Instant::now();
         let paths: Vec<String> = self.candidates.keys().cloned().collect();
+        let mut complete = Vec::new();
         for rel in paths {
             let abs = self.d.root.join(&rel);
             let stat = match scan::stat(&abs) {
@@ -488,47 +505,113 @@ impl Dock {
                     continue;
                 }
             }
-            if !(c.closed || now.duration_since(c.stable_since) >= settle) {
-                continue;
+            if c.closed || now.duration_since(c.stable_since) >= settle {
+                self.candidates.remove(&rel);
+                complete.push((rel, stat));
             }
-            self.candidates.remove(&rel);
-            if !self.index_file(&rel, stat).await {
+        }
+        complete.sort_by(|a: &(String, Stat), b| a.0.cmp(&b.0));
+        for batch in complete.chunks(BATCH) {
+            if !self.index_files(batch).await {
                 return false;
             }
         }
         true
     }
 
-    /// Hashes a complete file and indexes it (new, or a changed version of an indexed one).
-    async fn index_file(&mut self, rel: &str, stat: Stat) -> bool {
-        let (dock, path) = (self.d.id.clone(), rel.to_string());
-        let Some(known) = self.with_index(move |i| i.file(&dock, &path)).await else {
+    /// Hashes complete files and indexes them (new, or changed versions of indexed ones).
+    async fn index_files(&mut self, batch: &[(String, Stat)]) -> bool {
+        let dock = self.d.id.clone();
+        let Some(known) = self.with_index(move |i| i.files(&dock)).await else {
             return true;
         };
-        if known
-            .as_ref()
-            .is_some_and(|k| !k.missing && k.size == stat.size && k.mtime_ns == stat.mtime_ns)
-        {
-            return true;
-        }
-        let (size, sha) = match self.hasher.hash(self.d.root.join(rel)).await {
-            Ok(h) => h,
-            Err(e) => {
-                metrics::inc(&self.counters.errors);
-                tracing::warn!(event = "dock.hash_failed", device_id = %self.d.id, path = rel, error = %e, "cannot read a footage file; will try again at the next rescan");
-                return true;
+        let known: HashMap<String, crate::evidence::FileRow> =
+            known.into_iter().map(|f| (f.path.clone(), f)).collect();
+        let mut news = Vec::new();
+        let mut previous = Vec::new();
+        let mut touched = Vec::new();
+        for (rel, stat) in batch {
+            let k = known.get(rel);
+            if k.is_some_and(|k| !k.missing && k.size == stat.size && k.mtime_ns == stat.mtime_ns) {
+                continue;
             }
-        };
-        metrics::add(&self.counters.bytes_hashed, size);
-        if let Some(k) = &known {
-            if k.sha256 == sha {
+            let (size, sha) = match self.hasher.hash(self.d.root.join(rel)).await {
+                Ok(h) => h,
+                Err(e) => {
+                    metrics::inc(&self.counters.errors);
+                    tracing::warn!(event = "dock.hash_failed", device_id = %self.d.id, path = %rel, error = %e, "cannot read a footage file; will try again at the next rescan");
+                    continue;
+                }
+            };
+            metrics::add(&self.counters.bytes_hashed, size);
+            if let Some(k) = k.filter(|k| k.sha256 == sha) {
                 // Same content (touched, or copied again): only the file state moves.
-                let (dock, path) = (self.d.id.clone(), rel.to_string());
-                self.with_index(move |i| i.touch(&dock, &path, size, stat.mtime_ns))
-                    .await;
-                return true;
+                touched.push((k.path.clone(), size, stat.mtime_ns));
+                continue;
+            }
+            news.push(self.new_entry(rel, *stat, size, sha, k.is_some()));
+            previous.push(k.cloned());
+        }
+        if !touched.is_empty() {
+            let dock = self.d.id.clone();
+            self.with_index(move |i| {
+                for (path, size, mtime) in touched {
+                    i.touch(&dock, &path, size, mtime)?;
+                }
+                Ok(())
+            })
+            .await;
+        }
+        if news.is_empty() {
+            return true;
+        }
+        let indexed_ms = crate::clock::unix_ms();
+        let to_append = news.clone();
+        let Some(appended) = self
+            .with_index(move |i| i.append_many(&to_append, indexed_ms))
+            .await
+        else {
+            return true;
+        };
+        for ((new, (entry, link)), prev) in news.iter().zip(appended).zip(previous) {
+            let mut data = json!({
+                "dock": self.d.id, "recorder": new.recorder, "officer": new.officer, "path": new.path,
+                "size": new.size, "sha256": new.sha256, "media_type": entry.media_type,
+                "start": new.start_ms.map(crate::event::format_ts_ms), "entry": entry.id, "chain": hex(&link),
+            });
+            let device = device_id(&new.recorder);
+            let sent = match prev {
+                Some(k) => {
+                    metrics::inc(&self.counters.altered);
+                    tracing::warn!(event = "footage.altered", device_id = %self.d.id, path = %new.path, was = %k.sha256, now = %new.sha256, "an indexed file's content changed");
+                    data["previous_sha256"] = k.sha256.into();
+                    data["previous_entry"] = k.entry_id.into();
+                    self.send(&device, "footage.altered", Priority::Alarm, data)
+                        .await
+                }
+                None => {
+                    metrics::inc(&self.counters.indexed);
+                    self.send(&device, "footage.indexed", Priority::Event, data)
+                        .await
+                }
+            };
+            if !sent {
+                return false;
             }
         }
+        true
+    }
+
+    /// What the index records of a file: who and when from its name, else from its directory
+    /// and the config.
+    fn new_entry(
+        &mut self,
+        rel: &str,
+        stat: Stat,
+        size: u64,
+        sha: String,
+        altered: bool,
+    ) -> NewEntry {
         let file_name = rel.rsplit('/').next().unwrap_or(rel);
         let fields = self.template.read(file_name);
         if fields.is_none() {
@@ -555,43 +638,17 @@ impl Dock {
             .clone()
             .or_else(|| file_name.rsplit_once('.').map(|(_, e)| e.to_string()))
             .unwrap_or_default();
-        let start_ms = fields.start.and_then(|s| start_unix_ms(s, self.offset_min));
-        let new = NewEntry {
+        NewEntry {
             dock: self.d.id.clone(),
-            recorder: recorder.clone(),
-            officer: officer.clone(),
+            recorder,
+            officer,
             path: rel.to_string(),
             size,
             mtime_ns: stat.mtime_ns,
-            sha256: sha.clone(),
+            sha256: sha,
             media_type: media_type(&ext).to_string(),
-            start_ms,
-            reason: if known.is_some() { "altered" } else { "new" },
-        };
-        let indexed_ms = crate::clock::unix_ms();
-        let Some((entry, link)) = self.with_index(move |i| i.append(&new, indexed_ms)).await else {
-            return true;
-        };
-        let mut data = json!({
-            "dock": self.d.id, "recorder": recorder, "officer": officer, "path": rel,
-            "size": size, "sha256": sha, "media_type": entry.media_type,
-            "start": start_ms.map(crate::event::format_ts_ms), "entry": entry.id, "chain": hex(&link),
-        });
-        let device = device_id(&recorder);
-        match known {
-            Some(k) => {
-                metrics::inc(&self.counters.altered);
-                tracing::warn!(event = "footage.altered", device_id = %self.d.id, path = rel, was = %k.sha256, now = %sha, "an indexed file's content changed");
-                data["previous_sha256"] = k.sha256.into();
-                data["previous_entry"] = k.entry_id.into();
-                self.send(&device, "footage.altered", Priority::Alarm, data)
-                    .await
-            }
-            None => {
-                metrics::inc(&self.counters.indexed);
-                self.send(&device, "footage.indexed", Priority::Event, data)
-                    .await
-            }
+            start_ms: fields.start.and_then(|s| start_unix_ms(s, self.offset_min)),
+            reason: if altered { "altered" } else { "new" },
         }
     }
 

@@ -1,0 +1,380 @@
+//! The `dock` driver end to end on a real filesystem: a temporary directory stands in for the
+//! dock's volume; files are written into it as a collection station would (slowly, many at
+//! once, large, renamed, changed, deleted); central on a real broker receives the index's
+//! events; `stationd evidence verify` checks the files and the chain.
+#![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A station with dock `dock0` on `<dir>/footage` (created), complete after 1 s.
+fn dock_station(broker: &Broker, extra: &str) -> (Station, PathBuf) {
+    let station = Station::new(broker.port, "");
+    let root = station.dir.path().join("footage");
+    std::fs::create_dir_all(&root).unwrap();
+    station.append_config(&format!(
+        "\n[[device]]\nid = \"dock0\"\ndriver = \"dock\"\nroot = \"{}\"\nsettle_s = 1\nstorage_s = 1\n{extra}\n[device.recorders]\n\"DSJ-A1-0001\" = {{ officer = \"P-0417\" }}\n",
+        root.display()
+    ));
+    (station, root)
+}
+
+fn of_kind(central: &Subscriber, kind: &str) -> Vec<serde_json::Value> {
+    central
+        .all()
+        .into_iter()
+        .filter(|m| m.json["kind"] == kind)
+        .map(|m| m.json)
+        .collect()
+}
+
+fn sha256_of(path: &Path) -> String {
+    // An independent hash: coreutils, not the daemon's code.
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn verify(station: &Station) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .args(["evidence", "verify", "--config"])
+        .arg(&station.config)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn footage_is_indexed_once_complete_and_changes_to_it_raise_alarms() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-dock");
+    let (station, root) = dock_station(&broker, "");
+    let daemon = station.start();
+
+    // A recorder docks: its directory appears.
+    let rec = root.join("DSJ-A1-0001");
+    std::fs::create_dir(&rec).unwrap();
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .any(|m| m.json["kind"] == "recorder.docked")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let docked = &of_kind(&central, "recorder.docked")[0];
+    assert_eq!(
+        (
+            docked["device"].as_str(),
+            docked["data"]["officer"].as_str()
+        ),
+        (Some("DSJ-A1-0001"), Some("P-0417"))
+    );
+
+    // A file written slowly (a pause longer than settle_s would count as complete: 300 ms
+    // pieces for 3 s) is not indexed while it is written, and is once it is closed.
+    let path = rec.join("DSJ-A1-0001_P-0417_20261201081502.MP4");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for i in 0..10u8 {
+        f.write_all(&[i; 100_000]).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        of_kind(&central, "footage.indexed").is_empty(),
+        "indexed while still being written"
+    );
+    drop(f);
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .any(|m| m.json["kind"] == "footage.indexed")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let ev = &of_kind(&central, "footage.indexed")[0];
+    let d = &ev["data"];
+    assert_eq!(ev["device"], "DSJ-A1-0001");
+    assert_eq!(d["sha256"].as_str().unwrap(), sha256_of(&path));
+    assert_eq!(
+        (
+            d["size"].as_u64(),
+            d["officer"].as_str(),
+            d["media_type"].as_str()
+        ),
+        (Some(1_000_000), Some("P-0417"), Some("video/mp4"))
+    );
+    assert_eq!(
+        d["start"], "2026-12-01T00:15:02.000Z",
+        "08:15:02 Beijing time"
+    );
+    assert_eq!(d["entry"], 1);
+
+    // A name that does not fit the pattern: indexed, recorder from its directory, counted.
+    std::fs::write(rec.join("clip 7.avi"), b"not a standard name").unwrap();
+    assert!(central.wait(LONG, |m| m
+        .iter()
+        .filter(|m| m.json["kind"] == "footage.indexed")
+        .count()
+        >= 2));
+    let odd = &of_kind(&central, "footage.indexed")[1];
+    assert_eq!(
+        (
+            odd["data"]["recorder"].as_str(),
+            odd["data"]["officer"].as_str()
+        ),
+        (Some("DSJ-A1-0001"), Some("P-0417"))
+    );
+    assert!(daemon.log_text().contains("dock.name_unparsed"));
+
+    // Its content changes: alarm, with both hashes; the old entry stays in the chain.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"tampered")
+        .unwrap();
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .any(|m| m.json["kind"] == "footage.altered")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let altered = &of_kind(&central, "footage.altered")[0];
+    assert_eq!(altered["prio"], "alarm");
+    assert_eq!(altered["data"]["previous_sha256"], d["sha256"]);
+    assert_eq!(
+        altered["data"]["sha256"].as_str().unwrap(),
+        sha256_of(&path)
+    );
+
+    // Renamed away and deleted before upload: missing (alarm) for each indexed path.
+    std::fs::rename(rec.join("clip 7.avi"), root.join("moved.avi")).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .filter(|m| m.json["kind"] == "footage.missing")
+            .count()
+            >= 2),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    // The moved file is indexed at its new place (a flat file: recorder unknown).
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["kind"]
+        == "footage.indexed"
+        && m.json["data"]["path"] == "moved.avi")));
+
+    // The recorder leaves: undocked.
+    std::fs::remove_dir(&rec).unwrap();
+    assert!(central.wait(LONG, |m| m
+        .iter()
+        .any(|m| m.json["kind"] == "recorder.undocked")));
+    // Storage telemetry of the footage volume.
+    let storage = of_kind(&central, "dock.storage");
+    assert!(!storage.is_empty());
+    assert!(storage[0]["data"]["free_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn thousands_of_files_at_once_and_files_added_while_stopped_are_each_indexed_once() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-dock-many");
+    let (station, root) = dock_station(&broker, "");
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["kind"] == "dock.storage")));
+    // More changes at once than the kernel's inotify queue holds (16,384 events by default;
+    // three per file): the daemon is stopped (SIGSTOP) while the dock writes, so the kernel
+    // queue overflows for real, then it goes on.
+    const N: usize = 6_000;
+    let rec = root.join("DSJ-B2-0002");
+    std::fs::create_dir(&rec).unwrap();
+    assert!(wait_until(LONG, || daemon
+        .log_text()
+        .contains("recorder docked")));
+    nix::sys::signal::kill(daemon.pid(), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    for i in 0..N {
+        let (h, m, sec) = (8 + i / 3600, i / 60 % 60, i % 60);
+        std::fs::write(
+            rec.join(format!(
+                "DSJ-B2-0002_P-0522_20261201{h:02}{m:02}{sec:02}.jpg"
+            )),
+            i.to_string(),
+        )
+        .unwrap();
+    }
+    nix::sys::signal::kill(daemon.pid(), nix::sys::signal::Signal::SIGCONT).unwrap();
+    let indexed = |c: &Subscriber| -> std::collections::BTreeMap<String, usize> {
+        let mut paths = std::collections::BTreeMap::new();
+        for e in of_kind(c, "footage.indexed") {
+            *paths
+                .entry(e["data"]["path"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        paths
+    };
+    assert!(
+        wait_until(Duration::from_secs(240), || indexed(&central).len() >= N),
+        "{} of {N} indexed; log:\n{}",
+        indexed(&central).len(),
+        daemon
+            .log_text()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let log = daemon.log_text();
+    assert!(
+        log.contains("dock.watch_overflow"),
+        "the kernel's queue overflowed and a rescan found the rest:\n{log}"
+    );
+
+    // A directory moved in whole (inotify reports the directory, not its files).
+    let outside = station.dir.path().join("incoming/DSJ-C3-0003");
+    std::fs::create_dir_all(&outside).unwrap();
+    for i in 0..20 {
+        let name = format!("DSJ-C3-0003_P-0600_202612010900{i:02}.mp4");
+        std::fs::write(outside.join(name), format!("c{i}")).unwrap();
+    }
+    std::fs::rename(&outside, root.join("DSJ-C3-0003")).unwrap();
+    assert!(
+        wait_until(LONG, || indexed(&central).len() >= N + 20),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    assert!(of_kind(&central, "recorder.docked")
+        .iter()
+        .any(|e| e["device"] == "DSJ-C3-0003"));
+    let (_, _) = daemon.terminate();
+
+    // Stopped: ten more files arrive. After the restart exactly those are indexed.
+    for i in 0..10 {
+        std::fs::write(rec.join(format!("late-{i}.jpg")), format!("late {i}")).unwrap();
+    }
+    let daemon = station.start();
+    assert!(
+        wait_until(LONG, || indexed(&central).len() >= N + 30),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let paths = indexed(&central);
+    assert_eq!(paths.len(), N + 30);
+    let twice: Vec<_> = paths.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "indexed twice: {twice:?}");
+    let (code, out) = verify(&station);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("{} entries", N + 30)), "{out}");
+}
+
+#[test]
+fn a_large_file_is_hashed_in_flat_memory() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-dock-large");
+    let (station, root) = dock_station(&broker, "");
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["kind"] == "dock.storage")));
+    let path = root.join("DSJ-A1-0001_P-0417_20261201120000.mp4");
+    // 1 GiB, sparse (the test disk need not hold it), with some data at both ends.
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(b"head").unwrap();
+    f.set_len(1 << 30).unwrap();
+    drop(f);
+    let rss_before = daemon.rss_kb();
+    assert!(
+        central.wait(Duration::from_secs(120), |m| m
+            .iter()
+            .any(|m| m.json["kind"] == "footage.indexed")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let ev = &of_kind(&central, "footage.indexed")[0];
+    assert_eq!(ev["data"]["size"], 1u64 << 30);
+    assert_eq!(ev["data"]["sha256"].as_str().unwrap(), sha256_of(&path));
+    let peak = daemon.peak_rss_kb();
+    assert!(peak < rss_before + 32 * 1024, "peak RSS {peak} kB (before hashing {rss_before} kB): hashing must not read the file into memory");
+}
+
+#[test]
+fn evidence_verify_finds_an_edited_file_a_deleted_entry_and_an_edited_entry() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-dock-verify");
+    let (station, root) = dock_station(&broker, "");
+    let daemon = station.start();
+    for i in 1..=3 {
+        std::fs::write(
+            root.join(format!("DSJ-A1-0001_P-0417_2026120108150{i}.MP4")),
+            format!("video {i}"),
+        )
+        .unwrap();
+    }
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .filter(|m| m.json["kind"] == "footage.indexed")
+            .count()
+            >= 3),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let _ = daemon.terminate();
+    let (code, out) = verify(&station);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("3 entries in the chain, 3 files hashed again"),
+        "{out}"
+    );
+
+    // A file edited behind the index's back (same size, so only the hash can tell).
+    let file = root.join("DSJ-A1-0001_P-0417_20261201081502.MP4");
+    std::fs::write(&file, "video X").unwrap();
+    let (code, out) = verify(&station);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("DSJ-A1-0001_P-0417_20261201081502.MP4: content changed"),
+        "{out}"
+    );
+    std::fs::write(&file, "video 2").unwrap();
+    assert_eq!(verify(&station).0, 0);
+
+    let db = station.dir.path().join("evidence.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    // An entry edited: its officer changed.
+    conn.execute("UPDATE entry SET officer = 'P-9999' WHERE id = 1", [])
+        .unwrap();
+    let (code, out) = verify(&station);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entry 1 was edited"), "{out}");
+    conn.execute("UPDATE entry SET officer = 'P-0417' WHERE id = 1", [])
+        .unwrap();
+    assert_eq!(verify(&station).0, 0);
+    // An entry deleted (its file's row too, so only the chain can tell).
+    conn.execute("DELETE FROM entry WHERE id = 2", []).unwrap();
+    conn.execute("DELETE FROM file WHERE entry_id = 2", [])
+        .unwrap();
+    let (code, out) = verify(&station);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entry 2 is missing"), "{out}");
+    assert!(out.contains("entry 3 does not follow"), "{out}");
+}

@@ -68,6 +68,12 @@ impl Board {
         self.changed.notified().await
     }
 
+    /// Something else central's retained state shows changed (the evidence chain's head):
+    /// the state snapshots are published again (at most every 5 s).
+    pub fn state_changed(&self) {
+        self.changed.notify_one();
+    }
+
     /// A configured device, at start: `listening` for servers, `waiting` for ports.
     pub fn register(&self, id: &str, driver: &str, state: &str) {
         let now = crate::clock::mono_ms();

@@ -202,7 +202,9 @@ pub async fn start(
         &registry,
         &evidence_index,
     )?;
-    let registry = registry.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    // The docks the dock drivers registered (none: an empty set, no `P/state/evidence`).
+    let docks = registry.service::<crate::evidence::Docks>();
     let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(crate::commands::QUEUE);
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
@@ -218,6 +220,7 @@ pub async fn start(
         station: cfg.station.id.as_str().to_string(),
         board: board.clone(),
         metrics: metrics.clone(),
+        docks: Some(docks),
     }));
     // Commands from dispatch: an input like the drivers, stopped with them.
     let answers =

@@ -13,9 +13,44 @@ pub struct Snapshots {
     pub station: String,
     pub board: Arc<Board>,
     pub metrics: Arc<Metrics>,
+    /// The body-cam docks, when the station has any (`P/state/evidence`).
+    pub docks: Option<Arc<crate::evidence::Docks>>,
 }
 
 impl Snapshots {
+    /// Every snapshot this station publishes: (name, payload).
+    pub fn all(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut out = vec![("devices", self.devices())];
+        if let Some(e) = self.evidence() {
+            out.push(("evidence", e));
+        }
+        out
+    }
+
+    /// `P/state/evidence`: the evidence chain's head, the witness central keeps (a later head
+    /// must extend it; the box cannot rewrite what came before without central seeing it).
+    pub fn evidence(&self) -> Option<Vec<u8>> {
+        let docks = self.docks.as_ref()?;
+        if docks.all().is_empty() {
+            return None;
+        }
+        let (entry, chain) = docks
+            .head()
+            .unwrap_or((0, stationd_proto::footage::chain::GENESIS));
+        let (now, clock) = crate::clock::now();
+        Some(
+            serde_json::to_vec(&json!({
+                "v": crate::event::CONTRACT_VERSION,
+                "station": self.station,
+                "ts": crate::event::format_ts_ms(now),
+                "clock": clock.as_str(),
+                "head": {"entry": entry, "chain": stationd_proto::footage::hex(&chain)},
+                "docks": docks.all().into_iter().map(|(d, _)| d).collect::<Vec<_>>(),
+            }))
+            .expect("a JSON value serialises"),
+        )
+    }
+
     /// `P/state/devices`.
     pub fn devices(&self) -> Vec<u8> {
         let mut counters: std::collections::BTreeMap<String, Map<String, Value>> =

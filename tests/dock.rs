@@ -189,6 +189,21 @@ fn footage_is_indexed_once_complete_and_changes_to_it_raise_alarms() {
     assert!(central.wait(LONG, |m| m
         .iter()
         .any(|m| m.json["kind"] == "recorder.undocked")));
+    // Central holds the chain's head, retained: the newest entry's link.
+    let newest = of_kind(&central, "footage.indexed")
+        .into_iter()
+        .chain(of_kind(&central, "footage.altered"))
+        .max_by_key(|e| e["data"]["entry"].as_u64())
+        .unwrap();
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .any(|m| m.topic == "stations/test-st01/state/evidence"
+                && m.json["head"]["entry"] == newest["data"]["entry"]
+                && m.json["head"]["chain"] == newest["data"]["chain"])),
+        "no P/state/evidence with head {}",
+        newest["data"]
+    );
     // Storage telemetry of the footage volume.
     let storage = of_kind(&central, "dock.storage");
     assert!(!storage.is_empty());

@@ -307,8 +307,12 @@ impl Uplink {
             }
             Action::PublishState => {
                 if let Some(state) = &self.state {
-                    let topic = format!("{}/state/devices", self.opts.topic_root);
-                    return io.publish(topic, true, state.devices()).await;
+                    for (name, payload) in state.all() {
+                        let topic = format!("{}/state/{name}", self.opts.topic_root);
+                        if let Some(lost) = io.publish(topic, true, payload).await {
+                            return Some(lost);
+                        }
+                    }
                 }
             }
             Action::SayOffline => {

@@ -137,7 +137,12 @@ impl DeviceConfig for DockDevice {
     /// A root that is missing at start (the volume not mounted yet) is not an error: the
     /// dock is reported offline and watched again at the next rescan.
     fn start(&self, ctx: DeviceContext) -> Result<DeviceTask, DriverError> {
-        Ok(Box::pin(super::run(self.clone(), ctx)))
+        let docks = ctx
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .service::<crate::evidence::Docks>();
+        Ok(Box::pin(super::run(self.clone(), ctx, docks)))
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -99,13 +99,14 @@ struct Dock {
     unparsed_logged: u64,
     /// Below the free-space threshold (the alarm was sent).
     storage_low: bool,
+    docks: Arc<crate::evidence::Docks>,
     /// A directory appeared: files in it may predate its watch (inotify watches a new
     /// directory only once told of it; a directory moved in brings its files silently).
     rescan_soon: bool,
 }
 
 /// Runs until shutdown.
-async fn run(d: DockDevice, ctx: DeviceContext) {
+async fn run(d: DockDevice, ctx: DeviceContext, docks: Arc<crate::evidence::Docks>) {
     let DeviceContext {
         sink,
         shutdown,
@@ -128,6 +129,23 @@ async fn run(d: DockDevice, ctx: DeviceContext) {
         }
         Err(_) => return,
     };
+    // The commands and the retained state find the dock and its index here; the head as it
+    // stands is central's witness from the first connection on.
+    docks.add(
+        &d.id,
+        crate::evidence::DockHandle {
+            root: d.root.clone(),
+            index: index.clone(),
+        },
+    );
+    if let Ok(Ok((id, head))) = tokio::task::spawn_blocking({
+        let index = index.clone();
+        move || index.lock().unwrap_or_else(|p| p.into_inner()).head()
+    })
+    .await
+    {
+        docks.set_head(id, head);
+    }
     let hasher = match hasher::Hasher::start(&d.id) {
         Ok(h) => h,
         Err(e) => {
@@ -147,6 +165,7 @@ async fn run(d: DockDevice, ctx: DeviceContext) {
         candidates: HashMap::new(),
         unparsed_logged: 0,
         storage_low: false,
+        docks,
         rescan_soon: false,
     };
     let (tx, mut watch) = mpsc::channel::<Watch>(4096);
@@ -573,6 +592,10 @@ impl Dock {
         else {
             return true;
         };
+        if let Some((entry, link)) = appended.last() {
+            self.docks.set_head(entry.id, *link);
+            self.board.state_changed();
+        }
         for ((new, (entry, link)), prev) in news.iter().zip(appended).zip(previous) {
             let mut data = json!({
                 "dock": self.d.id, "recorder": new.recorder, "officer": new.officer, "path": new.path,

@@ -393,3 +393,148 @@ fn evidence_verify_finds_an_edited_file_a_deleted_entry_and_an_edited_entry() {
     assert!(out.contains("entry 2 is missing"), "{out}");
     assert!(out.contains("entry 3 does not follow"), "{out}");
 }
+
+#[test]
+fn footage_is_uploaded_on_request_byte_identical_rate_capped_and_retried_after_a_cut() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-dock-upload");
+    let nginx = Nginx::start();
+    let station = common::dispatch::station(&broker, "");
+    let root = station.dir.path().join("footage");
+    std::fs::create_dir_all(&root).unwrap();
+    station.append_config(&format!(
+        "\n[[device]]\nid = \"dock0\"\ndriver = \"dock\"\nroot = \"{}\"\nsettle_s = 1\nupload_kbit_s = 4000\n",
+        root.display()
+    ));
+    let daemon = station.start();
+    // 1.5 MB of varied bytes, and a small file.
+    let big = root.join("DSJ-A1-0001_P-0417_20261201081502.MP4");
+    let bytes: Vec<u8> = (0..1_500_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&big, &bytes).unwrap();
+    std::fs::write(
+        root.join("DSJ-A1-0001_P-0417_20261201090000.jpg"),
+        b"a still",
+    )
+    .unwrap();
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .filter(|m| m.json["kind"] == "footage.indexed")
+            .count()
+            >= 2),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let sha = sha256_of(&big);
+    let answer = |id: &str| -> serde_json::Value {
+        assert!(
+            wait_until(Duration::from_secs(90), || !common::dispatch::answers(
+                &central, id
+            )
+            .is_empty()),
+            "no answer to {id}; log:\n{}",
+            daemon.log_text()
+        );
+        common::dispatch::answers(&central, id)[0].clone()
+    };
+
+    // By hash, to nginx: byte-identical, at no more than the cap (4000 kbit/s = 500 kB/s).
+    let started = std::time::Instant::now();
+    common::dispatch::send(
+        broker.port,
+        "footage.upload",
+        "u-1",
+        serde_json::json!({"sha256": sha, "url": nginx.url("upload/u1.mp4")}),
+    );
+    let a = answer("u-1");
+    let elapsed = started.elapsed();
+    assert_eq!(a["status"], "done", "{a}");
+    assert_eq!(
+        std::fs::read(nginx.stored("u1.mp4")).unwrap(),
+        bytes,
+        "the server got other bytes"
+    );
+    let r = &a["result"];
+    assert_eq!(
+        (
+            r["bytes"].as_u64(),
+            r["sha256"].as_str(),
+            r["attempts"].as_u64()
+        ),
+        (Some(1_500_000), Some(sha.as_str()), Some(1)),
+        "{a}"
+    );
+    let rate = r["rate_kbit_s"].as_u64().unwrap();
+    assert!(
+        (2000..=4400).contains(&rate),
+        "measured {rate} kbit/s against a 4000 kbit/s cap: {a}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(2500),
+        "1.5 MB at 500 kB/s took only {elapsed:?}"
+    );
+
+    // Through a link that drops after 300 kB: retried from the start, still identical.
+    let relay = cutting_relay(nginx.port, 1, 300_000);
+    common::dispatch::send(
+        broker.port,
+        "footage.upload",
+        "u-2",
+        serde_json::json!({"path": "DSJ-A1-0001_P-0417_20261201081502.MP4", "url": format!("http://127.0.0.1:{relay}/upload/u2.mp4")}),
+    );
+    let a = answer("u-2");
+    assert_eq!(a["status"], "done", "{a}");
+    assert_eq!(a["result"]["attempts"], 2, "{a}");
+    assert_eq!(std::fs::read(nginx.stored("u2.mp4")).unwrap(), bytes);
+    assert!(daemon.log_text().contains("footage.upload_retry"));
+
+    // Refused by the server: failed with the reason, not retried.
+    common::dispatch::send(
+        broker.port,
+        "footage.upload",
+        "u-3",
+        serde_json::json!({"path": "DSJ-A1-0001_P-0417_20261201090000.jpg", "url": nginx.url("forbidden/x.jpg")}),
+    );
+    let a = answer("u-3");
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(a["reason"].as_str().unwrap().contains("HTTP 403"), "{a}");
+    assert_eq!(a["result"]["attempts"], 1, "{a}");
+    // An unknown file, bad arguments.
+    common::dispatch::send(
+        broker.port,
+        "footage.upload",
+        "u-4",
+        serde_json::json!({"sha256": "00", "url": nginx.url("upload/x")}),
+    );
+    assert!(answer("u-4")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no indexed file"));
+    common::dispatch::send(
+        broker.port,
+        "footage.upload",
+        "u-5",
+        serde_json::json!({"sha256": sha}),
+    );
+    assert_eq!(answer("u-5")["status"], "refused");
+
+    // What the station holds, by officer: the uploaded one says so.
+    common::dispatch::send(
+        broker.port,
+        "footage.list",
+        "l-1",
+        serde_json::json!({"officer": "P-0417", "from": "2026-12-01T00:00:00Z", "limit": 1}),
+    );
+    let a = answer("l-1");
+    assert_eq!(a["status"], "done", "{a}");
+    let r = &a["result"];
+    assert_eq!(
+        (r["matched"].as_u64(), r["truncated"].as_bool()),
+        (Some(2), Some(true)),
+        "{a}"
+    );
+    assert_eq!(r["files"][0]["sha256"], sha.as_str(), "earliest first: {a}");
+    assert_eq!(r["files"][0]["uploaded"], true, "{a}");
+}

@@ -39,6 +39,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
+# nginx (its WebDAV PUT) is the upload server of the footage tests, started by each test on a
+# free loopback port. Installed without starting the distribution's own service.
+have_nginx() { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; }
+if ! have_nginx && [ "$(id -u)" = 0 ]; then
+  say "installing nginx (the footage upload tests run their own on a loopback port)"
+  no_start=no
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && no_start=yes
+  fi
+  apt_install nginx-core || apt_install nginx || true
+  [ "$no_start" = yes ] && rm -f /usr/sbin/policy-rc.d
+fi
+have_nginx || echo "nginx is missing (apt-get install nginx-core): the footage upload test will fail" >&2
 # libfaketime steps the daemon's wall clock in tests/systemd.rs (the watchdog must not notice).
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || apt_install libfaketime || true
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || echo "libfaketime is missing (apt-get install libfaketime): the wall-clock step test will fail" >&2

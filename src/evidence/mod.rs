@@ -29,11 +29,12 @@ pub struct Docks {
     head: Mutex<Option<(i64, [u8; 32])>>,
 }
 
-/// One dock: where its files are and its index connection.
+/// One dock: where its files are, its index connection, how its footage is uploaded.
 #[derive(Clone)]
 pub struct DockHandle {
     pub root: PathBuf,
     pub index: Arc<Mutex<EvidenceIndex>>,
+    pub upload: crate::drivers::dock::UploadSettings,
 }
 
 impl Docks {

@@ -232,6 +232,30 @@ impl EvidenceIndex {
         rows.collect::<Result<_, _>>().map_err(|e| self.map(e))
     }
 
+    /// Every file of `dock` with its recording's start (Unix ms), for `footage.list`.
+    pub fn files_with_start(&self, dock: &str) -> Result<Vec<(FileRow, Option<i64>)>, IndexError> {
+        let starts: std::collections::HashMap<i64, Option<i64>> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT e.id, e.start_ms FROM file f JOIN entry e ON e.id = f.entry_id WHERE f.dock = ?1",
+                )
+                .map_err(|e| self.map(e))?;
+            let rows = stmt
+                .query_map(params![dock], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| self.map(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.map(e))?
+        };
+        Ok(self
+            .files(dock)?
+            .into_iter()
+            .map(|f| {
+                let start = starts.get(&f.entry_id).copied().flatten();
+                (f, start)
+            })
+            .collect())
+    }
+
     /// The file's size and mtime changed but not its content (touched, or copied again).
     pub fn touch(
         &self,

@@ -766,6 +766,125 @@ impl Drop for PtyRadio {
     }
 }
 
+/// nginx from the distribution as central's upload server: WebDAV PUT under `/upload/` (files
+/// land in [`Nginx::stored`]), `403` under `/forbidden/`, on a free loopback port; killed on
+/// drop.
+pub struct Nginx {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Nginx {
+    pub fn start() -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let www = dir.path().join("www");
+        std::fs::create_dir_all(www.join("upload")).unwrap();
+        // As root the workers would switch to nobody and could not write into the test's
+        // directory: keep them root (only ever on 127.0.0.1).
+        let user = if nix::unistd::Uid::effective().is_root() {
+            "user root;"
+        } else {
+            ""
+        };
+        let conf = format!(
+            "{user}\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {www};\n    client_max_body_size 0;\n    location /upload/ {{ dav_methods PUT; create_full_put_path on; dav_access user:rw; }}\n    location /forbidden/ {{ return 403; }}\n  }}\n}}\n",
+            d = dir.path().display(),
+            www = www.display()
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new(if Path::new("/usr/sbin/nginx").exists() {
+            "/usr/sbin/nginx"
+        } else {
+            "nginx"
+        })
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .arg("-p")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx (apt-get install nginx-core; tests/run.sh installs it)");
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        Nginx { port, dir, child }
+    }
+
+    /// What a PUT to `/upload/{name}` stored.
+    pub fn stored(&self, name: &str) -> PathBuf {
+        self.dir.path().join("www/upload").join(name)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP relay to `upstream` on a free loopback port that cuts its first `cuts` connections
+/// after relaying `after` bytes from the client (a link that drops mid-upload); later
+/// connections pass whole.
+pub fn cutting_relay(upstream: u16, cuts: usize, after: usize) -> u16 {
+    let port = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(client) = conn else { continue };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let cut = n < cuts;
+            std::thread::spawn(move || relay(client, server, cut.then_some(after)));
+        }
+    });
+    port
+}
+
+fn relay(client: TcpStream, server: TcpStream, cut_after: Option<usize>) {
+    use std::io::Read;
+    let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let (mut s_read, mut c_write) = (server, client);
+    let back = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut s_read, &mut c_write);
+        let _ = c_write.shutdown(std::net::Shutdown::Both);
+    });
+    let mut buf = [0u8; 16 * 1024];
+    let mut relayed = 0usize;
+    loop {
+        let n = match c_read.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if cut_after.is_some_and(|a| relayed + n > a) {
+            // The link drops: both sides see the connection end mid-request.
+            let _ = c_read.shutdown(std::net::Shutdown::Both);
+            let _ = s_write.shutdown(std::net::Shutdown::Both);
+            break;
+        }
+        if s_write.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        relayed += n;
+    }
+    let _ = s_write.shutdown(std::net::Shutdown::Write);
+    let _ = back.join();
+}
+
 /// Central dispatch's side of commands: the test keys (tests/data/keys), signed messages, and
 /// publishing them as dispatch does (QoS 1, waiting for each PUBACK).
 pub mod dispatch {

@@ -37,6 +37,12 @@ pub struct DockDevice {
     /// The recorders' clock, which names are written in: `+08:00` (China) by default.
     #[serde(default = "default_utc_offset")]
     pub utc_offset: String,
+    /// `footage.upload` sends at most this many kilobits per second (well below the uplink's
+    /// capacity, so telemetry and alarms keep flowing beside an upload).
+    #[serde(default = "default_upload_kbit_s")]
+    pub upload_kbit_s: u64,
+    /// A CA certificate (PEM) for central's upload server, besides the public roots.
+    pub upload_ca_file: Option<PathBuf>,
 }
 
 /// Who carries a recorder.
@@ -61,6 +67,9 @@ fn default_storage_s() -> u64 {
 }
 fn default_min_free_pct() -> u8 {
     10
+}
+fn default_upload_kbit_s() -> u64 {
+    2000
 }
 fn default_utc_offset() -> String {
     "+08:00".into()
@@ -103,6 +112,9 @@ impl CheckedConfig for DockDevice {
         if self.settle_s == 0 || self.rescan_s == 0 || self.storage_s == 0 {
             return Err("settle_s, rescan_s and storage_s must be positive".into());
         }
+        if self.upload_kbit_s == 0 {
+            return Err("upload_kbit_s must be positive (2000 = 2 Mbit/s)".into());
+        }
         if self.min_free_pct > 100 {
             return Err("min_free_pct is a percentage (0 to 100)".into());
         }
@@ -137,11 +149,17 @@ impl DeviceConfig for DockDevice {
     /// A root that is missing at start (the volume not mounted yet) is not an error: the
     /// dock is reported offline and watched again at the next rescan.
     fn start(&self, ctx: DeviceContext) -> Result<DeviceTask, DriverError> {
-        let docks = ctx
-            .commands
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .service::<crate::evidence::Docks>();
+        let docks = {
+            let mut commands = ctx.commands.lock().unwrap_or_else(|p| p.into_inner());
+            let docks = commands.service::<crate::evidence::Docks>();
+            commands.add_once(std::sync::Arc::new(super::upload::UploadCommand {
+                docks: docks.clone(),
+            }));
+            commands.add_once(std::sync::Arc::new(super::upload::ListCommand {
+                docks: docks.clone(),
+            }));
+            docks
+        };
         Ok(Box::pin(super::run(self.clone(), ctx, docks)))
     }
     fn as_any(&self) -> &dyn Any {

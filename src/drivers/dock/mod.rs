@@ -13,8 +13,10 @@
 mod config;
 mod hasher;
 mod scan;
+pub mod upload;
 
 pub use config::{DockDevice, RecorderEntry};
+pub use upload::UploadSettings;
 
 use super::{DeviceContext, DeviceSink, Driver};
 use crate::event::{Event, Priority};
@@ -136,6 +138,10 @@ async fn run(d: DockDevice, ctx: DeviceContext, docks: Arc<crate::evidence::Dock
         crate::evidence::DockHandle {
             root: d.root.clone(),
             index: index.clone(),
+            upload: UploadSettings {
+                kbit_s: d.upload_kbit_s,
+                ca_file: d.upload_ca_file.clone(),
+            },
         },
     );
     if let Ok(Ok((id, head))) = tokio::task::spawn_blocking({

@@ -307,9 +307,12 @@ fn thousands_of_files_at_once_and_files_added_while_stopped_are_each_indexed_onc
 fn a_large_file_is_hashed_in_flat_memory() {
     let broker = Broker::started();
     let central = Subscriber::connect(broker.port, "central-dock-large");
-    let (station, root) = dock_station(&broker, "");
+    // A threshold no volume meets: the free-space alarm is raised too.
+    let (station, root) = dock_station(&broker, "min_free_pct = 100");
     let daemon = station.start();
-    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["kind"] == "dock.storage")));
+    assert!(central.wait(LONG, |m| m
+        .iter()
+        .any(|m| m.json["kind"] == "dock.storage_low" && m.json["prio"] == "alarm")));
     let path = root.join("DSJ-A1-0001_P-0417_20261201120000.mp4");
     // 1 GiB, sparse (the test disk need not hold it), with some data at both ends.
     let mut f = std::fs::File::create(&path).unwrap();

@@ -17,6 +17,10 @@
 //!    per second end to end, RSS), and the time from an emergency status line on the serial
 //!    port to the alarm at the broker (median, p99).
 //!
+//! 7. The body-cam dock (`BENCH_ONLY=dock`): small files indexed per second end to end, the
+//!    hashing rate and the daemon's peak RSS on a 4 GiB file, and `footage.upload`'s rate
+//!    against its cap (nginx on loopback).
+//!
 //! `BENCH_SCALE=0.1` shrinks every size (a quick look); the goals are judged at scale 1.
 #![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
 
@@ -240,6 +244,9 @@ fn main() {
     }
     if section("commands") {
         commands(scale(5_000), scale(50_000));
+    }
+    if section("dock") {
+        dock(scale(5_000));
     }
     if section("tetra") {
         tetra(scale(1_000_000), scale(20_000), scale(1_000));
@@ -996,30 +1003,7 @@ fn tetra(n_decode: u64, n_reports: u64, n_alarms: u64) {
         "2001", "9001",
     )));
     let mut pty = common::PtyRadio::plug_in(&link, radio);
-    let (tx, arrivals) = std::sync::mpsc::channel::<(Instant, String)>();
-    let central = {
-        let port = broker.port;
-        std::thread::spawn(move || {
-            let mut o = rumqttc::MqttOptions::new("bench-tetra-central", "127.0.0.1", port);
-            o.set_max_packet_size(1 << 20, 1 << 20);
-            let (client, mut conn) = rumqttc::Client::new(o, 1000);
-            client
-                .subscribe("stations/#", rumqttc::QoS::AtLeastOnce)
-                .unwrap();
-            for ev in conn.iter() {
-                match ev {
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                        if tx.send((Instant::now(), p.topic)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => return,
-                }
-            }
-        })
-    };
-    let _ = central;
+    let arrivals = central_arrivals(broker.port, "bench-tetra-central");
     let text = format!(
         "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:{}\"]\n[buffer]\npath = \"{}\"\n[[device]]\nid = \"radio0\"\ndriver = \"tetra\"\npath = \"{}\"\nbaud = 115200\npoll_s = 30\n",
         broker.port,
@@ -1098,4 +1082,157 @@ fn tetra(n_decode: u64, n_reports: u64, n_alarms: u64) {
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = child.wait();
+}
+
+/// A subscriber on `stations/#` that hands over (arrival time, topic) of every message.
+fn central_arrivals(port: u16, name: &str) -> std::sync::mpsc::Receiver<(Instant, String)> {
+    let (tx, arrivals) = std::sync::mpsc::channel::<(Instant, String)>();
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        let mut o = rumqttc::MqttOptions::new(name, "127.0.0.1", port);
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut conn) = rumqttc::Client::new(o, 1000);
+        client
+            .subscribe("stations/#", rumqttc::QoS::AtLeastOnce)
+            .unwrap();
+        for ev in conn.iter() {
+            match ev {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    if tx.send((Instant::now(), p.topic)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    arrivals
+}
+
+/// Waits for `n` messages whose topic ends with `suffix`; the arrival of the last.
+fn arrivals_of(
+    arrivals: &std::sync::mpsc::Receiver<(Instant, String)>,
+    suffix: &str,
+    n: u64,
+) -> Instant {
+    let mut got = 0;
+    loop {
+        let (at, topic) = arrivals
+            .recv_timeout(Duration::from_secs(300))
+            .unwrap_or_else(|_| panic!("{suffix}: {got} of {n} after 300 s"));
+        if topic.ends_with(suffix) {
+            got += 1;
+            if got >= n {
+                return at;
+            }
+        }
+    }
+}
+
+fn dock(n_small: u64) {
+    let broker = common::Broker::started();
+    let arrivals = central_arrivals(broker.port, "bench-dock-central");
+    let nginx = common::Nginx::start();
+    let dir = bench_dir("dock");
+    let root = dir.join("footage");
+    std::fs::create_dir_all(root.join("DSJ-A1-0001")).unwrap();
+    let key =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keys/dispatch-test.pub");
+    let text = |kbit: u64| {
+        format!(
+            "[station]\nid = \"test-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:{}\"]\n[buffer]\npath = \"{}\"\n[commands]\npublic_key_file = \"{}\"\n[[device]]\nid = \"dock0\"\ndriver = \"dock\"\nroot = \"{}\"\nsettle_s = 1\nupload_kbit_s = {kbit}\n",
+            broker.port,
+            dir.join("dock.db").display(),
+            key.display(),
+            root.display()
+        )
+    };
+    let start_daemon = |kbit: u64| {
+        std::fs::write(dir.join("dock.toml"), text(kbit)).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+            .args(["run", "--config"])
+            .arg(dir.join("dock.toml"))
+            .env("RUST_LOG", "error")
+            .env("STATIOND_CONTROL_SOCKET", dir.join("dock-control.sock"))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let stop = |mut child: std::process::Child| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = child.wait();
+    };
+    let child = start_daemon(2000);
+    arrivals_of(&arrivals, "/status", 1);
+    // Small files (10 kB, a still's size) written at once: until the last footage.indexed.
+    let start = Instant::now();
+    for i in 0..n_small {
+        let (h, m, s) = (8 + i / 3600, i / 60 % 60, i % 60);
+        std::fs::write(
+            root.join(format!(
+                "DSJ-A1-0001/DSJ-A1-0001_P-0417_20261201{h:02}{m:02}{s:02}_{i}.jpg"
+            )),
+            vec![(i % 251) as u8; 10_000],
+        )
+        .unwrap();
+    }
+    let last = arrivals_of(&arrivals, "/event/footage.indexed", n_small);
+    let secs = last.duration_since(start).as_secs_f64();
+    println!("dock     {n_small} small files (10 kB) written at once: {:>6.0} files/s indexed end to end (hashed, chained in evidence.db, footage.indexed at central; includes settle_s = 1)", n_small as f64 / secs);
+    // A 4 GiB file (sparse: the hash rate, not the disk's) and the daemon's peak RSS.
+    let pid = child.id();
+    let before = vm_hwm_kb(pid);
+    let big = root.join("DSJ-A1-0001_P-0417_20261201120000.mp4");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(4 << 30).unwrap();
+    drop(f);
+    let start = Instant::now();
+    let mut peak = before;
+    loop {
+        peak = peak.max(vm_hwm_kb(pid));
+        match arrivals.recv_timeout(Duration::from_millis(50)) {
+            Ok((at, topic)) if topic.ends_with("/event/footage.indexed") => {
+                let secs = at.duration_since(start).as_secs_f64();
+                println!("dock     4 GiB file hashed and indexed: {:>6.0} MB/s (SHA-256, one core, idle I/O class); daemon peak RSS {:.1} MB before, {:.1} MB after", 4096.0 * 1.048_576 / secs, before as f64 / 1024.0, peak.max(vm_hwm_kb(pid)) as f64 / 1024.0);
+                break;
+            }
+            _ => assert!(
+                start.elapsed() < Duration::from_secs(600),
+                "the 4 GiB file was not indexed in 600 s"
+            ),
+        }
+    }
+    std::fs::remove_file(&big).unwrap();
+    stop(child);
+    // Upload: 20 MB to nginx under two caps.
+    let up = root.join("DSJ-A1-0001_P-0417_20261201130000.mp4");
+    let bytes: Vec<u8> = (0..20_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    std::fs::write(&up, &bytes).unwrap();
+    for (n, cap) in [(1, 40_000u64), (2, 400_000u64)] {
+        let child = start_daemon(cap);
+        arrivals_of(&arrivals, "/status", 1);
+        if n == 1 {
+            arrivals_of(&arrivals, "/event/footage.indexed", 1);
+        }
+        let start = Instant::now();
+        common::dispatch::send(
+            broker.port,
+            "footage.upload",
+            &format!("b-{n}"),
+            serde_json::json!({"path": "DSJ-A1-0001_P-0417_20261201130000.mp4", "url": nginx.url(&format!("upload/b{n}.mp4"))}),
+        );
+        let at = arrivals_of(&arrivals, &format!("/cmd-result/b-{n}"), 1);
+        let secs = at.duration_since(start).as_secs_f64();
+        let ok = std::fs::read(nginx.stored(&format!("b{n}.mp4")))
+            .map(|b| b == bytes)
+            .unwrap_or(false);
+        println!("dock     footage.upload of 20 MB to nginx with upload_kbit_s = {cap}: {:>8.0} kbit/s end to end ({:.0} % of the cap), byte-identical: {ok}", 20_000_000.0 * 8.0 / 1000.0 / secs, 20_000_000.0 * 8.0 / 1000.0 / secs / cap as f64 * 100.0);
+        stop(child);
+    }
 }

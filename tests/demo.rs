@@ -61,6 +61,10 @@ fn demo_runs_outages_and_central_receives_everything() {
         "the base radio's handhelds, through the PEI on a pty: {summary}"
     );
     assert!(
+        number_before(" footage files indexed") >= 1,
+        "the dock's footage, hashed and chained: {summary}"
+    );
+    assert!(
         number_before(" commands answered") >= 2,
         "dispatch's signed ping and text to car-02 were answered: {summary}"
     );

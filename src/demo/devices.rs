@@ -289,6 +289,55 @@ fn handheld_traffic(t: u64) -> Vec<u8> {
     out
 }
 
+/// The body-cam dock: recorders dock one after another (their directory appears under `root`)
+/// and unload their footage as a collection station does, a file every few seconds, each
+/// written in pieces and named `{recorder}_{officer}_{start}.MP4` in Beijing time.
+pub(super) fn simulate_dock(
+    root: &Path,
+    stop: CancellationToken,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    use std::io::Write;
+    std::fs::create_dir_all(root)?;
+    let root = root.to_path_buf();
+    const RECORDERS: [(&str, &str); 3] = [
+        ("DSJ-A1-0001", "P-0417"),
+        ("DSJ-A1-0002", "P-0522"),
+        ("DSJ-A1-0003", "A-1031"),
+    ];
+    Ok(std::thread::Builder::new()
+        .name("demo-dock".into())
+        .spawn(move || {
+            let mut t = 0u64;
+            while !stop.is_cancelled() {
+                let (recorder, officer) = RECORDERS[(t / 20 % 3) as usize];
+                let dir = root.join(recorder);
+                if t % 4 == 2 && std::fs::create_dir_all(&dir).is_ok() {
+                    // Beijing time of "when it was recorded": a while ago.
+                    let ms = crate::clock::unix_ms() + 8 * 3_600_000 - 600_000;
+                    let when = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                    let name = format!(
+                        "{recorder}_{officer}_{:04}{:02}{:02}{:02}{:02}{:02}.MP4",
+                        when.year(),
+                        when.month() as u8,
+                        when.day(),
+                        when.hour(),
+                        when.minute(),
+                        when.second()
+                    );
+                    if let Ok(mut f) = std::fs::File::create(dir.join(name)) {
+                        for piece in 0..4u8 {
+                            let _ = f.write_all(&[piece.wrapping_add(t as u8); 64 * 1024]);
+                        }
+                    }
+                }
+                t += 1;
+                #[allow(clippy::disallowed_methods)] // the simulated dock's own thread
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })?)
+}
+
 /// The duty roster and the station's door panel, as JSON lines from another local system
 /// (its own kinds: `radio.*` and the other reserved namespaces are the daemon's).
 pub(super) async fn simulate_inputs(port: u16, stop: CancellationToken) {

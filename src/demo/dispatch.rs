@@ -1,7 +1,7 @@
 //! The demo's central dispatch side of commands: a real MQTT client on central's broker that
 //! sends the station signed commands now and then — a `ping`, a text to patrol car 02's
-//! terminal, an SDS text to handheld 1001 through the base radio — as the command centre
-//! would. The key is the test key of `tests/data/keys`
+//! terminal, an SDS text to handheld 1001 through the base radio, the list of an officer's
+//! body-cam footage — as the command centre would. The key is the test key of `tests/data/keys`
 //! (public in the repository: it proves nothing outside the demo).
 
 use crate::command::{signing_key_from_pem, Command};
@@ -16,7 +16,7 @@ const PRIVATE_KEY: &str = include_str!("../../tests/data/keys/dispatch-test.key"
 pub(super) type Sent = std::sync::mpsc::Sender<(String, String)>;
 
 /// Every `every`, a signed command to `station`, in turn: ping, a text to car-02, a text to
-/// handheld 1001.
+/// handheld 1001, the body-cam footage officer P-0417 recorded.
 pub(super) async fn dispatch(
     central_port: u16,
     station: &'static str,
@@ -48,7 +48,7 @@ pub(super) async fn dispatch(
         let now = crate::clock::unix_ms();
         let id = format!("demo-{n}");
         let mut a = serde_json::Map::new();
-        let (name, what) = match n % 3 {
+        let (name, what) = match n % 4 {
             1 => ("ping", "ping"),
             2 => {
                 a.insert("car".into(), "car-02".into());
@@ -58,10 +58,15 @@ pub(super) async fn dispatch(
                 );
                 ("jt808.text", "jt808.text to car-02")
             }
-            _ => {
+            3 => {
                 a.insert("to".into(), "1001".into());
                 a.insert("text".into(), "请回电指挥中心 / call dispatch".into());
                 ("radio.text", "radio.text to 1001")
+            }
+            _ => {
+                a.insert("officer".into(), "P-0417".into());
+                a.insert("limit".into(), 5.into());
+                ("footage.list", "footage.list of P-0417")
             }
         };
         let (args, what) = (a, what.to_string());

@@ -13,7 +13,9 @@
 //!   GNSS receiver (patrol car 04's, GPS + BeiDou) speaking NMEA 0183 into a pseudo-terminal
 //!   that the daemon reads as a serial port with its `nmea` driver; and the station's TETRA
 //!   base radio on another pseudo-terminal (the `tetra` driver, the PEI's AT commands), passing
-//!   on its handhelds' positions, talk bursts, texts and an emergency button now and then.
+//!   on its handhelds' positions, talk bursts, texts and an emergency button now and then;
+//!   and a body-cam dock, a directory where recorders dock and unload their footage, indexed
+//!   in the evidence chain.
 //! - **Dispatch** sends signed commands: a ping, a text to car 02's terminal, an SDS text to
 //!   handheld 1001 through the base radio.
 //!
@@ -25,7 +27,9 @@ mod dispatch;
 use crate::config::Config;
 use crate::outbox::Reader;
 use anyhow::Context;
-use devices::{simulate_base_radio, simulate_inputs, simulate_receiver, simulate_terminal, CARS};
+use devices::{
+    simulate_base_radio, simulate_dock, simulate_inputs, simulate_receiver, simulate_terminal, CARS,
+};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -72,6 +76,8 @@ struct CentralView {
     answered: u64,
     /// The retained device board (`P/state/devices`): devices per state.
     board: String,
+    /// The evidence chain's head as central holds it (`P/state/evidence`).
+    evidence_head: u64,
 }
 
 impl CentralView {
@@ -88,6 +94,10 @@ impl CentralView {
             }
             let parts: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
             self.board = parts.join(", ");
+            return;
+        }
+        if topic.ends_with("/state/evidence") {
+            self.evidence_head = v["head"]["entry"].as_u64().unwrap_or(0);
             return;
         }
         if let Some(id) = topic.split("/cmd-result/").nth(1) {
@@ -222,10 +232,21 @@ path = "{gps}"
 [[device]]
 id = "radio0"
 path = "{radio}"
+
+# The body-cam dock: the directory a collection station writes.
+[[device]]
+id = "dock0"
+driver = "dock"
+root = "{footage}"
+settle_s = 2
+storage_s = 10
+[device.recorders]
+"DSJ-A1-0003" = {{ officer = "A-1031" }}
 "#,
         db = dir.join("outbox.db").display(),
         gps = dir.join("gps0").display(),
         radio = dir.join("radio0").display(),
+        footage = dir.join("footage").display(),
         key = dir.join("dispatch.pub").display()
     );
     std::fs::write(dir.join("dispatch.pub"), dispatch::PUBLIC_KEY)?;
@@ -363,12 +384,15 @@ fn render(
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
     s.push_str(&format!(
-        "  by kind: {}\n  car-01..03 positions from their JT/T 808 terminals (TCP): {}\n  car-04 positions from its GNSS receiver (NMEA over a serial port): {}\n  handheld radio positions through the base radio (TETRA PEI over a serial port): {}, emergencies {}\n\n  latest at central:\n",
+        "  by kind: {}\n  car-01..03 positions from their JT/T 808 terminals (TCP): {}\n  car-04 positions from its GNSS receiver (NMEA over a serial port): {}\n  handheld radio positions through the base radio (TETRA PEI over a serial port): {}, emergencies {}\n  body-cam footage indexed from the dock: {} files, {} recorders docked; evidence chain head at central: entry {}\n\n  latest at central:\n",
         kinds.join(", "),
         view.terminal_positions,
         view.receiver_positions,
         view.radio_positions,
-        view.by_kind.get("radio.emergency").copied().unwrap_or(0)
+        view.by_kind.get("radio.emergency").copied().unwrap_or(0),
+        view.by_kind.get("footage.indexed").copied().unwrap_or(0),
+        view.by_kind.get("recorder.docked").copied().unwrap_or(0),
+        view.evidence_head
     ));
     for l in &view.recent {
         s.push_str(&format!("    {l}\n"));
@@ -441,6 +465,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let inputs_stop = CancellationToken::new();
         let receiver = simulate_receiver(&dir.0.join("gps0"), inputs_stop.clone())?;
         let base_radio = simulate_base_radio(&dir.0.join("radio0"), inputs_stop.clone())?;
+        let dock = simulate_dock(&dir.0.join("footage"), inputs_stop.clone())?;
         let control = dir.0.join("control.sock");
         let hint = format!("technician's view, in another terminal: STATIOND_CONTROL_SOCKET={} stationd devices", control.display());
         if plain {
@@ -487,7 +512,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             let _ = t.await;
         }
         let _ = dispatcher.await;
-        let _ = tokio::task::spawn_blocking(move || (receiver.join(), base_radio.join())).await;
+        let _ = tokio::task::spawn_blocking(move || (receiver.join(), base_radio.join(), dock.join())).await;
         let _ = link_tx.send(true);
         let drain_deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -507,12 +532,13 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             view.take(&topic, &payload);
         }
         println!(
-            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver, {} positions from handheld radios; {} commands answered), {} duplicates, {} missing seqs; station {}",
+            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver, {} positions from handheld radios; {} footage files indexed; {} commands answered), {} duplicates, {} missing seqs; station {}",
             view.received,
             view.historical,
             view.terminal_positions,
             view.receiver_positions,
             view.radio_positions,
+            view.by_kind.get("footage.indexed").copied().unwrap_or(0),
             view.answered,
             view.duplicates,
             view.missing(),

@@ -34,6 +34,19 @@ fn of_kind(central: &Subscriber, kind: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Waits until central has `n` events of `kind` (the daemon's log in the failure).
+fn wait_for(central: &Subscriber, daemon: &Daemon, kind: &str, n: usize) {
+    assert!(
+        central.wait(LONG, |m| m
+            .iter()
+            .filter(|m| m.json["kind"] == kind)
+            .count()
+            >= n),
+        "fewer than {n} {kind}; log:\n{}",
+        daemon.log_text()
+    );
+}
+
 fn sha256_of(path: &Path) -> String {
     // An independent hash: coreutils, not the daemon's code.
     let out = std::process::Command::new("sha256sum")
@@ -251,13 +264,7 @@ fn thousands_of_files_at_once_and_files_added_while_stopped_are_each_indexed_onc
         wait_until(Duration::from_secs(240), || indexed(&central).len() >= N),
         "{} of {N} indexed; log:\n{}",
         indexed(&central).len(),
-        daemon
-            .log_text()
-            .lines()
-            .rev()
-            .take(20)
-            .collect::<Vec<_>>()
-            .join("\n")
+        daemon.log_tail(20)
     );
     let log = daemon.log_text();
     assert!(
@@ -347,15 +354,7 @@ fn evidence_verify_finds_an_edited_file_a_deleted_entry_and_an_edited_entry() {
         )
         .unwrap();
     }
-    assert!(
-        central.wait(LONG, |m| m
-            .iter()
-            .filter(|m| m.json["kind"] == "footage.indexed")
-            .count()
-            >= 3),
-        "log:\n{}",
-        daemon.log_text()
-    );
+    wait_for(&central, &daemon, "footage.indexed", 3);
     let _ = daemon.terminate();
     let (code, out) = verify(&station);
     assert_eq!(code, 0, "{out}");
@@ -421,26 +420,10 @@ fn footage_is_uploaded_on_request_byte_identical_rate_capped_and_retried_after_a
         b"a still",
     )
     .unwrap();
-    assert!(
-        central.wait(LONG, |m| m
-            .iter()
-            .filter(|m| m.json["kind"] == "footage.indexed")
-            .count()
-            >= 2),
-        "log:\n{}",
-        daemon.log_text()
-    );
+    wait_for(&central, &daemon, "footage.indexed", 2);
     let sha = sha256_of(&big);
     let answer = |id: &str| -> serde_json::Value {
-        assert!(
-            wait_until(Duration::from_secs(90), || !common::dispatch::answers(
-                &central, id
-            )
-            .is_empty()),
-            "no answer to {id}; log:\n{}",
-            daemon.log_text()
-        );
-        common::dispatch::answers(&central, id)[0].clone()
+        common::dispatch::answer(&central, id, Duration::from_secs(90), &daemon)
     };
 
     // By hash, to nginx: byte-identical, at no more than the cap (4000 kbit/s = 500 kB/s).

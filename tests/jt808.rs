@@ -407,13 +407,7 @@ fn five_hundred_terminals_at_once() {
         central.wait(LONG, |m| of_kind(m, "position").len() == 1500),
         "got {}; log:\n{}",
         of_kind(&central.all(), "position").len(),
-        daemon
-            .log_text()
-            .lines()
-            .rev()
-            .take(20)
-            .collect::<Vec<_>>()
-            .join("\n")
+        daemon.log_tail(20)
     );
     let cars: std::collections::HashSet<String> = of_kind(&central.all(), "position")
         .iter()

@@ -225,14 +225,7 @@ fn dispatch_texts_a_handheld_and_hears_whether_it_was_delivered() {
         "log:\n{}",
         daemon.log_text()
     );
-    let answer = |id: &str| -> Value {
-        assert!(
-            wait_until(LONG, || !common::dispatch::answers(&central, id).is_empty()),
-            "no answer to {id}; log:\n{}",
-            daemon.log_text()
-        );
-        common::dispatch::answers(&central, id)[0].clone()
-    };
+    let answer = |id: &str| -> Value { common::dispatch::answer(&central, id, LONG, &daemon) };
 
     // Sent, taken by the radio, delivered.
     common::dispatch::send(

@@ -156,3 +156,12 @@ impl Handler for StateDevices {
         })
     }
 }
+
+/// A JSON object literal as a command's `args` (tests of the handlers' argument checks).
+#[cfg(test)]
+pub fn args(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("args must be an object, not {other}"),
+    }
+}

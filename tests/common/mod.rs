@@ -544,6 +544,16 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last `n` lines of the daemon's log, newest first (for a failure message).
+    pub fn log_tail(&self, n: usize) -> String {
+        self.log_text()
+            .lines()
+            .rev()
+            .take(n)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The daemon's resident memory now (VmRSS), kB.
     pub fn rss_kb(&self) -> u64 {
         self.status_kb("VmRSS:")
@@ -941,6 +951,21 @@ pub mod dispatch {
             broker_port,
             vec![(format!("stations/test-st01/cmd/{name}"), payload)],
         );
+    }
+
+    /// Waits up to `timeout` for the answer to `request_id` (the daemon's log in the failure).
+    pub fn answer(
+        central: &Subscriber,
+        request_id: &str,
+        timeout: Duration,
+        daemon: &Daemon,
+    ) -> Value {
+        assert!(
+            wait_until(timeout, || !answers(central, request_id).is_empty()),
+            "no answer to {request_id}; log:\n{}",
+            daemon.log_text()
+        );
+        answers(central, request_id)[0].clone()
     }
 
     /// The answers (`data` of `P/cmd-result/{request_id}`) central has received.

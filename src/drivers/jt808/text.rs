@@ -175,13 +175,7 @@ fn read_args(args: &Map<String, Value>) -> Result<(String, String, u8), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!(),
-        }
-    }
+    use crate::commands::handlers::args;
 
     #[test]
     fn arguments_are_checked_before_anything_is_sent() {

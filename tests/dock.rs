@@ -158,6 +158,29 @@ fn footage_is_indexed_once_complete_and_changes_to_it_raise_alarms() {
     );
     assert!(daemon.log_text().contains("dock.name_unparsed"));
 
+    // An MP4 whose name says nothing: the start comes from its own header (mvhd, in a moov
+    // box after 200 kB of media data, as a recorder writes it).
+    let mp4_box = |kind: &[u8; 4], payload: &[u8]| {
+        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend(kind);
+        b.extend(payload);
+        b
+    };
+    let created = 1_796_084_102u32 + 2_082_844_800; // 2026-12-01T00:15:02Z, from 1904
+    let mut mvhd = vec![0u8, 0, 0, 0];
+    mvhd.extend(created.to_be_bytes());
+    mvhd.extend([0u8; 92]);
+    let mut file = mp4_box(b"ftyp", b"isom\0\0\0\0isom");
+    file.extend(mp4_box(b"mdat", &vec![7u8; 200_000]));
+    file.extend(mp4_box(b"moov", &mp4_box(b"mvhd", &mvhd)));
+    std::fs::write(rec.join("VID_0001.MP4"), &file).unwrap();
+    wait_for(&central, &daemon, "footage.indexed", 3);
+    let mp4 = of_kind(&central, "footage.indexed")
+        .into_iter()
+        .find(|e| e["data"]["path"] == "DSJ-A1-0001/VID_0001.MP4")
+        .unwrap();
+    assert_eq!(mp4["data"]["start"], "2026-12-01T00:15:02.000Z", "{mp4}");
+
     // Its content changes: alarm, with both hashes; the old entry stays in the chain.
     std::fs::OpenOptions::new()
         .append(true)
@@ -197,7 +220,12 @@ fn footage_is_indexed_once_complete_and_changes_to_it_raise_alarms() {
         == "footage.indexed"
         && m.json["data"]["path"] == "moved.avi")));
 
-    // The recorder leaves: undocked.
+    // The recorder leaves (its files archived elsewhere first): undocked.
+    std::fs::rename(
+        rec.join("VID_0001.MP4"),
+        station.dir.path().join("VID_0001.MP4"),
+    )
+    .unwrap();
     std::fs::remove_dir(&rec).unwrap();
     assert!(central.wait(LONG, |m| m
         .iter()

@@ -560,7 +560,11 @@ impl Dock {
             if k.is_some_and(|k| !k.missing && k.size == stat.size && k.mtime_ns == stat.mtime_ns) {
                 continue;
             }
-            let (size, sha) = match self.hasher.hash(self.d.root.join(rel)).await {
+            let hasher::Hashed {
+                size,
+                sha256: sha,
+                media_created_ms,
+            } = match self.hasher.hash(self.d.root.join(rel)).await {
                 Ok(h) => h,
                 Err(e) => {
                     metrics::inc(&self.counters.errors);
@@ -574,7 +578,11 @@ impl Dock {
                 touched.push((k.path.clone(), size, stat.mtime_ns));
                 continue;
             }
-            news.push(self.new_entry(rel, *stat, size, sha, k.is_some()));
+            let mut new = self.new_entry(rel, *stat, size, sha, k.is_some());
+            if new.start_ms.is_none() {
+                new.start_ms = media_created_ms;
+            }
+            news.push(new);
             previous.push(k.cloned());
         }
         if !touched.is_empty() {

@@ -75,3 +75,38 @@ pub fn space(path: &Path) -> std::io::Result<(u64, u64)> {
     let unit = s.fragment_size() as u64;
     Ok((s.blocks_available() as u64 * unit, s.blocks() as u64 * unit))
 }
+
+/// When an MP4/MOV recording was created, from its `mvhd` (Unix ms); None for other files, a
+/// header that is not set, or a file that is not well formed. Reads box headers only, then
+/// the `moov` box (at most 16 MiB), wherever it is in the file.
+pub fn mp4_created_ms(path: &Path) -> Option<i64> {
+    use stationd_proto::footage::mp4;
+    use std::io::{Read, Seek, SeekFrom};
+    const MAX_MOOV: u64 = 16 << 20;
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut offset = 0u64;
+    for _ in 0..64 {
+        if offset + 8 > len {
+            return None;
+        }
+        f.seek(SeekFrom::Start(offset)).ok()?;
+        let mut head = [0u8; 16];
+        let n = f.read(&mut head).ok()?;
+        let h = mp4::box_header(&head[..n])?;
+        let payload = h
+            .payload_len
+            .unwrap_or(len.saturating_sub(offset + h.header_len));
+        if &h.kind == b"moov" {
+            if payload > MAX_MOOV {
+                return None;
+            }
+            f.seek(SeekFrom::Start(offset + h.header_len)).ok()?;
+            let mut moov = vec![0u8; payload as usize];
+            f.read_exact(&mut moov).ok()?;
+            return mp4::created_ms(&moov);
+        }
+        offset = offset.checked_add(h.header_len)?.checked_add(payload)?;
+    }
+    None
+}

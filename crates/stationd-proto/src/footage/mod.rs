@@ -4,6 +4,7 @@
 //! content hash and its link to the one before, so an edited or deleted entry shows).
 
 pub mod chain;
+pub mod mp4;
 pub mod name;
 
 /// The media type of a footage file, from its extension (recorders write MP4 or AVI video,

@@ -552,3 +552,47 @@ fn footage_is_uploaded_on_request_byte_identical_rate_capped_and_retried_after_a
     assert_eq!(r["files"][0]["sha256"], sha.as_str(), "earliest first: {a}");
     assert_eq!(r["files"][0]["uploaded"], true, "{a}");
 }
+
+#[test]
+fn a_dock_waits_for_its_root_and_an_index_that_will_not_open_and_then_works() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-dock-absent");
+    let (station, root) = dock_station(&broker, "rescan_s = 1");
+    std::fs::remove_dir(&root).unwrap();
+    // evidence.db cannot be opened: a directory stands where the file goes.
+    let db = station.dir.path().join("evidence.db");
+    std::fs::create_dir(&db).unwrap();
+    let daemon = station.start();
+    assert!(wait_until(LONG, || daemon
+        .log_text()
+        .contains("dock.index_unavailable")));
+    let devices = || String::from_utf8_lossy(&station.cli(&["devices"]).stdout).to_string();
+    assert!(
+        wait_until(LONG, || devices().contains("evidence index")),
+        "{}",
+        devices()
+    );
+    // The administrator fixes it: the index opens, the dock waits for its volume.
+    std::fs::remove_dir(&db).unwrap();
+    assert!(
+        wait_until(LONG, || daemon.log_text().contains("dock.index_opened")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    assert!(wait_until(LONG, || daemon
+        .log_text()
+        .contains("dock.root_unreadable")));
+    // The volume is mounted: files on it are indexed.
+    std::fs::create_dir_all(root.join("DSJ-A1-0001")).unwrap();
+    std::fs::write(
+        root.join("DSJ-A1-0001/DSJ-A1-0001_P-0417_20261201081502.MP4"),
+        b"late volume",
+    )
+    .unwrap();
+    wait_for(&central, &daemon, "footage.indexed", 1);
+    assert!(
+        wait_until(LONG, || devices().contains("1 recorder(s) docked")),
+        "{}",
+        devices()
+    );
+}

@@ -117,20 +117,38 @@ async fn run(d: DockDevice, ctx: DeviceContext, docks: Arc<crate::evidence::Dock
         evidence_index: index_path,
         ..
     } = ctx;
-    let index = match tokio::task::spawn_blocking({
+    // The index first: without it nothing can be recorded. Retried (a full or read-only
+    // state directory is fixed by the administrator, not by the daemon): after 1 s, doubling
+    // to once a minute.
+    let mut logged = false;
+    let mut retry = crate::backoff::Retry::new(
+        crate::backoff::Backoff {
+            min_ms: 1_000,
+            max_ms: 60_000,
+        },
+        false,
+    );
+    let index = loop {
         let p = index_path.clone();
-        move || EvidenceIndex::open(&p)
-    })
-    .await
-    {
-        Ok(Ok(i)) => Arc::new(Mutex::new(i)),
-        Ok(Err(e)) => {
-            tracing::error!(event = "dock.index_unavailable", device_id = %d.id, error = %e, "cannot open the evidence index; the dock is not watched (check the state directory's permissions and free space)");
-            board.set_state(&d.id, "offline", Some(&format!("evidence index: {e}")));
-            return;
+        let error = match tokio::task::spawn_blocking(move || EvidenceIndex::open(&p)).await {
+            Ok(Ok(i)) => break Arc::new(Mutex::new(i)),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => return,
+        };
+        metrics::inc(&metrics.counter("dock.errors", &d.id));
+        if !logged {
+            tracing::error!(event = "dock.index_unavailable", device_id = %d.id, error = %error, "cannot open the evidence index; the dock is not watched until it opens (check the state directory's permissions, free space, and that evidence.db is a database)");
+            logged = true;
         }
-        Err(_) => return,
+        board.set_state(&d.id, "offline", Some(&format!("evidence index: {error}")));
+        tokio::select! {
+            _ = tokio::time::sleep(retry.next_delay()) => {}
+            _ = shutdown.cancelled() => return,
+        }
     };
+    if logged {
+        tracing::info!(event = "dock.index_opened", device_id = %d.id, "the evidence index opened; watching the dock");
+    }
     // The commands and the retained state find the dock and its index here; the head as it
     // stands is central's witness from the first connection on.
     docks.add(

@@ -18,6 +18,7 @@ pub mod dock;
 pub mod jsonl;
 pub mod jt808;
 pub mod nmea;
+pub mod rtsp;
 pub mod serial;
 pub mod tetra;
 
@@ -52,6 +53,7 @@ pub const DRIVERS: &[Driver] = &[
     jt808::DRIVER,
     tetra::DRIVER,
     dock::DRIVER,
+    rtsp::DRIVER,
 ];
 
 /// The driver named `name`.

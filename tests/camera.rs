@@ -1,0 +1,137 @@
+//! The `rtsp` driver against a real RTSP camera: GStreamer's RTSP server (Debian's
+//! gir1.2-gst-rtsp-server-1.0, driven by tests/lib/rtsp_camera.py) serving a live H.264 test
+//! pattern with Digest authentication on a loopback port; central on a real broker.
+#![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
+
+mod common;
+
+use common::*;
+use std::io::BufRead;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// The GStreamer camera as a child process; killed on drop.
+struct Camera {
+    child: std::process::Child,
+}
+
+impl Camera {
+    fn start(port: u16) -> Camera {
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/lib/rtsp_camera.py"
+            ))
+            .args([&port.to_string(), "640", "360", "25", "viewer", "s3cret"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("/usr/bin/python3 with GStreamer's RTSP server (tests/run.sh installs them)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the GStreamer camera did not start (gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-ugly?)");
+        Camera { child }
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn of_device<'a>(all: &'a [Msg], device: &str, kind: &str) -> Vec<&'a Msg> {
+    all.iter()
+        .filter(|m| m.json["device"] == device && m.json["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn a_camera_is_probed_and_its_health_is_reported_with_reasons() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-camera");
+    let port = free_port();
+    let camera = Camera::start(port);
+    let station = Station::new(broker.port, "");
+    let good = station.dir.path().join("cam.pass");
+    let bad = station.dir.path().join("bad.pass");
+    std::fs::write(&good, "s3cret\n").unwrap();
+    std::fs::write(&bad, "guess\n").unwrap();
+    for (id, pass) in [("cam-gate", &good), ("cam-wrong", &bad)] {
+        station.append_config(&format!(
+            "\n[[device]]\nid = \"{id}\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nusername = \"viewer\"\npassword_file = \"{}\"\nprobe_s = 1\n",
+            pass.display()
+        ));
+    }
+    let daemon = station.start();
+
+    // Up, with what the SPS says.
+    assert!(
+        central.wait(LONG, |m| !of_device(m, "cam-gate", "camera.feed")
+            .is_empty()),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let all = central.all();
+    assert_eq!(of_device(&all, "cam-gate", "camera.up").len(), 1);
+    let feed = &of_device(&all, "cam-gate", "camera.feed")[0].json["data"];
+    assert_eq!(
+        (
+            feed["codec"].as_str(),
+            feed["width"].as_u64(),
+            feed["height"].as_u64()
+        ),
+        (Some("H.264"), Some(640), Some(360)),
+        "{feed}"
+    );
+    assert_eq!(feed["fps"].as_f64(), Some(25.0), "{feed}");
+    // The SPS's profile and level as RFC 6381 writes them (x264's ultrafast preset:
+    // Constrained Baseline, level 3.0).
+    assert_eq!(feed["profile"], "avc1.42C01E", "{feed}");
+    let devices = String::from_utf8_lossy(&station.cli(&["devices"]).stdout).to_string();
+    assert!(devices.contains("640x360 H.264 25 fps"), "{devices}");
+
+    // The wrong password: down, "authentication failed" — not just "down".
+    assert!(
+        central.wait(LONG, |m| of_device(m, "cam-wrong", "camera.down")
+            .iter()
+            .any(|d| d.json["data"]["reason"] == "authentication_failed")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        devices.contains("authentication failed")
+            || String::from_utf8_lossy(&station.cli(&["devices"]).stdout)
+                .contains("authentication failed")
+    );
+    // Probes go on every second without repeating the event.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        of_device(&central.all(), "cam-gate", "camera.feed").len(),
+        1,
+        "by exception"
+    );
+    assert_eq!(
+        of_device(&central.all(), "cam-wrong", "camera.down").len(),
+        1
+    );
+
+    // The camera goes away: refused; it comes back: up again.
+    drop(camera);
+    assert!(
+        central.wait(LONG, |m| of_device(m, "cam-gate", "camera.down")
+            .iter()
+            .any(|d| d.json["data"]["reason"] == "refused")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let _camera = Camera::start(port);
+    assert!(
+        central.wait(LONG, |m| of_device(m, "cam-gate", "camera.up").len() >= 2),
+        "log:\n{}",
+        daemon.log_text()
+    );
+}

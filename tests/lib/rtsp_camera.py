@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""A real RTSP camera for the tests: GStreamer's RTSP server (Debian's gir1.2-gst-rtsp-server-1.0)
+serving a live H.264 test pattern at rtsp://127.0.0.1:PORT/cam1, with Digest authentication
+when a user is given. Prints "ready" once listening; runs until killed.
+
+usage: rtsp_camera.py PORT WIDTH HEIGHT FPS [USER PASSWORD]
+"""
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+Gst.init(None)
+port, width, height, fps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+user = sys.argv[5] if len(sys.argv) > 6 else None
+password = sys.argv[6] if len(sys.argv) > 6 else None
+
+server = GstRtspServer.RTSPServer()
+server.set_address("127.0.0.1")
+server.set_service(port)
+factory = GstRtspServer.RTSPMediaFactory()
+factory.set_launch(
+    f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 "
+    f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps * 2} "
+    f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
+)
+factory.set_shared(True)
+if user:
+    auth = GstRtspServer.RTSPAuth()
+    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", user)
+    auth.add_digest(user, password, token)
+    factory.add_role_from_structure(
+        Gst.Structure.new_from_string(
+            f"{user}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+        )
+    )
+    server.set_auth(auth)
+server.get_mount_points().add_factory("/cam1", factory)
+if server.attach(None) == 0:
+    sys.exit(f"cannot listen on 127.0.0.1:{port}")
+print("ready", flush=True)
+GLib.MainLoop().run()

@@ -17,13 +17,19 @@ struct Camera {
 }
 
 impl Camera {
+    /// A camera that asks for Digest credentials viewer / s3cret.
     fn start(port: u16) -> Camera {
+        Camera::with_args(port, &["viewer", "s3cret"])
+    }
+
+    fn with_args(port: u16, auth: &[&str]) -> Camera {
         let mut child = std::process::Command::new("/usr/bin/python3")
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/tests/lib/rtsp_camera.py"
             ))
-            .args([&port.to_string(), "640", "360", "25", "viewer", "s3cret"])
+            .args([&port.to_string(), "640", "360", "25"])
+            .args(auth)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("/usr/bin/python3 with GStreamer's RTSP server (tests/run.sh installs them)");
@@ -133,5 +139,38 @@ fn a_camera_is_probed_and_its_health_is_reported_with_reasons() {
         central.wait(LONG, |m| of_device(m, "cam-gate", "camera.up").len() >= 2),
         "log:\n{}",
         daemon.log_text()
+    );
+}
+
+#[test]
+fn a_short_play_measures_frames_bitrate_and_keyframe_interval() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-camera-watch");
+    let port = free_port();
+    let _camera = Camera::with_args(port, &[]);
+    let station = Station::new(broker.port, "");
+    station.append_config(&format!(
+        "\n[[device]]\nid = \"cam-street\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nprobe_s = 4\nwatch_s = 3\n"
+    ));
+    let daemon = station.start();
+    assert!(
+        central.wait(LONG, |m| !of_device(m, "cam-street", "camera.feed")
+            .is_empty()),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let all = central.all();
+    let feed = &of_device(&all, "cam-street", "camera.feed")[0].json["data"];
+    let fps = feed["measured_fps"].as_f64().unwrap();
+    assert!(
+        (20.0..=30.0).contains(&fps),
+        "25 fps sent, {fps} measured: {feed}"
+    );
+    assert!(feed["bitrate_kbit_s"].as_u64().unwrap() > 0, "{feed}");
+    // x264 with key-int-max = 2 s of frames.
+    let gop = feed["keyframe_interval_s"].as_f64().unwrap();
+    assert!(
+        (1.5..=2.5).contains(&gop),
+        "keyframes every {gop} s: {feed}"
     );
 }

@@ -19,6 +19,9 @@ pub struct RtspDevice {
     /// DESCRIBE this often.
     #[serde(default = "default_probe_s")]
     pub probe_s: u64,
+    /// A short PLAY of this many seconds at each probe, measuring frames (0: off).
+    #[serde(default)]
+    pub watch_s: u64,
 }
 
 fn default_probe_s() -> u64 {
@@ -47,6 +50,9 @@ impl CheckedConfig for RtspDevice {
         }
         if self.probe_s == 0 {
             return Err("probe_s must be positive (60 is usual)".into());
+        }
+        if self.watch_s > 60 || self.watch_s >= self.probe_s.max(2) {
+            return Err("watch_s must be shorter than probe_s and at most 60 (5 is usual)".into());
         }
         Ok(())
     }

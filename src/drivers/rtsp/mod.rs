@@ -4,8 +4,10 @@
 //! (`camera.up` / `camera.down` with a reason a technician can act on) and its shape
 //! (`camera.feed` telemetry by exception, the board's `1920x1080 H.264 25 fps`).
 //!
-//! Snapshots, a short PLAY measuring frames, and pushing video to central come in the next
-//! part of issue #13.
+//! With `watch_s`, each probe also PLAYs the stream that long over TCP interleaved and counts
+//! what arrives: frames per second, bitrate, keyframe interval — and a session that is up but
+//! sends no frames is `stalled`. Snapshots and pushing video to central come in the next part
+//! of issue #13.
 
 mod config;
 
@@ -37,6 +39,17 @@ pub struct Feed {
     pub fps: Option<f64>,
     /// The RFC 6381 codec string (profile and level), e.g. `avc1.4D401E`.
     pub profile: Option<String>,
+    /// Measured by a short PLAY (`watch_s`), when on: frames/s, kbit/s, seconds between
+    /// keyframes (rounded, so small jitter is not news).
+    pub measured: Option<Measured>,
+}
+
+/// What a short PLAY saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub fps: f64,
+    pub kbit_s: u64,
+    pub keyframe_interval_s: Option<f64>,
 }
 
 impl Feed {
@@ -49,6 +62,9 @@ impl Feed {
         parts.push(self.codec.clone());
         if let Some(f) = self.fps {
             parts.push(format!("{} fps", (f * 100.0).round() / 100.0));
+        }
+        if let Some(m) = &self.measured {
+            parts.push(format!("({} fps, {} kbit/s measured)", m.fps, m.kbit_s));
         }
         parts.join(" ")
     }
@@ -110,11 +126,21 @@ impl Health {
 }
 
 fn feed_json(f: &Feed) -> serde_json::Value {
-    json!({"codec": f.codec, "width": f.width, "height": f.height, "fps": f.fps, "profile": f.profile})
+    let mut v = json!({"codec": f.codec, "width": f.width, "height": f.height, "fps": f.fps, "profile": f.profile});
+    if let Some(m) = &f.measured {
+        v["measured_fps"] = m.fps.into();
+        v["bitrate_kbit_s"] = m.kbit_s.into();
+        v["keyframe_interval_s"] = m.keyframe_interval_s.into();
+    }
+    v
 }
 
-/// Asks the camera to describe its stream.
-async fn probe(url: &url::Url, creds: Option<retina::client::Credentials>) -> Result<Feed, Down> {
+/// Asks the camera to describe its stream and, with `watch` > 0, plays it that long.
+async fn probe(
+    url: &url::Url,
+    creds: Option<retina::client::Credentials>,
+    watch: Duration,
+) -> Result<Feed, Down> {
     let options = retina::client::SessionOptions::default()
         .creds(creds)
         .user_agent(format!("stationd/{}", env!("CARGO_PKG_VERSION")));
@@ -133,12 +159,13 @@ async fn probe(url: &url::Url, creds: Option<retina::client::Credentials>) -> Re
         Ok(Err(e)) => return Err(classify(&e)),
         Ok(Ok(s)) => s,
     };
-    let Some(video) = session.streams().iter().find(|s| s.media() == "video") else {
+    let Some(video_i) = session.streams().iter().position(|s| s.media() == "video") else {
         return Err(Down {
             reason: "no_video_track",
             detail: "the camera's SDP has no video stream".into(),
         });
     };
+    let video = &session.streams()[video_i];
     let codec = match video.encoding_name() {
         "h264" => "H.264".to_string(),
         "h265" => "H.265".to_string(),
@@ -151,6 +178,7 @@ async fn probe(url: &url::Url, creds: Option<retina::client::Credentials>) -> Re
         height: None,
         fps: None,
         profile: None,
+        measured: None,
     };
     if let Some(retina::codec::ParametersRef::Video(v)) = video.parameters() {
         let (w, h) = v.pixel_dimensions();
@@ -162,7 +190,100 @@ async fn probe(url: &url::Url, creds: Option<retina::client::Credentials>) -> Re
             .map(|(num, den)| f64::from(den) / f64::from(num));
         feed.profile = Some(v.rfc6381_codec().to_string());
     }
+    if !watch.is_zero() {
+        feed.measured = Some(play(session, video_i, watch).await?);
+    }
     Ok(feed)
+}
+
+/// PLAYs stream `i` for `watch` over TCP interleaved and measures what arrives.
+async fn play(
+    mut session: retina::client::Session<retina::client::Described>,
+    i: usize,
+    watch: Duration,
+) -> Result<Measured, Down> {
+    use futures::StreamExt;
+    let failed = |what: &str, e: retina::Error| Down {
+        reason: "refused",
+        detail: format!(
+            "{what}: {}",
+            e.to_string().lines().next().unwrap_or_default()
+        ),
+    };
+    let setup = retina::client::SetupOptions::default()
+        .transport(retina::client::Transport::Tcp(Default::default()));
+    tokio::time::timeout(PROBE_TIMEOUT, session.setup(i, setup))
+        .await
+        .map_err(|_| Down {
+            reason: "timeout",
+            detail: "no answer to SETUP".into(),
+        })?
+        .map_err(|e| failed("SETUP", e))?;
+    let playing = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        session.play(retina::client::PlayOptions::default()),
+    )
+    .await
+    .map_err(|_| Down {
+        reason: "timeout",
+        detail: "no answer to PLAY".into(),
+    })?
+    .map_err(|e| failed("PLAY", e))?;
+    let mut frames = playing.demuxed().map_err(|e| failed("PLAY", e))?;
+    let started = std::time::Instant::now();
+    let (mut count, mut bytes, mut keyframes) = (0u64, 0u64, Vec::new());
+    while let Some(left) = watch.checked_sub(started.elapsed()) {
+        match tokio::time::timeout(left, frames.next()).await {
+            Err(_) => break,
+            Ok(None) => {
+                return Err(Down {
+                    reason: "stalled",
+                    detail: "the camera ended the stream while playing".into(),
+                });
+            }
+            Ok(Some(Err(e))) => return Err(failed("while playing", e)),
+            Ok(Some(Ok(retina::codec::CodecItem::VideoFrame(f)))) => {
+                let at = started.elapsed();
+                count += 1;
+                bytes += f.data().len() as u64;
+                if f.is_random_access_point() {
+                    keyframes.push(at.as_secs_f64());
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+    // Up but (nearly) silent: fewer than one frame a second is a stalled stream (a frame or
+    // two buffered before the camera stopped may still come).
+    if count < watch.as_secs().max(1) {
+        return Err(Down {
+            reason: "stalled",
+            detail: format!(
+                "the session is up but only {count} frame(s) came in {} s",
+                watch.as_secs()
+            ),
+        });
+    }
+    let secs = watch.as_secs_f64();
+    let keyframe_interval_s = (keyframes.len() >= 2).then(|| {
+        let span = keyframes[keyframes.len() - 1] - keyframes[0];
+        (span / (keyframes.len() - 1) as f64 * 10.0).round() / 10.0
+    });
+    Ok(Measured {
+        // Whole frames per second, whole kbit/s in steps of 10 %: jitter is not news.
+        fps: (count as f64 / secs).round(),
+        kbit_s: round_to_tenth_of_magnitude(bytes * 8 / 1000 / watch.as_secs().max(1)),
+        keyframe_interval_s,
+    })
+}
+
+/// 1234 → 1200, 87 → 87: two significant digits.
+fn round_to_tenth_of_magnitude(v: u64) -> u64 {
+    let mut scale = 1;
+    while v / scale >= 100 {
+        scale *= 10;
+    }
+    (v + scale / 2) / scale * scale
 }
 
 /// A failed DESCRIBE, in a technician's words.
@@ -221,7 +342,7 @@ async fn run(d: RtspDevice, ctx: DeviceContext) {
         }
         crate::metrics::inc(&probes);
         let outcome = tokio::select! {
-            o = probe(&url, creds.clone()) => o,
+            o = probe(&url, creds.clone(), Duration::from_secs(d.watch_s)) => o,
             _ = shutdown.cancelled() => return,
         };
         match &outcome {
@@ -277,6 +398,7 @@ mod tests {
             height: Some(1080),
             fps: Some(25.0),
             profile: Some("avc1.4D4029".into()),
+            measured: None,
         }
     }
 
@@ -317,5 +439,12 @@ mod tests {
             "same feed as before"
         );
         assert_eq!(feed(1920).detail(), "1920x1080 H.264 25 fps");
+        assert_eq!(
+            (
+                round_to_tenth_of_magnitude(1234),
+                round_to_tenth_of_magnitude(87)
+            ),
+            (1200, 87)
+        );
     }
 }

@@ -31,7 +31,8 @@ impl Snapshots {
     /// must extend it; the box cannot rewrite what came before without central seeing it).
     pub fn evidence(&self) -> Option<Vec<u8>> {
         let docks = self.docks.as_ref()?;
-        if docks.all().is_empty() {
+        let names: Vec<String> = docks.all().into_iter().map(|(d, _)| d).collect();
+        if names.is_empty() {
             return None;
         }
         let (entry, chain) = docks
@@ -45,7 +46,7 @@ impl Snapshots {
                 "ts": crate::event::format_ts_ms(now),
                 "clock": clock.as_str(),
                 "head": {"entry": entry, "chain": stationd_proto::footage::hex(&chain)},
-                "docks": docks.all().into_iter().map(|(d, _)| d).collect::<Vec<_>>(),
+                "docks": names,
             }))
             .expect("a JSON value serialises"),
         )

@@ -108,10 +108,12 @@ fn a_camera_is_probed_and_its_health_is_reported_with_reasons() {
         "log:\n{}",
         daemon.log_text()
     );
+    // The technician sees the same reason on the board.
+    let board = || String::from_utf8_lossy(&station.cli(&["devices"]).stdout).to_string();
     assert!(
-        devices.contains("authentication failed")
-            || String::from_utf8_lossy(&station.cli(&["devices"]).stdout)
-                .contains("authentication failed")
+        wait_until(LONG, || board().contains("authentication failed")),
+        "{}",
+        board()
     );
     // Probes go on every second without repeating the event.
     std::thread::sleep(Duration::from_secs(3));

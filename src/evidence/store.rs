@@ -27,6 +27,8 @@ pub struct FileRow {
     pub officer: String,
     pub missing: bool,
     pub uploaded: bool,
+    /// The recording's start (Unix ms), when the name or the file said.
+    pub start_ms: Option<i64>,
 }
 
 /// What a new entry says (the id, hashes and time are the index's to give).
@@ -208,7 +210,7 @@ impl EvidenceIndex {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT f.dock, f.path, f.entry_id, f.size, f.mtime_ns, e.sha256, e.recorder, e.officer, f.missing, f.uploaded_ms IS NOT NULL
+                "SELECT f.dock, f.path, f.entry_id, f.size, f.mtime_ns, e.sha256, e.recorder, e.officer, f.missing, f.uploaded_ms IS NOT NULL, e.start_ms
                  FROM file f JOIN entry e ON e.id = f.entry_id
                  WHERE f.dock = ?1 AND (?2 IS NULL OR f.path = ?2)",
             )
@@ -226,34 +228,11 @@ impl EvidenceIndex {
                     officer: r.get(7)?,
                     missing: r.get(8)?,
                     uploaded: r.get(9)?,
+                    start_ms: r.get(10)?,
                 })
             })
             .map_err(|e| self.map(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.map(e))
-    }
-
-    /// Every file of `dock` with its recording's start (Unix ms), for `footage.list`.
-    pub fn files_with_start(&self, dock: &str) -> Result<Vec<(FileRow, Option<i64>)>, IndexError> {
-        let starts: std::collections::HashMap<i64, Option<i64>> = {
-            let mut stmt = self
-                .conn
-                .prepare_cached(
-                    "SELECT e.id, e.start_ms FROM file f JOIN entry e ON e.id = f.entry_id WHERE f.dock = ?1",
-                )
-                .map_err(|e| self.map(e))?;
-            let rows = stmt
-                .query_map(params![dock], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(|e| self.map(e))?;
-            rows.collect::<Result<_, _>>().map_err(|e| self.map(e))?
-        };
-        Ok(self
-            .files(dock)?
-            .into_iter()
-            .map(|f| {
-                let start = starts.get(&f.entry_id).copied().flatten();
-                (f, start)
-            })
-            .collect())
     }
 
     /// The file's size and mtime changed but not its content (touched, or copied again).

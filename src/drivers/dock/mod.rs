@@ -553,9 +553,19 @@ impl Dock {
                 complete.push((rel, stat));
             }
         }
+        if complete.is_empty() {
+            return true;
+        }
         complete.sort_by(|a: &(String, Stat), b| a.0.cmp(&b.0));
+        // What the index knows, read once for the round (each path is in one batch only).
+        let dock = self.d.id.clone();
+        let Some(known) = self.with_index(move |i| i.files(&dock)).await else {
+            return true;
+        };
+        let known: HashMap<String, crate::evidence::FileRow> =
+            known.into_iter().map(|f| (f.path.clone(), f)).collect();
         for batch in complete.chunks(BATCH) {
-            if !self.index_files(batch).await {
+            if !self.index_files(batch, &known).await {
                 return false;
             }
         }
@@ -563,13 +573,11 @@ impl Dock {
     }
 
     /// Hashes complete files and indexes them (new, or changed versions of indexed ones).
-    async fn index_files(&mut self, batch: &[(String, Stat)]) -> bool {
-        let dock = self.d.id.clone();
-        let Some(known) = self.with_index(move |i| i.files(&dock)).await else {
-            return true;
-        };
-        let known: HashMap<String, crate::evidence::FileRow> =
-            known.into_iter().map(|f| (f.path.clone(), f)).collect();
+    async fn index_files(
+        &mut self,
+        batch: &[(String, Stat)],
+        known: &HashMap<String, crate::evidence::FileRow>,
+    ) -> bool {
         let mut news = Vec::new();
         let mut previous = Vec::new();
         let mut touched = Vec::new();

@@ -376,7 +376,8 @@ impl Handler for ListCommand {
                         continue;
                     }
                     let index = handle.index.lock().unwrap_or_else(|p| p.into_inner());
-                    for (f, start_ms) in index.files_with_start(&id).map_err(|e| e.to_string())? {
+                    for f in index.files(&id).map_err(|e| e.to_string())? {
+                        let start_ms = f.start_ms;
                         let keep = officer.as_deref().is_none_or(|o| o == f.officer)
                             && recorder.as_deref().is_none_or(|r| r == f.recorder)
                             && from.is_none_or(|t| start_ms.is_some_and(|s| s >= t))

@@ -33,6 +33,7 @@ pub mod outbox;
 pub mod state;
 pub mod systemd;
 pub mod uplink;
+pub mod upload;
 
 /// Exit codes from sysexits.h that administrators and systemd see.
 pub mod exit_code {

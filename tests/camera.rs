@@ -42,6 +42,18 @@ impl Camera {
     }
 }
 
+impl Camera {
+    /// Sends the camera process a signal (USR1: stall, USR2: flow again).
+    fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+}
+
 impl Drop for Camera {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -174,5 +186,52 @@ fn a_short_play_measures_frames_bitrate_and_keyframe_interval() {
     assert!(
         (1.5..=2.5).contains(&gop),
         "keyframes every {gop} s: {feed}"
+    );
+}
+
+#[test]
+fn a_camera_that_stops_sending_frames_is_stalled_not_up() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-camera-stall");
+    let port = free_port();
+    let camera = Camera::with_args(port, &[]);
+    let station = Station::new(broker.port, "");
+    station.append_config(&format!(
+        "\n[[device]]\nid = \"cam-yard\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nprobe_s = 6\nwatch_s = 4\n"
+    ));
+    let daemon = station.start();
+    assert!(
+        central.wait(LONG, |m| !of_device(m, "cam-yard", "camera.up").is_empty()),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    // The encoder hangs: RTSP still answers (DESCRIBE, SETUP, PLAY all succeed) but after
+    // half a second of frames no RTP comes. A DESCRIBE-only probe would call this camera up;
+    // the short PLAY says stalled.
+    camera.signal("USR1");
+    assert!(
+        central.wait(LONG, |m| of_device(m, "cam-yard", "camera.down")
+            .iter()
+            .any(|d| d.json["data"]["reason"] == "stalled")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    let all = central.all();
+    let down = &of_device(&all, "cam-yard", "camera.down")[0].json["data"];
+    assert!(
+        down["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the session is up"),
+        "{down}"
+    );
+    let board = String::from_utf8_lossy(&station.cli(&["devices"]).stdout).to_string();
+    assert!(board.contains("stalled"), "{board}");
+    // Frames flow again: up again.
+    camera.signal("USR2");
+    assert!(
+        central.wait(LONG, |m| of_device(m, "cam-yard", "camera.up").len() >= 2),
+        "log:\n{}",
+        daemon.log_text()
     );
 }

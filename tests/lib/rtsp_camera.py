@@ -3,8 +3,12 @@
 serving a live H.264 test pattern at rtsp://127.0.0.1:PORT/cam1, with Digest authentication
 when a user is given. Prints "ready" once listening; runs until killed.
 
+SIGUSR1 makes the camera stall the way a hung encoder does: sessions still open and answer,
+but no RTP leaves (the payloader's packets are dropped); SIGUSR2 lets frames flow again.
+
 usage: rtsp_camera.py PORT WIDTH HEIGHT FPS [USER PASSWORD]
 """
+import signal
 import sys
 
 import gi
@@ -29,6 +33,36 @@ factory.set_launch(
     f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
 )
 factory.set_shared(True)
+
+stalled = False
+
+
+def on_configure(_factory, media):
+    # A media prepared while stalled still needs its first packets to come up (the server
+    # waits for them before answering DESCRIBE and PLAY): it sends for half a second, then
+    # nothing more, like an encoder that hangs just after a client connects.
+    born = GLib.get_monotonic_time()
+
+    def drop_while_stalled(_pad, _info):
+        young = GLib.get_monotonic_time() - born < 500_000
+        return Gst.PadProbeReturn.DROP if stalled and not young else Gst.PadProbeReturn.OK
+
+    pay = media.get_element().get_by_name("pay0")
+    pay.get_static_pad("src").add_probe(
+        Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST, drop_while_stalled
+    )
+
+
+def set_stalled(value):
+    global stalled
+    stalled = value
+    print("stalled" if value else "flowing", file=sys.stderr, flush=True)
+    return GLib.SOURCE_CONTINUE
+
+
+factory.connect("media-configure", on_configure)
+GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, set_stalled, True)
+GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR2, set_stalled, False)
 if user:
     auth = GstRtspServer.RTSPAuth()
     auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)

@@ -13,12 +13,15 @@
 //!   session.
 //! - [`footage`]: body-worn camera files — the dock's naming pattern, media types, the
 //!   evidence index's hash chain.
+//! - [`camera`]: IP cameras — snapshots' JPEG headers, the RTSP publisher's wire that pushes
+//!   a camera's video to central.
 //! - [`sim`]: the device side — what terminals and receivers send — for the demo, the tests
 //!   and the benchmark.
 //!
 //! No sockets, no tasks, no clock reads, no randomness, no logging: the daemon (the `stationd`
 //! crate) owns those and hands in what these need.
 
+pub mod camera;
 pub mod codec;
 pub mod command;
 pub mod device_clock;

@@ -15,8 +15,8 @@ mod hasher;
 mod scan;
 pub mod upload;
 
+pub use crate::upload::UploadSettings;
 pub use config::{DockDevice, RecorderEntry};
-pub use upload::UploadSettings;
 
 use super::{DeviceContext, DeviceSink, Driver};
 use crate::event::{Event, Priority};

@@ -6,11 +6,15 @@
 //!
 //! With `watch_s`, each probe also PLAYs the stream that long over TCP interleaved and counts
 //! what arrives: frames per second, bitrate, keyframe interval — and a session that is up but
-//! sends no frames is `stalled`. Snapshots and pushing video to central come in the next part
-//! of issue #13.
+//! sends no frames is `stalled`.
+//!
+//! Commands find the cameras in [`Cameras`]: `camera.snapshot` ([`snapshot`]).
 
+mod cameras;
 mod config;
+mod snapshot;
 
+pub use cameras::{Camera, Cameras};
 pub use config::RtspDevice;
 
 use super::{DeviceContext, DeviceSink, Driver};
@@ -219,19 +223,25 @@ async fn play(
             detail: "no answer to SETUP".into(),
         })?
         .map_err(|e| failed("SETUP", e))?;
+    // DESCRIBE and SETUP were answered: a PLAY that is not is the camera's media side hung
+    // (its server waits for the encoder's first packet before answering), not the network.
     let playing = tokio::time::timeout(
         PROBE_TIMEOUT,
         session.play(retina::client::PlayOptions::default()),
     )
     .await
     .map_err(|_| Down {
-        reason: "timeout",
-        detail: "no answer to PLAY".into(),
+        reason: "stalled",
+        detail: format!(
+            "DESCRIBE and SETUP answered, PLAY not within {} s: the camera's encoder is not producing",
+            PROBE_TIMEOUT.as_secs()
+        ),
     })?
     .map_err(|e| failed("PLAY", e))?;
     let mut frames = playing.demuxed().map_err(|e| failed("PLAY", e))?;
     let started = std::time::Instant::now();
     let (mut count, mut bytes, mut keyframes) = (0u64, 0u64, Vec::new());
+    let mut last_frame = None;
     while let Some(left) = watch.checked_sub(started.elapsed()) {
         match tokio::time::timeout(left, frames.next()).await {
             Err(_) => break,
@@ -244,6 +254,7 @@ async fn play(
             Ok(Some(Err(e))) => return Err(failed("while playing", e)),
             Ok(Some(Ok(retina::codec::CodecItem::VideoFrame(f)))) => {
                 let at = started.elapsed();
+                last_frame = Some(at);
                 count += 1;
                 bytes += f.data().len() as u64;
                 if f.is_random_access_point() {
@@ -253,15 +264,10 @@ async fn play(
             Ok(Some(Ok(_))) => {}
         }
     }
-    // Up but (nearly) silent: fewer than one frame a second is a stalled stream (a frame or
-    // two buffered before the camera stopped may still come).
-    if count < watch.as_secs().max(1) {
+    if let Some(why) = stalled(count, last_frame, watch) {
         return Err(Down {
             reason: "stalled",
-            detail: format!(
-                "the session is up but only {count} frame(s) came in {} s",
-                watch.as_secs()
-            ),
+            detail: why,
         });
     }
     let secs = watch.as_secs_f64();
@@ -276,6 +282,31 @@ async fn play(
         keyframe_interval_s,
     })
 }
+
+/// Whether a PLAY of `watch` that saw `count` frames, the last at `last_frame`, is a stalled
+/// stream: up but (nearly) silent — fewer than one frame a second — or silent at the end for
+/// [`STALL_SILENCE`] or more (frames that came right after PLAY, then none: an encoder that
+/// hangs, or a burst the camera had buffered).
+fn stalled(count: u64, last_frame: Option<Duration>, watch: Duration) -> Option<String> {
+    if count < watch.as_secs().max(1) {
+        return Some(format!(
+            "the session is up but only {count} frame(s) came in {} s",
+            watch.as_secs()
+        ));
+    }
+    let silent = watch.saturating_sub(last_frame.unwrap_or_default());
+    (silent >= STALL_SILENCE).then(|| {
+        format!(
+            "the session is up but the frames stopped: none in the last {:.1} s of {} s",
+            silent.as_secs_f64(),
+            watch.as_secs()
+        )
+    })
+}
+
+/// No frame for this long at the end of a short PLAY is a stalled stream (a camera sending
+/// even 1 frame/s never goes this long between frames).
+pub const STALL_SILENCE: Duration = Duration::from_secs(2);
 
 /// 1234 → 1200, 87 → 87: two significant digits.
 fn round_to_tenth_of_magnitude(v: u64) -> u64 {
@@ -300,7 +331,7 @@ fn classify(e: &retina::Error) -> Down {
 }
 
 /// Runs until shutdown: probe, report, wait.
-async fn run(d: RtspDevice, ctx: DeviceContext) {
+async fn run(d: RtspDevice, ctx: DeviceContext, camera: Camera, password_error: Option<String>) {
     let DeviceContext {
         sink,
         shutdown,
@@ -310,28 +341,12 @@ async fn run(d: RtspDevice, ctx: DeviceContext) {
     } = ctx;
     let probes = metrics.counter("camera.probes", &d.id);
     let failures = metrics.counter("camera.probes_failed", &d.id);
-    let url = match url::Url::parse(&d.url) {
-        Ok(u) => u,
-        Err(_) => return, // checked when the config was read
-    };
-    let creds = match (&d.username, &d.password_file) {
-        (Some(user), Some(file)) => match std::fs::read_to_string(file) {
-            Ok(p) => Some(retina::client::Credentials {
-                username: user.clone(),
-                password: p.trim_end_matches(['\n', '\r']).to_string(),
-            }),
-            Err(e) => {
-                tracing::error!(event = "camera.password_unreadable", device_id = %d.id, file = %file.display(), error = %e, "cannot read the camera's password file; probing without credentials (make it readable by stationd, mode 0600)");
-                board.set_state(
-                    &d.id,
-                    "offline",
-                    Some(&format!("password file {}: {e}", file.display())),
-                );
-                None
-            }
-        },
-        _ => None,
-    };
+    if let Some(why) = &password_error {
+        tracing::error!(event = "camera.password_unreadable", device_id = %d.id, error = %why, "cannot read the camera's password file; probing without credentials (make it readable by stationd, mode 0600)");
+        board.set_state(&d.id, "offline", Some(why));
+    }
+    let url = camera.url.clone();
+    let creds = camera.creds.as_ref().map(cameras::Credentials::retina);
     let mut health = Health::default();
     let mut every = tokio::time::interval(Duration::from_secs(d.probe_s));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -404,6 +419,19 @@ mod tests {
 
     fn kinds(c: &[Change]) -> Vec<&str> {
         c.iter().map(|(k, _, _)| *k).collect()
+    }
+
+    #[test]
+    fn a_stream_that_stops_is_stalled_one_that_trickles_is_not() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert!(stalled(0, None, s(5)).is_some(), "nothing came");
+        assert!(stalled(4, Some(s(4)), s(5)).is_some(), "under 1 frame/s");
+        let burst = stalled(12, Some(ms(480)), s(4)).expect("a burst, then silence");
+        assert!(burst.contains("frames stopped"), "{burst}");
+        assert_eq!(stalled(100, Some(ms(4960)), s(5)), None, "25 fps");
+        assert_eq!(stalled(5, Some(ms(4500)), s(5)), None, "1 fps");
+        assert_eq!(stalled(2, Some(ms(1500)), s(2)), None, "1 fps, short watch");
     }
 
     #[test]

@@ -192,6 +192,11 @@ pub async fn start(
     let registry = Arc::new(std::sync::Mutex::new(
         crate::commands::handlers::Registry::builtin(),
     ));
+    registry
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .service::<crate::drivers::rtsp::Pushes>()
+        .set_limit(cfg.commands.max_video_pushes as usize);
     let evidence_index = crate::evidence::index_path(&cfg.buffer.path);
     let mut drivers = drivers::start_all(
         &cfg.devices,
@@ -205,6 +210,8 @@ pub async fn start(
     let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner()).clone();
     // The docks the dock drivers registered (none: an empty set, no `P/state/evidence`).
     let docks = registry.service::<crate::evidence::Docks>();
+    // Held by video pushes: the backlog's replay gives way to live video.
+    let replay_gate = registry.service::<crate::uplink::ReplayGate>();
     let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(crate::commands::QUEUE);
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
@@ -216,6 +223,7 @@ pub async fn start(
         metrics.clone(),
     )
     .with_commands(commands_tx)
+    .with_replay_gate(replay_gate)
     .with_state(Arc::new(crate::state::Snapshots {
         station: cfg.station.id.as_str().to_string(),
         board: board.clone(),

@@ -235,3 +235,371 @@ fn a_camera_that_stops_sending_frames_is_stalled_not_up() {
         daemon.log_text()
     );
 }
+
+/// A camera's HTTP side: Debian's lighttpd on a free loopback port serving `/ISAPI/…` behind
+/// Digest authentication (viewer / s3cret, realm "camera"), like a camera's snapshot URL.
+struct SnapshotServer {
+    port: u16,
+    _dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl SnapshotServer {
+    /// Serves `files` (name → bytes) under /ISAPI/.
+    fn start(files: &[(&str, Vec<u8>)]) -> SnapshotServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let www = dir.path().join("www/ISAPI");
+        std::fs::create_dir_all(&www).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(www.join(name), bytes).unwrap();
+        }
+        // htdigest: user:realm:MD5(user:realm:password), computed by coreutils' md5sum.
+        let ha1 = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "printf 'viewer:camera:s3cret' | md5sum | cut -d' ' -f1",
+            ])
+            .output()
+            .unwrap();
+        let ha1 = String::from_utf8(ha1.stdout).unwrap();
+        std::fs::write(
+            dir.path().join("htdigest"),
+            format!("viewer:camera:{}\n", ha1.trim()),
+        )
+        .unwrap();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("lighttpd.conf"),
+            format!(
+                "server.document-root = \"{d}/www\"\nserver.bind = \"127.0.0.1\"\nserver.port = {port}\nserver.errorlog = \"{d}/error.log\"\nserver.modules = (\"mod_auth\", \"mod_authn_file\")\nauth.backend = \"htdigest\"\nauth.backend.htdigest.userfile = \"{d}/htdigest\"\nauth.require = ( \"/ISAPI/\" => ( \"method\" => \"digest\", \"realm\" => \"camera\", \"require\" => \"valid-user\" ) )\nmimetype.assign = (\".jpg\" => \"image/jpeg\", \".html\" => \"text/html\")\n"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("/usr/sbin/lighttpd")
+            .args(["-D", "-f"])
+            .arg(dir.path().join("lighttpd.conf"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("lighttpd (apt-get install lighttpd; tests/run.sh installs it)");
+        assert!(
+            wait_until(Duration::from_secs(10), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "lighttpd did not start: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        SnapshotServer {
+            port,
+            _dir: dir,
+            child,
+        }
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/ISAPI/{name}", self.port)
+    }
+}
+
+impl Drop for SnapshotServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_snapshot_is_fetched_with_digest_auth_and_uploaded_to_central() {
+    let jpeg_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/camera/snapshot-320x180.jpg"
+    );
+    let jpeg = std::fs::read(jpeg_path).unwrap();
+    // An independent hash: coreutils, not the daemon's code.
+    let out = std::process::Command::new("sha256sum")
+        .arg(jpeg_path)
+        .output()
+        .unwrap();
+    let jpeg_sha = String::from_utf8_lossy(&out.stdout)[..64].to_string();
+    // A "JPEG" bigger than the configured bound, and an error page where a picture should be.
+    let mut huge = jpeg.clone();
+    huge.resize(200 * 1024, 0);
+    let camera_http = SnapshotServer::start(&[
+        ("picture.jpg", jpeg.clone()),
+        ("huge.jpg", huge),
+        ("busy.html", b"<html>encoder busy</html>".to_vec()),
+    ]);
+    let nginx = Nginx::start();
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-snapshot");
+    let station = common::dispatch::station(&broker, "");
+    let good = station.dir.path().join("cam.pass");
+    let bad = station.dir.path().join("bad.pass");
+    std::fs::write(&good, "s3cret\n").unwrap();
+    std::fs::write(&bad, "guess\n").unwrap();
+    // The RTSP side of these cameras is not there (probes fail); snapshots do not need it.
+    let rtsp = free_port();
+    for (id, pass, picture) in [
+        ("cam-gate", &good, "picture.jpg"),
+        ("cam-wrong", &bad, "picture.jpg"),
+        ("cam-huge", &good, "huge.jpg"),
+        ("cam-busy", &good, "busy.html"),
+    ] {
+        station.append_config(&format!(
+            "\n[[device]]\nid = \"{id}\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{rtsp}/cam1\"\nusername = \"viewer\"\npassword_file = \"{}\"\nsnapshot_url = \"{}\"\nsnapshot_max_kb = 64\nprobe_s = 60\n",
+            pass.display(),
+            camera_http.url(picture)
+        ));
+    }
+    let daemon = station.start();
+    let answer = |id: &str| common::dispatch::answer(&central, id, LONG, &daemon);
+    let snapshot = |id: &str, camera: &str, to: &str| {
+        common::dispatch::send(
+            broker.port,
+            "camera.snapshot",
+            id,
+            serde_json::json!({"camera": camera, "url": nginx.url(&format!("upload/{to}"))}),
+        );
+        answer(id)
+    };
+
+    let before = std::time::SystemTime::now();
+    let a = snapshot("s-1", "cam-gate", "gate.jpg");
+    assert_eq!(a["status"], "done", "{a}");
+    let r = &a["result"];
+    // What central received is the camera's picture, byte for byte, and the answer proves it.
+    let stored = std::fs::read(nginx.stored("gate.jpg")).unwrap();
+    assert_eq!(stored, jpeg, "the uploaded bytes are the camera's");
+    assert_eq!(r["bytes"], jpeg.len(), "{a}");
+    assert_eq!(r["sha256"], jpeg_sha, "{a}");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(320), Some(180)),
+        "{a}"
+    );
+    let captured = r["captured_at"].as_str().unwrap();
+    let captured_ms = stationd_proto::event::parse_ts_ms(captured).unwrap();
+    let before_ms = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(
+        (before_ms - 1000..before_ms + 30_000).contains(&captured_ms),
+        "captured at {captured}"
+    );
+
+    // Wrong password: "authentication failed", nothing uploaded.
+    let a = snapshot("s-2", "cam-wrong", "wrong.jpg");
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(
+        a["reason"]
+            .as_str()
+            .unwrap()
+            .contains("authentication failed"),
+        "{a}"
+    );
+    assert!(!nginx.stored("wrong.jpg").exists());
+    // Larger than snapshot_max_kb: refused, not read whole.
+    let a = snapshot("s-3", "cam-huge", "huge.jpg");
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(
+        a["reason"].as_str().unwrap().contains("snapshot_max_kb"),
+        "{a}"
+    );
+    // An HTML page is not a picture.
+    let a = snapshot("s-4", "cam-busy", "busy.jpg");
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(a["reason"].as_str().unwrap().contains("not a JPEG"), "{a}");
+    assert!(!nginx.stored("busy.jpg").exists());
+    // A camera the station does not have.
+    let a = snapshot("s-5", "cam-nowhere", "x.jpg");
+    assert_ne!(a["status"], "done", "{a}");
+    assert!(
+        a["reason"].as_str().unwrap().contains("cam-gate"),
+        "names the cameras: {a}"
+    );
+}
+
+/// Central's media server: GStreamer's RTSP server in RECORD mode (tests/lib/
+/// rtsp_record_server.py) writing what it receives to an MPEG-TS file, Digest user publisher /
+/// pub-pass.
+struct MediaServer {
+    port: u16,
+    out: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl MediaServer {
+    fn start(dir: &std::path::Path) -> MediaServer {
+        let port = free_port();
+        let out = dir.join("received.ts");
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/lib/rtsp_record_server.py"
+            ))
+            .args([
+                &port.to_string(),
+                out.to_str().unwrap(),
+                "publisher",
+                "pub-pass",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("/usr/bin/python3 with GStreamer's RTSP server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the media server did not start");
+        MediaServer { port, out, child }
+    }
+
+    fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/live/cam", self.port)
+    }
+
+    /// What a viewer decodes from the recording (tests/lib/media_probe.py: GStreamer's
+    /// tsdemux, h264parse and openh264dec).
+    fn probe(&self) -> serde_json::Value {
+        let out = std::process::Command::new("/usr/bin/python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/lib/media_probe.py"
+            ))
+            .arg(&self.out)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("media_probe: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+impl Drop for MediaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn video_is_pushed_to_central_without_transcoding_and_stops_when_told() {
+    let port = free_port();
+    let _camera = Camera::start(port);
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-push");
+    let station = common::dispatch::station(&broker, "max_video_pushes = 1\n");
+    let media = MediaServer::start(station.dir.path());
+    let pass = station.dir.path().join("cam.pass");
+    std::fs::write(&pass, "s3cret\n").unwrap();
+    station.append_config(&format!(
+        "\n[[device]]\nid = \"cam-gate\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nusername = \"viewer\"\npassword_file = \"{}\"\nprobe_s = 60\n",
+        pass.display()
+    ));
+    let daemon = station.start();
+    let answer = |id: &str| common::dispatch::answer(&central, id, LONG, &daemon);
+    let push = |id: &str, args: serde_json::Value| {
+        common::dispatch::send(broker.port, "video.push", id, args);
+    };
+
+    // Six seconds of the gate camera, to central's server with its Digest credentials.
+    let started = std::time::Instant::now();
+    push(
+        "v-1",
+        serde_json::json!({"camera": "cam-gate", "url": media.url(), "duration_s": 6,
+            "username": "publisher", "password": "pub-pass"}),
+    );
+    // Generous: the first media a fresh GStreamer constructs may take a while.
+    let a = common::dispatch::answer(&central, "v-1", Duration::from_secs(150), &daemon);
+    assert_eq!(a["status"], "done", "{a}");
+    let r = &a["result"];
+    assert_eq!(r["ended"], "duration", "{a}");
+    assert_eq!(r["codec"], "h264", "{a}");
+    assert!(started.elapsed() >= Duration::from_secs(6), "{a}");
+    let frames = r["frames"].as_u64().unwrap();
+    // 25 fps for 6 s, less the wait for the first keyframe (at most one 2 s GOP).
+    assert!((90..=160).contains(&frames), "{frames} frames relayed: {a}");
+    assert_eq!(r["dropped_frames"], 0, "{a}");
+    assert!(r["bytes"].as_u64().unwrap() > 10_000, "{a}");
+
+    // What central's server wrote decodes as the camera's H.264 at the camera's size, and
+    // lasts about what was asked.
+    assert!(
+        wait_until(Duration::from_secs(10), || media.probe()["frames"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 80),
+        "{}",
+        media.probe()
+    );
+    let got = media.probe();
+    assert_eq!(got["codec"], "video/x-h264", "{got}");
+    assert_eq!(
+        (got["width"].as_u64(), got["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{got}"
+    );
+    let secs = got["duration_s"].as_f64().unwrap();
+    assert!((3.5..=6.5).contains(&secs), "{secs} s recorded: {got}");
+    let decoded = got["frames"].as_u64().unwrap();
+    assert!(
+        decoded + 5 >= frames && decoded <= frames + 5,
+        "{decoded} frames decoded at central, {frames} relayed"
+    );
+
+    // A long push, stopped early by video.stop; a second push meanwhile is refused (limit 1).
+    push(
+        "v-2",
+        serde_json::json!({"camera": "cam-gate", "url": media.url(), "duration_s": 600,
+            "username": "publisher", "password": "pub-pass"}),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    push(
+        "v-3",
+        serde_json::json!({"camera": "cam-gate", "url": media.url(), "duration_s": 5,
+            "username": "publisher", "password": "pub-pass"}),
+    );
+    let busy = answer("v-3");
+    assert_eq!(busy["status"], "failed", "{busy}");
+    assert!(
+        busy["reason"]
+            .as_str()
+            .unwrap()
+            .contains("max_video_pushes"),
+        "{busy}"
+    );
+    let stopped_at = std::time::Instant::now();
+    common::dispatch::send(
+        broker.port,
+        "video.stop",
+        "v-stop",
+        serde_json::json!({"camera": "cam-gate"}),
+    );
+    assert_eq!(answer("v-stop")["result"]["stopped"], 1);
+    let a = answer("v-2");
+    assert_eq!(a["status"], "done", "{a}");
+    assert_eq!(a["result"]["ended"], "stopped", "{a}");
+    assert!(stopped_at.elapsed() < Duration::from_secs(10), "{a}");
+    assert!(a["result"]["frames"].as_u64().unwrap() > 0, "{a}");
+    // While pushes ran, the backlog's replay was held; it resumed after.
+    let log = daemon.log_text();
+    assert!(log.contains("outbox.replay_held") && log.contains("outbox.replay_resumed"));
+
+    // The wrong password for central's server: failed, saying so.
+    push(
+        "v-4",
+        serde_json::json!({"camera": "cam-gate", "url": media.url(), "duration_s": 5,
+            "username": "publisher", "password": "wrong"}),
+    );
+    let a = answer("v-4");
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(
+        a["reason"]
+            .as_str()
+            .unwrap()
+            .contains("authentication failed"),
+        "{a}"
+    );
+}

@@ -59,6 +59,18 @@ if ! have_gst_rtsp && [ "$(id -u)" = 0 ]; then
   apt_install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad || true
 fi
 have_gst_rtsp || echo "GStreamer's RTSP server is missing (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-ugly): the camera test will fail" >&2
+# lighttpd (Digest authentication) is the camera's snapshot URL in tests/camera.rs.
+have_lighttpd() { [ -x /usr/sbin/lighttpd ]; }
+if ! have_lighttpd && [ "$(id -u)" = 0 ]; then
+  say "installing lighttpd (the snapshot test runs its own on a loopback port)"
+  no_start=no
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && no_start=yes
+  fi
+  apt_install lighttpd || true
+  [ "$no_start" = yes ] && rm -f /usr/sbin/policy-rc.d
+fi
+have_lighttpd || echo "lighttpd is missing (apt-get install lighttpd): the camera snapshot test will fail" >&2
 # libfaketime steps the daemon's wall clock in tests/systemd.rs (the watchdog must not notice).
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || apt_install libfaketime || true
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || echo "libfaketime is missing (apt-get install libfaketime): the wall-clock step test will fail" >&2

@@ -27,6 +27,9 @@ pub(super) struct RawCommands {
     /// How many answers are kept at most.
     #[serde(default = "default_keep_answers")]
     keep_answers: u32,
+    /// `video.push` relays running at once (each is a camera's full bitrate on the uplink).
+    #[serde(default = "default_max_video_pushes")]
+    max_video_pushes: u32,
 }
 
 impl Default for RawCommands {
@@ -38,6 +41,7 @@ impl Default for RawCommands {
             max_per_minute: default_max_per_minute(),
             keep_answers_days: default_keep_days(),
             keep_answers: default_keep_answers(),
+            max_video_pushes: default_max_video_pushes(),
         }
     }
 }
@@ -54,6 +58,9 @@ fn default_keep_days() -> u32 {
 fn default_keep_answers() -> u32 {
     10_000
 }
+fn default_max_video_pushes() -> u32 {
+    2
+}
 
 /// `[commands]`, checked: the key file read and parsed.
 #[derive(Debug, Clone)]
@@ -65,6 +72,7 @@ pub struct Commands {
     pub max_per_minute: u32,
     pub keep_answers_days: u32,
     pub keep_answers: u32,
+    pub max_video_pushes: u32,
 }
 
 impl Default for Commands {
@@ -111,6 +119,7 @@ impl Commands {
             max_per_minute: raw.max_per_minute,
             keep_answers_days: raw.keep_answers_days,
             keep_answers: raw.keep_answers,
+            max_video_pushes: raw.max_video_pushes,
         })
     }
 

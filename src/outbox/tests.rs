@@ -145,9 +145,15 @@ fn lanes_split_alarms_live_and_backlog() {
     let rows = all_rows(&Reader::open(&o.path).unwrap());
     let lanes: Vec<Lane> = rows.values().map(|(l, _)| *l).collect();
     assert_eq!(lanes, [Lane::Backlog, Lane::Alarm, Lane::Live]);
-    let plan = crate::uplink::plan_fetch(&Reader::open(&o.path).unwrap(), [0; 3], 10).unwrap();
+    let plan =
+        crate::uplink::plan_fetch(&Reader::open(&o.path).unwrap(), [0; 3], 10, true).unwrap();
     let order: Vec<u64> = plan.iter().map(|(_, r)| r.seq).collect();
     assert_eq!(order, [2, 3, 1], "alarms first, then live, then backlog");
+    // While a video push holds the replay: alarms and live rows only.
+    let plan =
+        crate::uplink::plan_fetch(&Reader::open(&o.path).unwrap(), [0; 3], 10, false).unwrap();
+    let order: Vec<u64> = plan.iter().map(|(_, r)| r.seq).collect();
+    assert_eq!(order, [2, 3], "the backlog waits");
 }
 
 #[test]
@@ -161,7 +167,7 @@ fn live_rows_are_not_starved_by_a_backlog() {
     store
         .commit(&vec![ev(Priority::Telemetry, false, 1); 10], &[])
         .unwrap();
-    let plan = crate::uplink::plan_fetch(&Reader::open(&o.path).unwrap(), [0; 3], 8).unwrap();
+    let plan = crate::uplink::plan_fetch(&Reader::open(&o.path).unwrap(), [0; 3], 8, true).unwrap();
     let live = plan.iter().filter(|(l, _)| *l == Lane::Live).count();
     assert_eq!(live, 4, "half of the window goes to live rows");
     assert_eq!(plan.len(), 8);

@@ -16,7 +16,8 @@
 //!   publish in the order they were queued, so a FIFO maps packet ids back to seqs; a PUBACK
 //!   turns its seq into an ack for the outbox writer, which deletes the row.
 //! - Send order per refill: alarms, then live rows and the historical backlog sharing the
-//!   window half and half, so a large backlog never starves live data.
+//!   window half and half, so a large backlog never starves live data; while a video push
+//!   holds the [`ReplayGate`], no backlog at all.
 //! - On connect a retained birth goes to `P/status`; the last will (retained) says offline;
 //!   a clean shutdown publishes offline itself before disconnecting.
 //! - With a command core attached, every connection subscribes to `P/cmd/+` in a persistent
@@ -24,12 +25,14 @@
 //!   it, which the core calls once what the command caused is safe (manual acks).
 
 mod error;
+mod gate;
 mod machine;
 mod options;
 mod state;
 pub mod tls;
 
 pub use error::LinkError;
+pub use gate::{ReplayGate, ReplayHold};
 pub use machine::{Action, Machine, Note};
 pub use options::{UplinkError, UplinkOptions};
 pub use state::plan_fetch;
@@ -106,6 +109,8 @@ pub struct Uplink {
     /// The retained state snapshots (None: not published), and a way to ask for them now.
     state: Option<Arc<crate::state::Snapshots>>,
     state_request: Arc<Notify>,
+    /// Held while something more urgent needs the link (a video push): no backlog is read.
+    replay: Arc<ReplayGate>,
 }
 
 impl Uplink {
@@ -126,6 +131,7 @@ impl Uplink {
             rebirth: Default::default(),
             state: None,
             state_request: Default::default(),
+            replay: Default::default(),
             dropped_busy: metrics.counter("cmd.dropped_busy", ""),
             published: metrics.counter("uplink.published", ""),
             acked: metrics.counter("uplink.acked", ""),
@@ -152,6 +158,14 @@ impl Uplink {
     /// a change of the device board (at most every 5 s), and when asked.
     pub fn with_state(mut self, snapshots: Arc<crate::state::Snapshots>) -> Uplink {
         self.state = Some(snapshots);
+        self
+    }
+
+    /// Holds the backlog's replay while `gate` is held (live video first); wakes the uplink
+    /// when it opens.
+    pub fn with_replay_gate(mut self, gate: Arc<ReplayGate>) -> Uplink {
+        gate.wake_with(self.new_data.clone());
+        self.replay = gate;
         self
     }
 
@@ -330,9 +344,10 @@ impl Uplink {
                 limit,
             } => {
                 let reader = self.reader.clone();
+                let backlog = !self.replay.held();
                 io.reading = Some(tokio::task::spawn_blocking(move || {
                     let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
-                    plan_fetch(&reader, cursors, limit).map(|rows| (fetch, rows))
+                    plan_fetch(&reader, cursors, limit, backlog).map(|rows| (fetch, rows))
                 }));
             }
             Action::Ack(seqs) => {

@@ -9,10 +9,12 @@ use std::collections::{HashMap, VecDeque};
 pub(super) type PendingRead = tokio::task::JoinHandle<rusqlite::Result<(u64, Vec<(Lane, OutRow)>)>>;
 
 /// The refill policy, kept apart from the session so it can be tested on a plain `Reader`.
+/// Without `backlog` (the replay gate is held) no historical row is read.
 pub fn plan_fetch(
     reader: &Reader,
     cursors: [u64; 3],
     free: usize,
+    backlog: bool,
 ) -> rusqlite::Result<Vec<(Lane, OutRow)>> {
     let mut out = Vec::with_capacity(free);
     let take = |out: &mut Vec<(Lane, OutRow)>,
@@ -36,7 +38,7 @@ pub fn plan_fetch(
         cursors[Lane::Live as usize],
         live_share,
     )?;
-    let room = free - out.len();
+    let room = if backlog { free - out.len() } else { 0 };
     take(
         &mut out,
         Lane::Backlog,

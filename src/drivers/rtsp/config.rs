@@ -157,6 +157,15 @@ impl DeviceConfig for RtspDevice {
             commands.add_once(std::sync::Arc::new(super::snapshot::SnapshotCommand {
                 cameras: cameras.clone(),
             }));
+            let pushes = commands.service::<super::push::Pushes>();
+            pushes.set_shutdown(ctx.shutdown.clone());
+            let replay = commands.service::<crate::uplink::ReplayGate>();
+            commands.add_once(std::sync::Arc::new(super::push::PushCommand {
+                cameras: cameras.clone(),
+                pushes: pushes.clone(),
+                replay,
+            }));
+            commands.add_once(std::sync::Arc::new(super::push::StopCommand { pushes }));
         }
         Ok(Box::pin(super::run(
             self.clone(),

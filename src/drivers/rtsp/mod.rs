@@ -8,14 +8,17 @@
 //! what arrives: frames per second, bitrate, keyframe interval — and a session that is up but
 //! sends no frames is `stalled`.
 //!
-//! Commands find the cameras in [`Cameras`]: `camera.snapshot` ([`snapshot`]).
+//! Commands find the cameras in [`Cameras`]: `camera.snapshot` ([`snapshot`]), `video.push`
+//! and `video.stop` ([`push`]).
 
 mod cameras;
 mod config;
+mod push;
 mod snapshot;
 
 pub use cameras::{Camera, Cameras};
 pub use config::RtspDevice;
+pub use push::Pushes;
 
 use super::{DeviceContext, DeviceSink, Driver};
 use crate::event::{Event, Priority};

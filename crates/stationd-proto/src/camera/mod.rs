@@ -6,3 +6,4 @@
 //!   read back, the camera's SDP restated for ANNOUNCE, keyframes and frame ends in RTP.
 
 pub mod jpeg;
+pub mod rtsp;

@@ -21,6 +21,12 @@
 //!    hashing rate and the daemon's peak RSS on a 4 GiB file, and `footage.upload`'s rate
 //!    against its cap (nginx on loopback).
 //!
+//! 8. Cameras (`BENCH_ONLY=camera`): what a probe costs (daemon CPU and bytes on the wire per
+//!    DESCRIBE, 50 cameras probed by one daemon), and relaying one 1080p25 H.264 stream to a
+//!    media server with `video.push`: the daemon's CPU and RSS while it relays, and the
+//!    latency it adds (each RTP packet timed as it leaves the camera and as it reaches the
+//!    server, by its sequence number, through two tapping relays on loopback).
+//!
 //! `BENCH_SCALE=0.1` shrinks every size (a quick look); the goals are judged at scale 1.
 #![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
 
@@ -247,6 +253,12 @@ fn main() {
     }
     if section("dock") {
         dock(scale(5_000));
+    }
+    if section("camera") {
+        // 50 cameras (10 at a BENCH_SCALE below 1): scale() floors at 1,000.
+        let quick =
+            std::env::var("BENCH_SCALE").is_ok_and(|v| v.parse::<f64>().is_ok_and(|s| s < 1.0));
+        camera(if quick { 10 } else { 50 });
     }
     if section("tetra") {
         tetra(scale(1_000_000), scale(20_000), scale(1_000));
@@ -1235,4 +1247,300 @@ fn dock(n_small: u64) {
         println!("dock     footage.upload of 20 MB to nginx with upload_kbit_s = {cap}: {:>8.0} kbit/s end to end ({:.0} % of the cap), byte-identical: {ok}", 20_000_000.0 * 8.0 / 1000.0 / secs, 20_000_000.0 * 8.0 / 1000.0 / secs / cap as f64 * 100.0);
         stop(child);
     }
+}
+
+/// A TCP relay on a free loopback port to `upstream` that counts the bytes and connections
+/// through it and, for one direction (`tap_upstream`: upstream → client, else client →
+/// upstream), notes when each interleaved RTP packet on channel 0 passed, by sequence number.
+struct TapRelay {
+    port: u16,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+    connections: Arc<std::sync::atomic::AtomicU64>,
+    seen: Arc<std::sync::Mutex<std::collections::HashMap<u16, Instant>>>,
+}
+
+impl TapRelay {
+    fn start(upstream: u16, tap_upstream: bool) -> TapRelay {
+        use std::io::{Read, Write};
+        let port = common::free_port();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let relay = TapRelay {
+            port,
+            bytes: Default::default(),
+            connections: Default::default(),
+            seen: Default::default(),
+        };
+        let (bytes, connections, seen) = (
+            relay.bytes.clone(),
+            relay.connections.clone(),
+            relay.seen.clone(),
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { continue };
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                for (mut from, mut to, tap) in [
+                    (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        !tap_upstream,
+                    ),
+                    (server, client, tap_upstream),
+                ] {
+                    let (bytes, seen) = (bytes.clone(), seen.clone());
+                    std::thread::spawn(move || {
+                        let mut reader = stationd_proto::camera::rtsp::Reader::new();
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            let at = Instant::now();
+                            bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            if !tap {
+                                continue;
+                            }
+                            reader.push(&buf[..n]);
+                            while let Ok(Some(item)) = reader.next_item() {
+                                if let stationd_proto::camera::rtsp::Item::Interleaved {
+                                    channel: 0,
+                                    data,
+                                } = item
+                                {
+                                    if data.len() >= 4 {
+                                        let seq = u16::from_be_bytes([data[2], data[3]]);
+                                        seen.lock().unwrap().entry(seq).or_insert(at);
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        relay
+    }
+}
+
+/// A GStreamer process from tests/lib (a camera or the media server); killed on drop.
+struct GstProcess(std::process::Child);
+
+impl GstProcess {
+    fn start(script: &str, args: &[String]) -> GstProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/lib")
+                    .join(script),
+            )
+            .args(args)
+            // A busy scene at a street camera's bitrate, not a mostly still test pattern.
+            .env("CAMERA_PATTERN", "snow")
+            .env("CAMERA_KBIT", "4000")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("/usr/bin/python3 with GStreamer's RTSP server (tests/run.sh installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "{script} did not start");
+        GstProcess(child)
+    }
+}
+
+impl Drop for GstProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn camera(n_cameras: u64) {
+    let broker = common::Broker::started();
+    let arrivals = central_arrivals(broker.port, "bench-camera-central");
+    let dir = bench_dir("camera");
+    let cam_port = common::free_port();
+    let _camera = GstProcess::start(
+        "rtsp_camera.py",
+        &[
+            cam_port.to_string(),
+            "1920".into(),
+            "1080".into(),
+            "25".into(),
+        ],
+    );
+    let key =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keys/dispatch-test.pub");
+    let head = |db: &str| {
+        format!(
+            "[station]\nid = \"test-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:{}\"]\n[buffer]\npath = \"{}\"\n[commands]\npublic_key_file = \"{}\"\n",
+            broker.port,
+            dir.join(db).display(),
+            key.display()
+        )
+    };
+    let start_daemon = |name: &str, text: String| {
+        std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+            .args(["run", "--config"])
+            .arg(dir.join(format!("{name}.toml")))
+            .env("RUST_LOG", "error")
+            .env(
+                "STATIOND_CONTROL_SOCKET",
+                dir.join(format!("{name}-control.sock")),
+            )
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let stop = |mut child: std::process::Child| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = child.wait();
+    };
+
+    // Probes: n cameras (all the same GStreamer camera, through a counting relay), every 10 s.
+    let probe_tap = TapRelay::start(cam_port, true);
+    let mut text = head("probe.db");
+    for i in 0..n_cameras {
+        text.push_str(&format!(
+            "[[device]]\nid = \"cam-{i}\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{}/cam1\"\nprobe_s = 10\n",
+            probe_tap.port
+        ));
+    }
+    let child = start_daemon("probe", text);
+    arrivals_of(&arrivals, "/status", 1);
+    // Warm: every camera probed once (the camera's media constructed), then 30 s measured.
+    arrivals_of(&arrivals, "/event/camera.up", n_cameras);
+    let pid = child.id();
+    let (cpu0, bytes0, conns0) = (
+        cpu_s(pid),
+        probe_tap.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        probe_tap
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    std::thread::sleep(Duration::from_secs(30));
+    let probes = probe_tap
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - conns0;
+    let bytes = probe_tap.bytes.load(std::sync::atomic::Ordering::Relaxed) - bytes0;
+    let cpu = cpu_s(pid) - cpu0;
+    println!(
+        "camera   {n_cameras} cameras probed every 10 s by one daemon: {probes} probes in 30 s; {:.2} ms of daemon CPU and {:.0} bytes on the wire (both ways) per probe (OPTIONS + DESCRIBE, 1080p H.264 SDP); daemon RSS {:.1} MB, {:.1} % of one core",
+        cpu * 1000.0 / probes.max(1) as f64,
+        bytes as f64 / probes.max(1) as f64,
+        vm_rss_kb(pid) as f64 / 1024.0,
+        cpu / 30.0 * 100.0
+    );
+    stop(child);
+
+    // Relaying one 1080p25 stream for 20 s: camera → tap → daemon → tap → media server.
+    let media_port = common::free_port();
+    let recording = dir.join("received.ts");
+    let _media = GstProcess::start(
+        "rtsp_record_server.py",
+        &[media_port.to_string(), recording.display().to_string()],
+    );
+    let camera_tap = TapRelay::start(cam_port, true);
+    let media_tap = TapRelay::start(media_port, false);
+    let text = head("push.db")
+        + &format!(
+            "[[device]]\nid = \"cam-gate\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{}/cam1\"\nprobe_s = 3600\n",
+            camera_tap.port
+        );
+    let child = start_daemon("push", text);
+    let pid = child.id();
+    arrivals_of(&arrivals, "/status", 1);
+    arrivals_of(&arrivals, "/event/camera.up", 1);
+    let rss_before = vm_rss_kb(pid);
+    common::dispatch::send(
+        broker.port,
+        "video.push",
+        "bench-push",
+        serde_json::json!({"camera": "cam-gate", "url": format!("rtsp://127.0.0.1:{}/live/cam", media_tap.port), "duration_s": 20}),
+    );
+    // Sample from the first packet at the server to the end.
+    until("the first packet reached the media server", || {
+        !media_tap.seen.lock().unwrap().is_empty()
+    });
+    let (cpu0, started) = (cpu_s(pid), Instant::now());
+    let mut rss_peak = 0;
+    let done = loop {
+        rss_peak = rss_peak.max(vm_rss_kb(pid));
+        match arrivals.recv_timeout(Duration::from_millis(200)) {
+            Ok((at, topic)) if topic.ends_with("/cmd-result/bench-push") => break at,
+            _ => assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no answer to the push"
+            ),
+        }
+    };
+    let secs = done.duration_since(started).as_secs_f64();
+    let cpu = cpu_s(pid) - cpu0;
+    let relayed = media_tap.bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let mut latencies: Vec<f64> = {
+        let (from, to) = (
+            camera_tap.seen.lock().unwrap(),
+            media_tap.seen.lock().unwrap(),
+        );
+        to.iter()
+            .filter_map(|(seq, t_out)| {
+                from.get(seq)
+                    .map(|t_in| t_out.duration_since(*t_in).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    };
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "camera   video.push of one 1080p25 H.264 stream ({:.0} kbit/s): daemon {:.1} % of one core, RSS {:.1} MB before, {:.1} MB peak while relaying",
+        relayed as f64 * 8.0 / 1000.0 / secs,
+        cpu / secs * 100.0,
+        rss_before as f64 / 1024.0,
+        rss_peak as f64 / 1024.0
+    );
+    println!(
+        "camera   relay latency (an RTP packet leaving the camera → reaching the media server, {} packets): median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        pct(0.5),
+        pct(0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    stop(child);
 }

@@ -7,7 +7,10 @@ SIGUSR1 makes the camera stall the way a hung encoder does: sessions still open 
 but no RTP leaves (the payloader's packets are dropped); SIGUSR2 lets frames flow again.
 
 usage: rtsp_camera.py PORT WIDTH HEIGHT FPS [USER PASSWORD]
+env: CAMERA_PATTERN (videotestsrc pattern, default "ball"; "snow" keeps the encoder at its
+     bitrate like a busy street), CAMERA_KBIT (x264's target bitrate, default 2048)
 """
+import os
 import signal
 import sys
 
@@ -27,9 +30,11 @@ server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1")
 server.set_service(port)
 factory = GstRtspServer.RTSPMediaFactory()
+pattern = os.environ.get("CAMERA_PATTERN", "ball")
+kbit = int(os.environ.get("CAMERA_KBIT", "2048"))
 factory.set_launch(
-    f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 "
-    f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps * 2} "
+    f"( videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},framerate={fps}/1 "
+    f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps * 2} bitrate={kbit} "
     f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
 )
 factory.set_shared(True)

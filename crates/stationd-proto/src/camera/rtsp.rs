@@ -116,7 +116,7 @@ pub enum Item {
     /// A `$`-framed packet on `channel` (RTCP from the server, usually).
     Interleaved {
         channel: u8,
-        len: usize,
+        data: Vec<u8>,
     },
     /// A request from the server (some send GET_PARAMETER or OPTIONS as keepalives): its
     /// method and CSeq, to be answered.
@@ -195,8 +195,9 @@ impl Reader {
             if self.buf.len() < 4 + len {
                 return Ok(None);
             }
+            let data = self.buf[4..4 + len].to_vec();
             self.buf.drain(..4 + len);
-            return Ok(Some(Item::Interleaved { channel, len }));
+            return Ok(Some(Item::Interleaved { channel, data }));
         }
         let Some(head_end) = find(&self.buf, b"\r\n\r\n") else {
             if self.buf.len() > MAX_HEAD {
@@ -504,7 +505,13 @@ mod tests {
                 (200, Some(4), &b"abc"[..])
             );
             assert_eq!(ok.session(), Some(("12AB".into(), 30)));
-            assert_eq!(items[1], Item::Interleaved { channel: 1, len: 2 });
+            assert_eq!(
+                items[1],
+                Item::Interleaved {
+                    channel: 1,
+                    data: vec![0xAA, 0xBB]
+                }
+            );
             assert_eq!(
                 items[2],
                 Item::Request {

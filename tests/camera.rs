@@ -603,3 +603,89 @@ fn video_is_pushed_to_central_without_transcoding_and_stops_when_told() {
         "{a}"
     );
 }
+
+#[test]
+fn while_video_is_pushed_the_backlog_waits_and_live_data_flows() {
+    let port = free_port();
+    let _camera = Camera::with_args(port, &[]);
+    let mut broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-push-replay");
+    let station = common::dispatch::station(&broker, "");
+    let media = MediaServer::start(station.dir.path());
+    station.append_config(&format!(
+        "\n[[device]]\nid = \"cam-gate\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nprobe_s = 60\n"
+    ));
+    let daemon = station.start();
+    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    common::dispatch::send(
+        broker.port,
+        "video.push",
+        "v-long",
+        serde_json::json!({"camera": "cam-gate", "url": media.url(), "duration_s": 300,
+            "username": "publisher", "password": "pub-pass"}),
+    );
+    assert!(
+        wait_until(LONG, || daemon.log_text().contains("outbox.replay_held")),
+        "log:\n{}",
+        daemon.log_text()
+    );
+
+    // The uplink drops while the push runs (the media server is elsewhere): a backlog builds.
+    broker.stop();
+    let backlog: Vec<String> = (0..100).map(|n| line("backlog", "telemetry", n)).collect();
+    send_lines(station.ingest_port, &backlog);
+    assert!(
+        wait_until(LONG, || station.outbox_rows() >= 100),
+        "{}",
+        station.outbox_stats()
+    );
+    broker.start();
+    let online = |m: &[Msg]| m.iter().filter(|m| m.json["state"] == "online").count();
+    let before = online(&central.all());
+    assert!(
+        central.wait(LONG, |m| online(m) > before),
+        "the station did not come back; log:\n{}",
+        daemon.log_text()
+    );
+    // Live data made now goes out at once; the backlog waits for the video.
+    send_lines(station.ingest_port, &[line("live", "telemetry", 1)]);
+    let kind_count = |kind: &str| {
+        central
+            .all()
+            .iter()
+            .filter(|m| m.json["kind"] == kind)
+            .count()
+    };
+    assert!(
+        wait_until(LONG, || kind_count("live") == 1),
+        "live data held back; log:\n{}",
+        daemon.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        kind_count("backlog"),
+        0,
+        "the backlog was replayed while the video ran"
+    );
+
+    // The push ends: the backlog follows, whole.
+    common::dispatch::send(
+        broker.port,
+        "video.stop",
+        "v-stop",
+        serde_json::json!({"camera": "cam-gate"}),
+    );
+    let a = common::dispatch::answer(&central, "v-long", LONG, &daemon);
+    assert_eq!(a["result"]["ended"], "stopped", "{a}");
+    assert!(
+        wait_until(LONG, || kind_count("backlog") == 100),
+        "{} of 100 after the push; log:\n{}",
+        kind_count("backlog"),
+        daemon.log_text()
+    );
+    assert!(central
+        .all()
+        .iter()
+        .filter(|m| m.json["kind"] == "backlog")
+        .all(|m| m.json["historical"] == true));
+}

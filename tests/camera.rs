@@ -433,9 +433,18 @@ struct MediaServer {
 
 impl MediaServer {
     fn start(dir: &std::path::Path) -> MediaServer {
+        MediaServer::start_with(dir, None)
+    }
+
+    /// With `tls` (certificate and key PEM files), it serves rtsps://.
+    fn start_with(dir: &std::path::Path, tls: Option<(&str, &str)>) -> MediaServer {
         let port = free_port();
         let out = dir.join("received.ts");
-        let mut child = std::process::Command::new("/usr/bin/python3")
+        let mut cmd = std::process::Command::new("/usr/bin/python3");
+        if let Some((cert, key)) = tls {
+            cmd.env("RTSPS_CERT", cert).env("RTSPS_KEY", key);
+        }
+        let mut child = cmd
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/tests/lib/rtsp_record_server.py"
@@ -688,4 +697,87 @@ fn while_video_is_pushed_the_backlog_waits_and_live_data_flows() {
         .iter()
         .filter(|m| m.json["kind"] == "backlog")
         .all(|m| m.json["historical"] == true));
+}
+
+#[test]
+fn video_is_pushed_over_rtsps_trusting_the_configured_ca_only() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    // Central's CA and its media server's certificate for 127.0.0.1.
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "test central CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let pki = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let p = pki.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let (ca_file, cert_file, key_file) = (
+        write("ca.pem", ca.pem()),
+        write("server.pem", cert.pem()),
+        write("server.key", key.serialize_pem()),
+    );
+
+    let port = free_port();
+    let _camera = Camera::with_args(port, &[]);
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-rtsps");
+    let station = common::dispatch::station(&broker, "");
+    let media = MediaServer::start_with(station.dir.path(), Some((&cert_file, &key_file)));
+    // The same camera twice: one trusting central's CA, one with only the public roots.
+    for (id, ca) in [
+        ("cam-gate", format!("upload_ca_file = \"{ca_file}\"\n")),
+        ("cam-plain", String::new()),
+    ] {
+        station.append_config(&format!(
+            "\n[[device]]\nid = \"{id}\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nprobe_s = 60\n{ca}"
+        ));
+    }
+    let daemon = station.start();
+    let url = format!(
+        "rtsps://publisher:pub-pass@127.0.0.1:{}/live/cam",
+        media.port
+    );
+    common::dispatch::send(
+        broker.port,
+        "video.push",
+        "s-1",
+        serde_json::json!({"camera": "cam-gate", "url": url, "duration_s": 4}),
+    );
+    let a = common::dispatch::answer(&central, "s-1", Duration::from_secs(150), &daemon);
+    assert_eq!(a["status"], "done", "{a}");
+    // The answer names the URL without the credentials that came in it.
+    assert_eq!(
+        a["result"]["url"],
+        format!("rtsps://127.0.0.1:{}/live/cam", media.port),
+        "{a}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || media.probe()["frames"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 40),
+        "{}",
+        media.probe()
+    );
+    assert_eq!(media.probe()["width"], 640);
+
+    // Without central's CA the server's certificate is not trusted: failed, saying TLS.
+    common::dispatch::send(
+        broker.port,
+        "video.push",
+        "s-2",
+        serde_json::json!({"camera": "cam-plain", "url": url, "duration_s": 4}),
+    );
+    let a = common::dispatch::answer(&central, "s-2", LONG, &daemon);
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(a["reason"].as_str().unwrap().contains("TLS"), "{a}");
 }

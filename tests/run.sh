@@ -52,11 +52,13 @@ if ! have_nginx && [ "$(id -u)" = 0 ]; then
   [ "$no_start" = yes ] && rm -f /usr/sbin/policy-rc.d
 fi
 have_nginx || echo "nginx is missing (apt-get install nginx-core): the footage upload test will fail" >&2
-# GStreamer's RTSP server (driven from Debian's python3-gi) is the camera of tests/camera.rs.
-have_gst_rtsp() { /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' >/dev/null 2>&1 && [ -n "$(ls /usr/lib/*/gstreamer-1.0/libgstx264.so 2>/dev/null)" ]; }
+# GStreamer's RTSP server (driven from Debian's python3-gi) is the camera of tests/camera.rs and
+# central's media server (RECORD mode; rtsps through glib-networking); openh264 (plugins-bad)
+# decodes what it recorded.
+have_gst_rtsp() { /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' >/dev/null 2>&1 && [ -n "$(ls /usr/lib/*/gstreamer-1.0/libgstx264.so /usr/lib/*/gstreamer-1.0/libgstopenh264.so /usr/lib/*/gio/modules/libgiognutls.so 2>/dev/null | wc -l | grep -x 3)" ]; }
 if ! have_gst_rtsp && [ "$(id -u)" = 0 ]; then
   say "installing GStreamer's RTSP server and plugins (the camera tests run their own on a loopback port)"
-  apt_install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad || true
+  apt_install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad glib-networking || true
 fi
 have_gst_rtsp || echo "GStreamer's RTSP server is missing (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-ugly): the camera test will fail" >&2
 # lighttpd (Digest authentication) is the camera's snapshot URL in tests/camera.rs.

@@ -5,7 +5,9 @@ mode=record, RECORD) and writing it, without decoding, into OUTFILE as MPEG-TS. 
 the publisher must answer a Digest challenge. Prints "ready" once listening; runs until killed.
 
 usage: rtsp_record_server.py PORT OUTFILE [USER PASSWORD]
+env: RTSPS_CERT, RTSPS_KEY (PEM files): serve rtsps:// (RTSP over TLS) with that certificate.
 """
+import os
 import sys
 
 import gi
@@ -13,7 +15,8 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 gi.require_version("GstRtsp", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+gi.require_version("Gio", "2.0")
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 Gst.init(None)
 port, outfile = sys.argv[1], sys.argv[2]
@@ -29,8 +32,14 @@ factory.set_launch(
     f"( rtph264depay name=depay0 ! h264parse ! mpegtsmux ! filesink location={outfile} sync=false )"
 )
 factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
-if user:
+auth = None
+if user or os.environ.get("RTSPS_CERT"):
     auth = GstRtspServer.RTSPAuth()
+if os.environ.get("RTSPS_CERT"):
+    auth.set_tls_certificate(
+        Gio.TlsCertificate.new_from_files(os.environ["RTSPS_CERT"], os.environ["RTSPS_KEY"])
+    )
+if user:
     auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
     token = GstRtspServer.RTSPToken()
     token.set_string("media.factory.role", user)
@@ -40,6 +49,7 @@ if user:
             f"{user}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
         )
     )
+if auth:
     server.set_auth(auth)
 server.get_mount_points().add_factory("/live/cam", factory)
 if server.attach(None) == 0:

@@ -30,7 +30,8 @@ pub struct RtspDevice {
     /// Snapshots are sent to central at most this many kilobits per second.
     #[serde(default = "default_upload_kbit_s")]
     pub upload_kbit_s: u64,
-    /// A CA certificate (PEM) for central's upload server, besides the public roots.
+    /// A CA certificate (PEM) for central's servers (snapshot uploads, `rtsps://` pushes),
+    /// besides Mozilla's roots.
     pub upload_ca_file: Option<PathBuf>,
 }
 

@@ -130,6 +130,8 @@ pub struct Target {
     /// The URL as requests name it: without credentials.
     pub url: url::Url,
     pub creds: Option<(String, String)>,
+    /// For `rtsps://`: a CA to trust besides Mozilla's roots (the camera's `upload_ca_file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -167,7 +169,11 @@ impl Target {
             (None, None) => from_url,
             _ => return Err("args.username and args.password go together".into()),
         };
-        Ok(Target { url, creds })
+        Ok(Target {
+            url,
+            creds,
+            ca_file: None,
+        })
     }
 }
 
@@ -183,7 +189,10 @@ impl Handler for PushCommand {
                 Err(why) => return Outcome::BadArgs(why),
             };
             let target = match Target::from_args(args) {
-                Ok(t) => t,
+                Ok(t) => Target {
+                    ca_file: camera.upload.ca_file.clone(),
+                    ..t
+                },
                 Err(why) => return Outcome::BadArgs(why),
             };
             let duration_s = match args.get("duration_s").and_then(Value::as_u64) {
@@ -194,12 +203,6 @@ impl Handler for PushCommand {
                     ))
                 }
             };
-            if target.url.scheme() == "rtsps" {
-                return Outcome::Failed {
-                    reason: "rtsps:// is not supported yet: push over rtsp:// (a VPN or the media server's plain port)".into(),
-                    result: None,
-                };
-            }
             let slot = match self.pushes.begin(&camera.id) {
                 Ok(s) => s,
                 Err(why) => {
@@ -404,6 +407,32 @@ fn first_line(e: &impl std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
+/// TLS for `rtsps://`: Mozilla's roots (central's media server may carry a public
+/// certificate) and, when configured, central's own CA.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = ca_file {
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(ca)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("upload_ca_file {}: {e}", ca.display()))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("upload_ca_file {}: {e}", ca.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Either half of the connection to the media server.
 trait Conn: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Conn for T {}
@@ -419,15 +448,35 @@ struct Publisher {
 }
 
 impl Publisher {
+    /// TCP to the server; for `rtsps://` (default port 322) TLS over it, trusting Mozilla's
+    /// roots and the configured CA.
     async fn connect(target: &Target) -> Result<Publisher, String> {
         let host = target.url.host_str().unwrap_or_default().to_string();
-        let port = target.url.port().unwrap_or(554);
+        let tls = target.url.scheme() == "rtsps";
+        let port = target.url.port().unwrap_or(if tls { 322 } else { 554 });
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| format!("the media server {}: {e}", target.url))?;
         let _ = tcp.set_nodelay(true);
+        let conn: Box<dyn Conn> = if tls {
+            let config = tls_config(target.ca_file.as_deref())?;
+            // An IP literal in a URL comes bracketed for IPv6; ServerName wants it bare.
+            let name = rustls::pki_types::ServerName::try_from(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            )
+            .map_err(|e| format!("the media server's name {host}: {e}"))?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("the media server {}: TLS: {e}", target.url))?;
+            Box::new(stream)
+        } else {
+            Box::new(tcp)
+        };
         Ok(Publisher {
-            conn: Box::new(tcp),
+            conn,
             reader: wire::Reader::new(),
             target: target.clone(),
             cseq: 0,

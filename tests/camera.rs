@@ -237,7 +237,8 @@ fn a_camera_that_stops_sending_frames_is_stalled_not_up() {
 }
 
 /// A camera's HTTP side: Debian's lighttpd on a free loopback port serving `/ISAPI/…` behind
-/// Digest authentication (viewer / s3cret, realm "camera"), like a camera's snapshot URL.
+/// Digest authentication and the same files at `/cgi-bin/…` behind Basic (viewer / s3cret,
+/// realm "camera"), like cameras' snapshot URLs.
 struct SnapshotServer {
     port: u16,
     _dir: tempfile::TempDir,
@@ -249,10 +250,12 @@ impl SnapshotServer {
     fn start(files: &[(&str, Vec<u8>)]) -> SnapshotServer {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let www = dir.path().join("www/ISAPI");
-        std::fs::create_dir_all(&www).unwrap();
-        for (name, bytes) in files {
-            std::fs::write(www.join(name), bytes).unwrap();
+        for sub in ["www/ISAPI", "www/cgi-bin"] {
+            let www = dir.path().join(sub);
+            std::fs::create_dir_all(&www).unwrap();
+            for (name, bytes) in files {
+                std::fs::write(www.join(name), bytes).unwrap();
+            }
         }
         // htdigest: user:realm:MD5(user:realm:password), computed by coreutils' md5sum.
         let ha1 = std::process::Command::new("sh")
@@ -272,7 +275,7 @@ impl SnapshotServer {
         std::fs::write(
             dir.path().join("lighttpd.conf"),
             format!(
-                "server.document-root = \"{d}/www\"\nserver.bind = \"127.0.0.1\"\nserver.port = {port}\nserver.errorlog = \"{d}/error.log\"\nserver.modules = (\"mod_auth\", \"mod_authn_file\")\nauth.backend = \"htdigest\"\nauth.backend.htdigest.userfile = \"{d}/htdigest\"\nauth.require = ( \"/ISAPI/\" => ( \"method\" => \"digest\", \"realm\" => \"camera\", \"require\" => \"valid-user\" ) )\nmimetype.assign = (\".jpg\" => \"image/jpeg\", \".html\" => \"text/html\")\n"
+                "server.document-root = \"{d}/www\"\nserver.bind = \"127.0.0.1\"\nserver.port = {port}\nserver.errorlog = \"{d}/error.log\"\nserver.modules = (\"mod_auth\", \"mod_authn_file\")\nauth.backend = \"htdigest\"\nauth.backend.htdigest.userfile = \"{d}/htdigest\"\nauth.require = ( \"/ISAPI/\" => ( \"method\" => \"digest\", \"realm\" => \"camera\", \"require\" => \"valid-user\" ), \"/cgi-bin/\" => ( \"method\" => \"basic\", \"realm\" => \"camera\", \"require\" => \"valid-user\" ) )\nmimetype.assign = (\".jpg\" => \"image/jpeg\", \".html\" => \"text/html\")\n"
             ),
         )
         .unwrap();
@@ -300,6 +303,10 @@ impl SnapshotServer {
 
     fn url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/ISAPI/{name}", self.port)
+    }
+
+    fn basic_url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/cgi-bin/{name}", self.port)
     }
 }
 
@@ -341,16 +348,17 @@ fn a_snapshot_is_fetched_with_digest_auth_and_uploaded_to_central() {
     std::fs::write(&bad, "guess\n").unwrap();
     // The RTSP side of these cameras is not there (probes fail); snapshots do not need it.
     let rtsp = free_port();
-    for (id, pass, picture) in [
-        ("cam-gate", &good, "picture.jpg"),
-        ("cam-wrong", &bad, "picture.jpg"),
-        ("cam-huge", &good, "huge.jpg"),
-        ("cam-busy", &good, "busy.html"),
+    for (id, pass, url) in [
+        ("cam-gate", &good, camera_http.url("picture.jpg")),
+        ("cam-basic", &good, camera_http.basic_url("picture.jpg")),
+        ("cam-wrong", &bad, camera_http.url("picture.jpg")),
+        ("cam-huge", &good, camera_http.url("huge.jpg")),
+        ("cam-busy", &good, camera_http.url("busy.html")),
     ] {
         station.append_config(&format!(
             "\n[[device]]\nid = \"{id}\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{rtsp}/cam1\"\nusername = \"viewer\"\npassword_file = \"{}\"\nsnapshot_url = \"{}\"\nsnapshot_max_kb = 64\nprobe_s = 60\n",
             pass.display(),
-            camera_http.url(picture)
+            url
         ));
     }
     let daemon = station.start();
@@ -389,6 +397,11 @@ fn a_snapshot_is_fetched_with_digest_auth_and_uploaded_to_central() {
         (before_ms - 1000..before_ms + 30_000).contains(&captured_ms),
         "captured at {captured}"
     );
+
+    // A camera that asks for Basic: the same picture.
+    let a = snapshot("s-6", "cam-basic", "basic.jpg");
+    assert_eq!(a["status"], "done", "{a}");
+    assert_eq!(std::fs::read(nginx.stored("basic.jpg")).unwrap(), jpeg);
 
     // Wrong password: "authentication failed", nothing uploaded.
     let a = snapshot("s-2", "cam-wrong", "wrong.jpg");

@@ -23,7 +23,13 @@ impl Camera {
     }
 
     fn with_args(port: u16, auth: &[&str]) -> Camera {
+        Camera::with_env(port, auth, &[])
+    }
+
+    /// A camera whose encoder runs as `env` says (CAMERA_PATTERN, CAMERA_KBIT).
+    fn with_env(port: u16, auth: &[&str], env: &[(&str, &str)]) -> Camera {
         let mut child = std::process::Command::new("/usr/bin/python3")
+            .envs(env.iter().copied())
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/tests/lib/rtsp_camera.py"
@@ -793,4 +799,126 @@ fn video_is_pushed_over_rtsps_trusting_the_configured_ca_only() {
     let a = common::dispatch::answer(&central, "s-2", LONG, &daemon);
     assert_eq!(a["status"], "failed", "{a}");
     assert!(a["reason"].as_str().unwrap().contains("TLS"), "{a}");
+}
+
+/// A TCP relay to `upstream` on a free loopback port that stops reading from its client while
+/// the flag is set (a stalled uplink: the sender's buffers fill, nothing is lost on the wire).
+fn pausing_relay(upstream: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = free_port();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let flag = paused.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { continue };
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let pipe =
+                |mut from: std::net::TcpStream,
+                 mut to: std::net::TcpStream,
+                 flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>| {
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            while flag
+                                .as_ref()
+                                .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+                            {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+            pipe(
+                client.try_clone().unwrap(),
+                server.try_clone().unwrap(),
+                Some(flag.clone()),
+            );
+            pipe(server, client, None);
+        }
+    });
+    (port, paused)
+}
+
+#[test]
+fn a_push_whose_uplink_stalls_stays_bounded_and_drops_whole_frames() {
+    // A busy scene at 8 Mbit/s: the uplink's buffers fill within seconds when it stalls.
+    let port = free_port();
+    let _camera = Camera::with_env(
+        port,
+        &[],
+        &[("CAMERA_PATTERN", "snow"), ("CAMERA_KBIT", "8000")],
+    );
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-push-stall");
+    let station = common::dispatch::station(&broker, "");
+    let media = MediaServer::start(station.dir.path());
+    station.append_config(&format!(
+        "\n[[device]]\nid = \"cam-street\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nprobe_s = 60\n"
+    ));
+    let daemon = station.start();
+    let (relay, paused) = pausing_relay(media.port);
+    common::dispatch::send(
+        broker.port,
+        "video.push",
+        "st-1",
+        serde_json::json!({"camera": "cam-street",
+            "url": format!("rtsp://127.0.0.1:{relay}/live/cam"), "duration_s": 30,
+            "username": "publisher", "password": "pub-pass"}),
+    );
+    assert!(
+        wait_until(LONG, || media.probe()["frames"].as_u64().unwrap_or(0) > 0),
+        "nothing reached the media server: {:?}",
+        common::dispatch::answers(&central, "st-1")
+    );
+    // The uplink stalls for 9 s (the relay in front of the media server stops reading), then
+    // goes on.
+    paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    let rss_before = daemon.rss_kb();
+    std::thread::sleep(Duration::from_secs(9));
+    let rss_stalled = daemon.rss_kb();
+    paused.store(false, std::sync::atomic::Ordering::SeqCst);
+    let a = common::dispatch::answer(&central, "st-1", Duration::from_secs(90), &daemon);
+    let r = &a["result"];
+    // The queue filled and whole frames were dropped up to a keyframe, counted.
+    assert!(
+        r["dropped_frames"].as_u64().unwrap() > 0 && r["dropped_packets"].as_u64().unwrap() > 0,
+        "the queue never filled: {a}"
+    );
+    assert!(r["frames"].as_u64().unwrap() > 25, "{a}");
+    // GStreamer's RECORD server ends the session when the stream resumes after such a gap
+    // (its jitterbuffer resets); a server that keeps it gets the rest from a keyframe. Either
+    // way the answer says how it ended.
+    match r["ended"].as_str().unwrap() {
+        "duration" => assert_eq!(a["status"], "done", "{a}"),
+        "server_closed" => {
+            assert_eq!(a["status"], "failed", "{a}");
+            assert!(
+                a["reason"].as_str().unwrap().contains("media server"),
+                "{a}"
+            );
+        }
+        other => panic!("ended {other}: {a}"),
+    }
+    // Bounded: the queue, not the stall's length, sets what is held.
+    assert!(
+        rss_stalled < rss_before + 16 * 1024,
+        "RSS {rss_before} kB before the stall, {rss_stalled} kB after 9 s of it"
+    );
+    // What reached central decodes.
+    std::thread::sleep(Duration::from_secs(2));
+    let got = media.probe();
+    assert!(got["frames"].as_u64().unwrap_or(0) > 25, "{got}");
+    assert!(got.get("error").is_none(), "{got}");
 }

@@ -397,7 +397,12 @@ pub async fn relay(
         "duration" | "stopped" => None,
         "shutdown" => Some("the station is shutting down".into()),
         "camera_ended" => Some("the camera ended its stream".into()),
-        "server_closed" => Some("the media server closed the connection".into()),
+        "server_closed" => Some(
+            report
+                .failure
+                .take()
+                .unwrap_or_else(|| "the media server closed the connection".into()),
+        ),
         _ => report.failure.take(),
     };
     report
@@ -629,9 +634,18 @@ impl Publisher {
         let (mut from_server, mut to_server) = tokio::io::split(conn);
         // The writer: interleaved packets and the odd request, in order, from a bounded queue.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE_PACKETS);
+        // Why the server side ended, in words, from whichever half saw it first.
+        let why_gone: Arc<Mutex<Option<String>>> = Default::default();
+        let gone = |why: &Arc<Mutex<Option<String>>>, text: String| {
+            why.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(text);
+        };
+        let writer_why = why_gone.clone();
         let writer = tokio::spawn(async move {
             while let Some(bytes) = rx.recv().await {
-                if to_server.write_all(&bytes).await.is_err() {
+                if let Err(e) = to_server.write_all(&bytes).await {
+                    gone(&writer_why, format!("writing to the media server: {e}"));
                     return;
                 }
             }
@@ -660,11 +674,19 @@ impl Publisher {
         // The server's side: responses to keepalives, RTCP receiver reports; its end.
         let (server_gone_tx, mut server_gone) = tokio::sync::oneshot::channel::<()>();
         let answer_tx = tx.clone();
+        let reader_why = why_gone.clone();
         let server_reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 16 * 1024];
             loop {
                 match from_server.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) => {
+                        gone(&reader_why, "the media server closed the connection".into());
+                        break;
+                    }
+                    Err(e) => {
+                        gone(&reader_why, format!("reading from the media server: {e}"));
+                        break;
+                    }
                     Ok(n) => reader.push(&buf[..n]),
                 }
                 loop {
@@ -676,7 +698,8 @@ impl Publisher {
                         }
                         Ok(Some(_)) => {}
                         Ok(None) => break,
-                        Err(_) => {
+                        Err(e) => {
+                            gone(&reader_why, format!("the media server: {e}"));
                             let _ = server_gone_tx.send(());
                             return;
                         }
@@ -754,6 +777,9 @@ impl Publisher {
         drop(tx);
         let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
         server_reader.abort();
+        if ended == "server_closed" {
+            report.failure = why_gone.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
         ended
     }
 }

@@ -620,9 +620,19 @@ fn jt808(rt: &tokio::runtime::Runtime, n: u64) {
 /// Starts `stationd run` on the config `text` (written as `dir/NAME.toml`, with its own
 /// control socket) and waits until it accepts connections on `port`.
 fn spawn_daemon(dir: &std::path::Path, name: &str, text: &str, port: u16) -> std::process::Child {
+    let child = run_daemon(dir, name, text);
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    child
+}
+
+/// Starts `stationd run` on the config `text` (written as `dir/NAME.toml`, with its own
+/// control socket) without waiting for anything.
+fn run_daemon(dir: &std::path::Path, name: &str, text: &str) -> std::process::Child {
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(&config, text).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
         .args(["run", "--config"])
         .arg(&config)
         .env("RUST_LOG", "error")
@@ -632,11 +642,16 @@ fn spawn_daemon(dir: &std::path::Path, name: &str, text: &str, port: u16) -> std
         )
         .stdin(std::process::Stdio::null())
         .spawn()
-        .unwrap();
-    assert!(common::wait_until(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
-    child
+        .unwrap()
+}
+
+/// SIGTERM, then waits for the exit.
+fn stop_daemon(mut child: std::process::Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
 }
 
 /// One terminal registers, authenticates and sends `n` location reports back to back to a
@@ -1160,24 +1175,8 @@ fn dock(n_small: u64) {
             root.display()
         )
     };
-    let start_daemon = |kbit: u64| {
-        std::fs::write(dir.join("dock.toml"), text(kbit)).unwrap();
-        std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
-            .args(["run", "--config"])
-            .arg(dir.join("dock.toml"))
-            .env("RUST_LOG", "error")
-            .env("STATIOND_CONTROL_SOCKET", dir.join("dock-control.sock"))
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let stop = |mut child: std::process::Child| {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = child.wait();
-    };
+    let start_daemon = |kbit: u64| run_daemon(&dir, "dock", &text(kbit));
+    let stop = stop_daemon;
     let child = start_daemon(2000);
     arrivals_of(&arrivals, "/status", 1);
     // Small files (10 kB, a still's size) written at once: until the last footage.indexed.
@@ -1406,27 +1405,8 @@ fn camera(n_cameras: u64) {
             key.display()
         )
     };
-    let start_daemon = |name: &str, text: String| {
-        std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
-        std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
-            .args(["run", "--config"])
-            .arg(dir.join(format!("{name}.toml")))
-            .env("RUST_LOG", "error")
-            .env(
-                "STATIOND_CONTROL_SOCKET",
-                dir.join(format!("{name}-control.sock")),
-            )
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let stop = |mut child: std::process::Child| {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = child.wait();
-    };
+    let start_daemon = |name: &str, text: String| run_daemon(&dir, name, &text);
+    let stop = stop_daemon;
 
     // Probes: n cameras (all the same GStreamer camera, through a counting relay), every 10 s.
     let probe_tap = TapRelay::start(cam_port, true);

@@ -67,6 +67,13 @@ impl Drop for Camera {
     }
 }
 
+/// Appends a camera (`driver = "rtsp"`) at rtsp://127.0.0.1:PORT/cam1 with `extra` keys.
+fn add_camera(station: &Station, id: &str, port: u16, extra: &str) {
+    station.append_config(&format!(
+        "\n[[device]]\nid = \"{id}\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\n{extra}"
+    ));
+}
+
 fn of_device<'a>(all: &'a [Msg], device: &str, kind: &str) -> Vec<&'a Msg> {
     all.iter()
         .filter(|m| m.json["device"] == device && m.json["kind"] == kind)
@@ -85,10 +92,15 @@ fn a_camera_is_probed_and_its_health_is_reported_with_reasons() {
     std::fs::write(&good, "s3cret\n").unwrap();
     std::fs::write(&bad, "guess\n").unwrap();
     for (id, pass) in [("cam-gate", &good), ("cam-wrong", &bad)] {
-        station.append_config(&format!(
-            "\n[[device]]\nid = \"{id}\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nusername = \"viewer\"\npassword_file = \"{}\"\nprobe_s = 1\n",
-            pass.display()
-        ));
+        add_camera(
+            &station,
+            id,
+            port,
+            &format!(
+                "username = \"viewer\"\npassword_file = \"{}\"\nprobe_s = 1\n",
+                pass.display()
+            ),
+        );
     }
     let daemon = station.start();
 
@@ -169,9 +181,7 @@ fn a_short_play_measures_frames_bitrate_and_keyframe_interval() {
     let port = free_port();
     let _camera = Camera::with_args(port, &[]);
     let station = Station::new(broker.port, "");
-    station.append_config(&format!(
-        "\n[[device]]\nid = \"cam-street\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nprobe_s = 4\nwatch_s = 3\n"
-    ));
+    add_camera(&station, "cam-street", port, "probe_s = 4\nwatch_s = 3\n");
     let daemon = station.start();
     assert!(
         central.wait(LONG, |m| !of_device(m, "cam-street", "camera.feed")
@@ -202,9 +212,7 @@ fn a_camera_that_stops_sending_frames_is_stalled_not_up() {
     let port = free_port();
     let camera = Camera::with_args(port, &[]);
     let station = Station::new(broker.port, "");
-    station.append_config(&format!(
-        "\n[[device]]\nid = \"cam-yard\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nprobe_s = 6\nwatch_s = 4\n"
-    ));
+    add_camera(&station, "cam-yard", port, "probe_s = 6\nwatch_s = 4\n");
     let daemon = station.start();
     assert!(
         central.wait(LONG, |m| !of_device(m, "cam-yard", "camera.up").is_empty()),
@@ -361,11 +369,11 @@ fn a_snapshot_is_fetched_with_digest_auth_and_uploaded_to_central() {
         ("cam-huge", &good, camera_http.url("huge.jpg")),
         ("cam-busy", &good, camera_http.url("busy.html")),
     ] {
-        station.append_config(&format!(
-            "\n[[device]]\nid = \"{id}\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{rtsp}/cam1\"\nusername = \"viewer\"\npassword_file = \"{}\"\nsnapshot_url = \"{}\"\nsnapshot_max_kb = 64\nprobe_s = 60\n",
-            pass.display(),
-            url
-        ));
+        let keys = format!(
+            "username = \"viewer\"\npassword_file = \"{}\"\nsnapshot_url = \"{url}\"\nsnapshot_max_kb = 64\nprobe_s = 60\n",
+            pass.display()
+        );
+        add_camera(&station, id, rtsp, &keys);
     }
     let daemon = station.start();
     let answer = |id: &str| common::dispatch::answer(&central, id, LONG, &daemon);
@@ -522,10 +530,15 @@ fn video_is_pushed_to_central_without_transcoding_and_stops_when_told() {
     let media = MediaServer::start(station.dir.path());
     let pass = station.dir.path().join("cam.pass");
     std::fs::write(&pass, "s3cret\n").unwrap();
-    station.append_config(&format!(
-        "\n[[device]]\nid = \"cam-gate\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nusername = \"viewer\"\npassword_file = \"{}\"\nprobe_s = 60\n",
-        pass.display()
-    ));
+    add_camera(
+        &station,
+        "cam-gate",
+        port,
+        &format!(
+            "username = \"viewer\"\npassword_file = \"{}\"\nprobe_s = 60\n",
+            pass.display()
+        ),
+    );
     let daemon = station.start();
     let answer = |id: &str| common::dispatch::answer(&central, id, LONG, &daemon);
     let push = |id: &str, args: serde_json::Value| {
@@ -640,9 +653,7 @@ fn while_video_is_pushed_the_backlog_waits_and_live_data_flows() {
     let central = Subscriber::connect(broker.port, "central-push-replay");
     let station = common::dispatch::station(&broker, "");
     let media = MediaServer::start(station.dir.path());
-    station.append_config(&format!(
-        "\n[[device]]\nid = \"cam-gate\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nprobe_s = 60\n"
-    ));
+    add_camera(&station, "cam-gate", port, "probe_s = 60\n");
     let daemon = station.start();
     assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
     common::dispatch::send(
@@ -756,9 +767,7 @@ fn video_is_pushed_over_rtsps_trusting_the_configured_ca_only() {
         ("cam-gate", format!("upload_ca_file = \"{ca_file}\"\n")),
         ("cam-plain", String::new()),
     ] {
-        station.append_config(&format!(
-            "\n[[device]]\nid = \"{id}\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nprobe_s = 60\n{ca}"
-        ));
+        add_camera(&station, id, port, &format!("probe_s = 60\n{ca}"));
     }
     let daemon = station.start();
     let url = format!(
@@ -864,9 +873,7 @@ fn a_push_whose_uplink_stalls_stays_bounded_and_drops_whole_frames() {
     let central = Subscriber::connect(broker.port, "central-push-stall");
     let station = common::dispatch::station(&broker, "");
     let media = MediaServer::start(station.dir.path());
-    station.append_config(&format!(
-        "\n[[device]]\nid = \"cam-street\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\nprobe_s = 60\n"
-    ));
+    add_camera(&station, "cam-street", port, "probe_s = 60\n");
     let daemon = station.start();
     let (relay, paused) = pausing_relay(media.port);
     common::dispatch::send(

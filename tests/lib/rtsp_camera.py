@@ -21,6 +21,8 @@ gi.require_version("GstRtspServer", "1.0")
 gi.require_version("GstRtsp", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
+from gst_rtsp_auth import require_digest  # noqa: E402
+
 Gst.init(None)
 port, width, height, fps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 user = sys.argv[5] if len(sys.argv) > 6 else None
@@ -70,15 +72,7 @@ GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, set_stalled, True)
 GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR2, set_stalled, False)
 if user:
     auth = GstRtspServer.RTSPAuth()
-    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
-    token = GstRtspServer.RTSPToken()
-    token.set_string("media.factory.role", user)
-    auth.add_digest(user, password, token)
-    factory.add_role_from_structure(
-        Gst.Structure.new_from_string(
-            f"{user}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
-        )
-    )
+    require_digest(auth, factory, user, password)
     server.set_auth(auth)
 server.get_mount_points().add_factory("/cam1", factory)
 if server.attach(None) == 0:

@@ -18,6 +18,8 @@ gi.require_version("GstRtsp", "1.0")
 gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
+from gst_rtsp_auth import require_digest  # noqa: E402
+
 Gst.init(None)
 port, outfile = sys.argv[1], sys.argv[2]
 user = sys.argv[3] if len(sys.argv) > 4 else None
@@ -40,15 +42,7 @@ if os.environ.get("RTSPS_CERT"):
         Gio.TlsCertificate.new_from_files(os.environ["RTSPS_CERT"], os.environ["RTSPS_KEY"])
     )
 if user:
-    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
-    token = GstRtspServer.RTSPToken()
-    token.set_string("media.factory.role", user)
-    auth.add_digest(user, password, token)
-    factory.add_role_from_structure(
-        Gst.Structure.new_from_string(
-            f"{user}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
-        )
-    )
+    require_digest(auth, factory, user, password)
 if auth:
     server.set_auth(auth)
 server.get_mount_points().add_factory("/live/cam", factory)

@@ -1437,7 +1437,7 @@ fn camera(n_cameras: u64) {
     let bytes = probe_tap.bytes.load(std::sync::atomic::Ordering::Relaxed) - bytes0;
     let cpu = cpu_s(pid) - cpu0;
     println!(
-        "camera   {n_cameras} cameras probed every 10 s by one daemon: {probes} probes in 30 s; {:.2} ms of daemon CPU and {:.0} bytes on the wire (both ways) per probe (OPTIONS + DESCRIBE, 1080p H.264 SDP); daemon RSS {:.1} MB, {:.1} % of one core",
+        "camera   {n_cameras} cameras probed every 10 s by one daemon: {probes} probes in 30 s; {:.2} ms of daemon CPU and {:.0} bytes on the wire (both ways) per probe (DESCRIBE, 1080p H.264 SDP); daemon RSS {:.1} MB, {:.1} % of one core",
         cpu * 1000.0 / probes.max(1) as f64,
         bytes as f64 / probes.max(1) as f64,
         vm_rss_kb(pid) as f64 / 1024.0,

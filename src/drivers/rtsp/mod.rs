@@ -33,7 +33,7 @@ pub const DRIVER: Driver = Driver {
     keys: crate::config::keys::keys_of::<RtspDevice>,
 };
 
-/// How long a camera has to answer OPTIONS + DESCRIBE.
+/// How long a camera has to answer DESCRIBE.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a feed looks like.

@@ -15,6 +15,7 @@
 //!   evidence index's hash chain.
 //! - [`camera`]: IP cameras — snapshots' JPEG headers, the RTSP publisher's wire that pushes
 //!   a camera's video to central.
+//! - [`staffing`]: the teams' shift rotation (who is on duty, training, off at a moment).
 //! - [`sim`]: the device side — what terminals and receivers send — for the demo, the tests
 //!   and the benchmark.
 //!
@@ -30,4 +31,5 @@ pub mod footage;
 pub mod gps;
 pub mod jt808;
 pub mod sim;
+pub mod staffing;
 pub mod tetra;

@@ -62,6 +62,13 @@ pub fn check_config(config: &Path, profile_dirs: &[PathBuf], json: bool) -> u8 {
         Outcome::Warning
     };
     checks.push(Check::new("commands", commands, cfg.commands.describe()));
+    if let Some(staffing) = &cfg.staffing {
+        checks.push(Check::new(
+            "staffing",
+            Outcome::Ok,
+            staffing.describe(crate::clock::unix_ms()),
+        ));
+    }
     report(&checks, json)
 }
 

@@ -53,6 +53,16 @@ fn every_config_key_is_documented_and_every_documented_key_exists() {
     assert_same("## `[uplink]`", keys_of::<Uplink>(), &[]);
     assert_same("## `[buffer]`", keys_of::<RawBuffer>(), &[]);
     assert_same("## `[commands]`", keys_of::<RawCommands>(), &[]);
+    assert_same(
+        "## `[staffing]`",
+        keys_of::<super::staffing::RawStaffing>(),
+        &["slot"],
+    );
+    assert_same(
+        "### `[[staffing.slot]]`",
+        keys_of::<super::staffing::RawSlot>(),
+        &[],
+    );
     for driver in crate::drivers::DRIVERS {
         // `id` and `driver` are documented once for all, under `[[device]]`.
         assert_same(

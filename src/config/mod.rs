@@ -21,6 +21,7 @@ mod devices;
 mod docs_check;
 pub mod keys;
 pub mod profile;
+mod staffing;
 pub mod udev;
 mod values;
 
@@ -29,7 +30,8 @@ pub use buffer::{Buffer, Durability};
 pub use commands::Commands;
 pub(crate) use devices::device_from_table;
 use devices::merge_devices;
-pub use values::{BrokerUrl, ListenAddr, StationId, TopicPrefix};
+pub use staffing::Staffing;
+pub use values::{parse_utc_offset, BrokerUrl, ListenAddr, StationId, TopicPrefix};
 
 pub use crate::drivers::Device;
 pub use profile::Profile;
@@ -76,6 +78,8 @@ pub struct Config {
     pub profile: Option<Profile>,
     /// Commands from dispatch: whose, and within what limits.
     pub commands: Commands,
+    /// The teams and their rotation (`[staffing]`), if configured.
+    pub staffing: Option<Staffing>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +157,8 @@ struct RawConfig {
     device: Vec<Spanned<toml::Table>>,
     #[serde(default)]
     commands: commands::RawCommands,
+    #[serde(default)]
+    staffing: Option<Spanned<staffing::RawStaffing>>,
 }
 
 impl Config {
@@ -272,6 +278,17 @@ impl Config {
         }
         let commands = Commands::check(raw.commands)
             .map_err(|(span, key, message)| err(span, Some(key), message))?;
+        let staffing = match raw.staffing {
+            None => None,
+            Some(s) => {
+                let span = s.span();
+                Some(
+                    s.into_inner()
+                        .check()
+                        .map_err(|message| err(Some(span), Some("staffing"), message))?,
+                )
+            }
+        };
         Ok(Config {
             source: path.to_path_buf(),
             station: raw.station,
@@ -280,6 +297,7 @@ impl Config {
             devices,
             profile,
             commands,
+            staffing,
         })
     }
 

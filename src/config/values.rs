@@ -174,3 +174,15 @@ impl TryFrom<String> for ListenAddr {
         }
     }
 }
+
+/// `+08:00` / `-05:00` → minutes east of UTC; `None` if it is not such an offset.
+pub fn parse_utc_offset(s: &str) -> Option<i32> {
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h.abs() <= 14 && (0..60).contains(&m) && h >= 0).then_some(sign * (h * 60 + m))
+}

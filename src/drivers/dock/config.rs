@@ -86,16 +86,7 @@ impl DockDevice {
     }
 }
 
-fn parse_offset(s: &str) -> Option<i32> {
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':')?;
-    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-    (h.abs() <= 14 && (0..60).contains(&m) && h >= 0).then_some(sign * (h * 60 + m))
-}
+use crate::config::parse_utc_offset as parse_offset;
 
 impl CheckedConfig for DockDevice {
     fn check(&self) -> Result<(), String> {

@@ -213,6 +213,12 @@ pub async fn start(
     // Held by video pushes: the backlog's replay gives way to live video.
     let replay_gate = registry.service::<crate::uplink::ReplayGate>();
     let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(crate::commands::QUEUE);
+    let snapshots = Arc::new(crate::state::Snapshots {
+        station: cfg.station.id.as_str().to_string(),
+        board: board.clone(),
+        metrics: metrics.clone(),
+        docks: Some(docks),
+    });
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
         reader,
@@ -224,12 +230,7 @@ pub async fn start(
     )
     .with_commands(commands_tx)
     .with_replay_gate(replay_gate)
-    .with_state(Arc::new(crate::state::Snapshots {
-        station: cfg.station.id.as_str().to_string(),
-        board: board.clone(),
-        metrics: metrics.clone(),
-        docks: Some(docks),
-    }));
+    .with_state(snapshots.clone());
     // Commands from dispatch: an input like the drivers, stopped with them.
     let answers =
         crate::commands::store::AnswerStore::open(&crate::commands::store::store_path(&path))?;
@@ -247,6 +248,7 @@ pub async fn start(
             board: board.clone(),
             rebirth: uplink.rebirth(),
             state_request: uplink.state_request(),
+            snapshots: Some(snapshots),
         },
         metrics.clone(),
     );

@@ -27,6 +27,15 @@ impl Snapshots {
         out
     }
 
+    /// The names of the snapshots `all` publishes now (`devices`, `evidence` where a dock is).
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut out = vec!["devices"];
+        if self.docks.as_ref().is_some_and(|d| !d.all().is_empty()) {
+            out.push("evidence");
+        }
+        out
+    }
+
     /// `P/state/evidence`: the evidence chain's head, the witness central keeps (a later head
     /// must extend it; the box cannot rewrite what came before without central seeing it).
     pub fn evidence(&self) -> Option<Vec<u8>> {

@@ -459,7 +459,14 @@ fn the_device_board_is_retained_for_central_and_follows_changes_and_requests() {
             ),
         )],
     );
-    assert_eq!(wait_answers(&central, "rb-1", 1)[0]["status"], "done");
+    let rb = &wait_answers(&central, "rb-1", 1)[0];
+    assert_eq!(rb["status"], "done");
+    // No dock here: the birth and the device board, nothing else.
+    assert_eq!(
+        rb["result"]["republished"],
+        json!(["status", "state/devices"]),
+        "{rb}"
+    );
     assert!(central.wait(LONG, |m| m
         .iter()
         .filter(|m| m.json["state"] == "online")

@@ -515,6 +515,12 @@ fn footage_is_uploaded_on_request_byte_identical_rate_capped_and_retried_after_a
     assert_eq!(a["status"], "failed", "{a}");
     assert!(a["reason"].as_str().unwrap().contains("HTTP 403"), "{a}");
     assert_eq!(a["result"]["attempts"], 1, "{a}");
+    // A rebirth names the evidence snapshot too, where a dock is.
+    common::dispatch::send(broker.port, "rebirth", "rb-dock", serde_json::json!({}));
+    assert_eq!(
+        answer("rb-dock")["result"]["republished"],
+        serde_json::json!(["status", "state/devices", "state/evidence"])
+    );
     // An unknown file, bad arguments.
     common::dispatch::send(
         broker.port,

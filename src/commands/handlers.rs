@@ -39,6 +39,8 @@ pub struct CommandContext {
     pub rebirth: Arc<Notify>,
     /// Asks the uplink to publish the retained state snapshots now.
     pub state_request: Arc<Notify>,
+    /// The retained snapshots the uplink publishes (`rebirth` names them in its answer).
+    pub snapshots: Option<Arc<crate::state::Snapshots>>,
 }
 
 pub type Running<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
@@ -134,7 +136,11 @@ impl Handler for Rebirth {
     fn run<'a>(&'a self, _args: &'a Map<String, Value>, ctx: &'a CommandContext) -> Running<'a> {
         Box::pin(async move {
             ctx.rebirth.notify_one();
-            Outcome::Done(serde_json::json!({"republished": ["status", "state/devices"]}))
+            let mut republished = vec!["status".to_string()];
+            if let Some(snapshots) = &ctx.snapshots {
+                republished.extend(snapshots.names().iter().map(|n| format!("state/{n}")));
+            }
+            Outcome::Done(serde_json::json!({ "republished": republished }))
         })
     }
 }

@@ -50,13 +50,8 @@ impl Camera {
 
 impl Camera {
     /// Sends the camera process a signal (USR1: stall, USR2: flow again).
-    fn signal(&self, name: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{name}");
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
 }
 
@@ -72,6 +67,18 @@ fn add_camera(station: &Station, id: &str, port: u16, extra: &str) {
     station.append_config(&format!(
         "\n[[device]]\nid = \"{id}\"\ndriver = \"rtsp\"\nurl = \"rtsp://127.0.0.1:{port}/cam1\"\n{extra}"
     ));
+}
+
+/// A command's answer is `failed` and its reason says `words`.
+fn assert_failed_saying(answer: &serde_json::Value, words: &str) {
+    assert_eq!(answer["status"], "failed", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(words),
+        "the reason should say {words:?}: {answer}"
+    );
 }
 
 fn of_device<'a>(all: &'a [Msg], device: &str, kind: &str) -> Vec<&'a Msg> {
@@ -222,7 +229,7 @@ fn a_camera_that_stops_sending_frames_is_stalled_not_up() {
     // The encoder hangs: RTSP still answers (DESCRIBE, SETUP, PLAY all succeed) but after
     // half a second of frames no RTP comes. A DESCRIBE-only probe would call this camera up;
     // the short PLAY says stalled.
-    camera.signal("USR1");
+    camera.signal(nix::sys::signal::Signal::SIGUSR1);
     assert!(
         central.wait(LONG, |m| of_device(m, "cam-yard", "camera.down")
             .iter()
@@ -242,7 +249,7 @@ fn a_camera_that_stops_sending_frames_is_stalled_not_up() {
     let board = String::from_utf8_lossy(&station.cli(&["devices"]).stdout).to_string();
     assert!(board.contains("stalled"), "{board}");
     // Frames flow again: up again.
-    camera.signal("USR2");
+    camera.signal(nix::sys::signal::Signal::SIGUSR2);
     assert!(
         central.wait(LONG, |m| of_device(m, "cam-yard", "camera.up").len() >= 2),
         "log:\n{}",
@@ -419,26 +426,14 @@ fn a_snapshot_is_fetched_with_digest_auth_and_uploaded_to_central() {
 
     // Wrong password: "authentication failed", nothing uploaded.
     let a = snapshot("s-2", "cam-wrong", "wrong.jpg");
-    assert_eq!(a["status"], "failed", "{a}");
-    assert!(
-        a["reason"]
-            .as_str()
-            .unwrap()
-            .contains("authentication failed"),
-        "{a}"
-    );
+    assert_failed_saying(&a, "authentication failed");
     assert!(!nginx.stored("wrong.jpg").exists());
     // Larger than snapshot_max_kb: refused, not read whole.
     let a = snapshot("s-3", "cam-huge", "huge.jpg");
-    assert_eq!(a["status"], "failed", "{a}");
-    assert!(
-        a["reason"].as_str().unwrap().contains("snapshot_max_kb"),
-        "{a}"
-    );
+    assert_failed_saying(&a, "snapshot_max_kb");
     // An HTML page is not a picture.
     let a = snapshot("s-4", "cam-busy", "busy.jpg");
-    assert_eq!(a["status"], "failed", "{a}");
-    assert!(a["reason"].as_str().unwrap().contains("not a JPEG"), "{a}");
+    assert_failed_saying(&a, "not a JPEG");
     assert!(!nginx.stored("busy.jpg").exists());
     // A camera the station does not have.
     let a = snapshot("s-5", "cam-nowhere", "x.jpg");
@@ -603,14 +598,7 @@ fn video_is_pushed_to_central_without_transcoding_and_stops_when_told() {
             "username": "publisher", "password": "pub-pass"}),
     );
     let busy = answer("v-3");
-    assert_eq!(busy["status"], "failed", "{busy}");
-    assert!(
-        busy["reason"]
-            .as_str()
-            .unwrap()
-            .contains("max_video_pushes"),
-        "{busy}"
-    );
+    assert_failed_saying(&busy, "max_video_pushes");
     let stopped_at = std::time::Instant::now();
     common::dispatch::send(
         broker.port,
@@ -635,14 +623,7 @@ fn video_is_pushed_to_central_without_transcoding_and_stops_when_told() {
             "username": "publisher", "password": "wrong"}),
     );
     let a = answer("v-4");
-    assert_eq!(a["status"], "failed", "{a}");
-    assert!(
-        a["reason"]
-            .as_str()
-            .unwrap()
-            .contains("authentication failed"),
-        "{a}"
-    );
+    assert_failed_saying(&a, "authentication failed");
 }
 
 #[test]
@@ -806,8 +787,7 @@ fn video_is_pushed_over_rtsps_trusting_the_configured_ca_only() {
         serde_json::json!({"camera": "cam-plain", "url": url, "duration_s": 4}),
     );
     let a = common::dispatch::answer(&central, "s-2", LONG, &daemon);
-    assert_eq!(a["status"], "failed", "{a}");
-    assert!(a["reason"].as_str().unwrap().contains("TLS"), "{a}");
+    assert_failed_saying(&a, "TLS");
 }
 
 /// A TCP relay to `upstream` on a free loopback port that stops reading from its client while
@@ -910,11 +890,7 @@ fn a_push_whose_uplink_stalls_stays_bounded_and_drops_whole_frames() {
     match r["ended"].as_str().unwrap() {
         "duration" => assert_eq!(a["status"], "done", "{a}"),
         "server_closed" => {
-            assert_eq!(a["status"], "failed", "{a}");
-            assert!(
-                a["reason"].as_str().unwrap().contains("media server"),
-                "{a}"
-            );
+            assert_failed_saying(&a, "media server");
         }
         other => panic!("ended {other}: {a}"),
     }

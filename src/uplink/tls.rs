@@ -1,6 +1,7 @@
 //! TLS for `mqtts://` brokers: rustls with the ring provider, a private CA from the config,
 //! optional client certificate (mutual TLS). No system roots: a station trusts only the CA it
-//! was given.
+//! was given. Central's media server (`video.push` over `rtsps://`) may carry a public
+//! certificate: [`public_roots_and`] trusts Mozilla's roots besides a configured CA.
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -32,6 +33,33 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+fn provider_builder(
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, TlsError> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?)
+}
+
+/// Mozilla's roots (webpki-roots) and, when given, the CA in `ca_file`; no client certificate.
+pub fn public_roots_and(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = ca_file {
+        for cert in certs(ca)? {
+            roots.add(cert).map_err(|e| TlsError::Certs {
+                path: ca.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Ok(Arc::new(
+        provider_builder()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
 /// Builds the client configuration from the CA file and an optional (cert, key) pair.
 pub fn client_config(
     ca_file: &Path,
@@ -44,11 +72,7 @@ pub fn client_config(
             reason: e.to_string(),
         })?;
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots);
+    let builder = provider_builder()?.with_root_certificates(roots);
     let config = match client {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {

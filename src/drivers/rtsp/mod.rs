@@ -14,6 +14,7 @@
 mod cameras;
 mod config;
 mod push;
+mod session;
 mod snapshot;
 
 pub use cameras::{Camera, Cameras};
@@ -32,9 +33,6 @@ pub const DRIVER: Driver = Driver {
     parse: super::parse_device::<RtspDevice>,
     keys: crate::config::keys::keys_of::<RtspDevice>,
 };
-
-/// How long a camera has to answer DESCRIBE.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a feed looks like.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,36 +141,9 @@ fn feed_json(f: &Feed) -> serde_json::Value {
 }
 
 /// Asks the camera to describe its stream and, with `watch` > 0, plays it that long.
-async fn probe(
-    url: &url::Url,
-    creds: Option<retina::client::Credentials>,
-    watch: Duration,
-) -> Result<Feed, Down> {
-    let options = retina::client::SessionOptions::default()
-        .creds(creds)
-        .user_agent(format!("stationd/{}", env!("CARGO_PKG_VERSION")));
-    let session = match tokio::time::timeout(
-        PROBE_TIMEOUT,
-        retina::client::Session::describe(url.clone(), options),
-    )
-    .await
-    {
-        Err(_) => {
-            return Err(Down {
-                reason: "timeout",
-                detail: format!("no answer to DESCRIBE within {} s", PROBE_TIMEOUT.as_secs()),
-            })
-        }
-        Ok(Err(e)) => return Err(classify(&e)),
-        Ok(Ok(s)) => s,
-    };
-    let Some(video_i) = session.streams().iter().position(|s| s.media() == "video") else {
-        return Err(Down {
-            reason: "no_video_track",
-            detail: "the camera's SDP has no video stream".into(),
-        });
-    };
-    let video = &session.streams()[video_i];
+async fn probe(camera: &Camera, watch: Duration) -> Result<Feed, Down> {
+    let (described, video_i) = session::describe(camera).await?;
+    let video = &described.streams()[video_i];
     let codec = match video.encoding_name() {
         "h264" => "H.264".to_string(),
         "h265" => "H.265".to_string(),
@@ -198,50 +169,23 @@ async fn probe(
         feed.profile = Some(v.rfc6381_codec().to_string());
     }
     if !watch.is_zero() {
-        feed.measured = Some(play(session, video_i, watch).await?);
+        feed.measured = Some(play(described, video_i, watch).await?);
     }
     Ok(feed)
 }
 
 /// PLAYs stream `i` for `watch` over TCP interleaved and measures what arrives.
 async fn play(
-    mut session: retina::client::Session<retina::client::Described>,
+    mut described: retina::client::Session<retina::client::Described>,
     i: usize,
     watch: Duration,
 ) -> Result<Measured, Down> {
     use futures::StreamExt;
-    let failed = |what: &str, e: retina::Error| Down {
-        reason: "refused",
-        detail: format!(
-            "{what}: {}",
-            e.to_string().lines().next().unwrap_or_default()
-        ),
-    };
-    let setup = retina::client::SetupOptions::default()
-        .transport(retina::client::Transport::Tcp(Default::default()));
-    tokio::time::timeout(PROBE_TIMEOUT, session.setup(i, setup))
-        .await
-        .map_err(|_| Down {
-            reason: "timeout",
-            detail: "no answer to SETUP".into(),
-        })?
-        .map_err(|e| failed("SETUP", e))?;
-    // DESCRIBE and SETUP were answered: a PLAY that is not is the camera's media side hung
-    // (its server waits for the encoder's first packet before answering), not the network.
-    let playing = tokio::time::timeout(
-        PROBE_TIMEOUT,
-        session.play(retina::client::PlayOptions::default()),
-    )
-    .await
-    .map_err(|_| Down {
-        reason: "stalled",
-        detail: format!(
-            "DESCRIBE and SETUP answered, PLAY not within {} s: the camera's encoder is not producing",
-            PROBE_TIMEOUT.as_secs()
-        ),
-    })?
-    .map_err(|e| failed("PLAY", e))?;
-    let mut frames = playing.demuxed().map_err(|e| failed("PLAY", e))?;
+    session::setup_tcp(&mut described, i).await?;
+    let playing = session::play(described).await?;
+    let mut frames = playing
+        .demuxed()
+        .map_err(|e| session::refused("PLAY", &e))?;
     let started = std::time::Instant::now();
     let (mut count, mut bytes, mut keyframes) = (0u64, 0u64, Vec::new());
     let mut last_frame = None;
@@ -254,7 +198,7 @@ async fn play(
                     detail: "the camera ended the stream while playing".into(),
                 });
             }
-            Ok(Some(Err(e))) => return Err(failed("while playing", e)),
+            Ok(Some(Err(e))) => return Err(session::refused("while playing", &e)),
             Ok(Some(Ok(retina::codec::CodecItem::VideoFrame(f)))) => {
                 let at = started.elapsed();
                 last_frame = Some(at);
@@ -320,19 +264,6 @@ fn round_to_tenth_of_magnitude(v: u64) -> u64 {
     (v + scale / 2) / scale * scale
 }
 
-/// A failed DESCRIBE, in a technician's words.
-fn classify(e: &retina::Error) -> Down {
-    let detail = e.to_string().lines().next().unwrap_or_default().to_string();
-    let reason = match e.status_code() {
-        Some(401) => "authentication_failed",
-        Some(404) => "not_found",
-        Some(_) => "refused",
-        None if detail.contains("Connection refused") => "refused",
-        None => "unreachable",
-    };
-    Down { reason, detail }
-}
-
 /// Runs until shutdown: probe, report, wait.
 async fn run(d: RtspDevice, ctx: DeviceContext, camera: Camera, password_error: Option<String>) {
     let DeviceContext {
@@ -348,8 +279,6 @@ async fn run(d: RtspDevice, ctx: DeviceContext, camera: Camera, password_error: 
         tracing::error!(event = "camera.password_unreadable", device_id = %d.id, error = %why, "cannot read the camera's password file; probing without credentials (make it readable by stationd, mode 0600)");
         board.set_state(&d.id, "offline", Some(why));
     }
-    let url = camera.url.clone();
-    let creds = camera.creds.as_ref().map(cameras::Credentials::retina);
     let mut health = Health::default();
     let mut every = tokio::time::interval(Duration::from_secs(d.probe_s));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -360,7 +289,7 @@ async fn run(d: RtspDevice, ctx: DeviceContext, camera: Camera, password_error: 
         }
         crate::metrics::inc(&probes);
         let outcome = tokio::select! {
-            o = probe(&url, creds.clone(), Duration::from_secs(d.watch_s)) => o,
+            o = probe(&camera, Duration::from_secs(d.watch_s)) => o,
             _ = shutdown.cancelled() => return,
         };
         match &outcome {

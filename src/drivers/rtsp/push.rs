@@ -7,7 +7,7 @@
 //!
 //! - Memory is bounded: packets wait in a queue of [`QUEUE_PACKETS`]; when the uplink cannot
 //!   keep up the queue fills, and packets are dropped up to the next keyframe (a frame with a
-//!   hole in it would only smear at central), counted in the answer.
+//!   hole in it would only smear at central), counted in the answer ([`wire::FrameGate`]).
 //! - The relay starts at a keyframe, so the first thing central's server gets decodes.
 //! - It ends at `duration_s`, at `video.stop`, at shutdown, or when either side ends; it is
 //!   answered with frames, bytes, what was dropped and why it ended.
@@ -15,6 +15,7 @@
 //!   replay is held ([`crate::uplink::ReplayGate`]): telemetry and alarms still flow.
 
 use super::cameras::{Camera, Cameras};
+use super::{session, Down};
 use crate::commands::handlers::{CommandContext, Handler, Outcome, Running};
 use crate::uplink::ReplayGate;
 use futures::StreamExt;
@@ -30,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_PUSH_S: u64 = 3600;
 /// Packets waiting for the uplink; at ~1,400 bytes each, about 1.4 MB per push.
 pub const QUEUE_PACKETS: usize = 1024;
-/// How long either side has to answer a request.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long central's media server has to answer a request (the camera's: [`session::TIMEOUT`]).
+pub const ANSWER_TIMEOUT: Duration = session::TIMEOUT;
 
 /// The pushes running now, and how many may.
 #[derive(Default)]
@@ -224,7 +225,7 @@ impl Handler for PushCommand {
             .await;
             drop(slot);
             let result = report.json(&camera, &target);
-            tracing::info!(event = "video.push_ended", device_id = %camera.id, ended = report.ended, frames = report.frames, bytes = report.bytes, dropped_frames = report.dropped_frames, "a video push ended");
+            tracing::info!(event = "video.push_ended", device_id = %camera.id, ended = report.ended, frames = report.counts.frames, bytes = report.counts.bytes, dropped_frames = report.counts.dropped_frames, "a video push ended");
             match report.failure {
                 None => Outcome::Done(result),
                 Some(reason) => Outcome::Failed {
@@ -258,14 +259,8 @@ impl Handler for StopCommand {
 #[derive(Debug, Default)]
 pub struct Report {
     pub codec: String,
-    /// Whole frames relayed (their last packet, with the marker bit, went out).
-    pub frames: u64,
-    pub keyframes: u64,
-    pub packets: u64,
-    /// RTP bytes relayed (without the 4-byte interleaved headers).
-    pub bytes: u64,
-    pub dropped_frames: u64,
-    pub dropped_packets: u64,
+    /// Frames, packets and bytes relayed and dropped.
+    pub counts: wire::FrameGate,
     /// From RECORD accepted to the end, monotonic.
     pub relayed_ms: u64,
     /// Until the first keyframe came from the camera.
@@ -280,9 +275,10 @@ impl Report {
     fn json(&self, camera: &Camera, target: &Target) -> Value {
         json!({
             "camera": camera.id, "url": target.url.as_str(), "codec": self.codec,
-            "frames": self.frames, "keyframes": self.keyframes, "packets": self.packets,
-            "bytes": self.bytes, "dropped_frames": self.dropped_frames,
-            "dropped_packets": self.dropped_packets, "duration_ms": self.relayed_ms,
+            "frames": self.counts.frames, "keyframes": self.counts.keyframes,
+            "packets": self.counts.packets, "bytes": self.counts.bytes,
+            "dropped_frames": self.counts.dropped_frames,
+            "dropped_packets": self.counts.dropped_packets, "duration_ms": self.relayed_ms,
             "waited_for_keyframe_ms": self.waited_for_keyframe_ms, "ended": self.ended,
         })
     }
@@ -306,43 +302,29 @@ pub async fn relay(
     shutdown: Option<&CancellationToken>,
 ) -> Report {
     // The camera: DESCRIBE and SETUP (its SDP is what central's server is told).
-    let options = retina::client::SessionOptions::default()
-        .creds(
-            camera
-                .creds
-                .as_ref()
-                .map(super::cameras::Credentials::retina),
-        )
-        .user_agent(format!("stationd/{}", env!("CARGO_PKG_VERSION")));
-    let mut session = match tokio::time::timeout(
-        ANSWER_TIMEOUT,
-        retina::client::Session::describe(camera.url.clone(), options),
-    )
-    .await
-    {
-        Err(_) => return Report::failed("the camera did not answer DESCRIBE within 10 s".into()),
-        Ok(Err(e)) => return Report::failed(format!("the camera: {}", first_line(&e))),
-        Ok(Ok(s)) => s,
+    let camera_down = |d: Down| {
+        Report::failed(format!(
+            "the camera: {}: {}",
+            d.reason.replace('_', " "),
+            d.detail
+        ))
     };
-    let Some(video) = session.streams().iter().position(|s| s.media() == "video") else {
-        return Report::failed("the camera's SDP has no video stream".into());
+    let (mut described, video) = match session::describe(camera).await {
+        Ok(s) => s,
+        Err(d) => return camera_down(d),
     };
-    let encoding = session.streams()[video].encoding_name().to_string();
+    let encoding = described.streams()[video].encoding_name().to_string();
     let codec = Codec::from_encoding(&encoding);
     let Some(sdp) = wire::sdp_for_publish(
-        session.sdp(),
+        described.sdp(),
         video,
         &format!("stationd {}", camera.id),
         "streamid=0",
     ) else {
         return Report::failed("the camera's SDP cannot be restated for the media server".into());
     };
-    let setup = retina::client::SetupOptions::default()
-        .transport(retina::client::Transport::Tcp(Default::default()));
-    match tokio::time::timeout(ANSWER_TIMEOUT, session.setup(video, setup)).await {
-        Err(_) => return Report::failed("the camera did not answer SETUP within 10 s".into()),
-        Ok(Err(e)) => return Report::failed(format!("the camera: SETUP: {}", first_line(&e))),
-        Ok(Ok(_)) => {}
+    if let Err(d) = session::setup_tcp(&mut described, video).await {
+        return camera_down(d);
     }
 
     // Central's media server: ANNOUNCE, SETUP (record), RECORD.
@@ -363,15 +345,9 @@ pub async fn relay(
     };
 
     // Only now the camera plays: nothing waits in a buffer while the server was asked.
-    let playing = match tokio::time::timeout(
-        ANSWER_TIMEOUT,
-        session.play(retina::client::PlayOptions::default()),
-    )
-    .await
-    {
-        Err(_) => return Report::failed("the camera did not answer PLAY within 10 s".into()),
-        Ok(Err(e)) => return Report::failed(format!("the camera: PLAY: {}", first_line(&e))),
-        Ok(Ok(p)) => p,
+    let playing = match session::play(described).await {
+        Ok(p) => p,
+        Err(d) => return camera_down(d),
     };
     let mut report = Report {
         codec: encoding,
@@ -408,34 +384,25 @@ pub async fn relay(
     report
 }
 
-fn first_line(e: &impl std::fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_string()
-}
-
-/// TLS for `rtsps://`: Mozilla's roots (central's media server may carry a public
-/// certificate) and, when configured, central's own CA.
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(ca) = ca_file {
-        let certs = rustls::pki_types::CertificateDer::pem_file_iter(ca)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("upload_ca_file {}: {e}", ca.display()))?;
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("upload_ca_file {}: {e}", ca.display()))?;
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
+/// `request` with the answer to the server's challenge, once one came (`auth`).
+fn authorize(
+    auth: &mut Option<http_auth::PasswordClient>,
+    creds: &Option<(String, String)>,
+    request: Request,
+) -> Result<Request, String> {
+    let (Some(client), Some((username, password))) = (auth, creds) else {
+        return Ok(request);
+    };
+    let header = client
+        .respond(&http_auth::PasswordParams {
+            username,
+            password,
+            uri: &request.url,
+            method: request.method,
+            body: Some(&request.body),
+        })
+        .map_err(|e| format!("cannot answer the media server's challenge: {e}"))?;
+    Ok(request.header("Authorization", header))
 }
 
 /// Either half of the connection to the media server.
@@ -464,7 +431,8 @@ impl Publisher {
             .map_err(|e| format!("the media server {}: {e}", target.url))?;
         let _ = tcp.set_nodelay(true);
         let conn: Box<dyn Conn> = if tls {
-            let config = tls_config(target.ca_file.as_deref())?;
+            let config = crate::uplink::tls::public_roots_and(target.ca_file.as_deref())
+                .map_err(|e| format!("upload_ca_file: {e}"))?;
             // An IP literal in a URL comes bracketed for IPv6; ServerName wants it bare.
             let name = rustls::pki_types::ServerName::try_from(
                 host.trim_start_matches('[')
@@ -553,19 +521,7 @@ impl Publisher {
     /// One request, one response (interleaved packets and the server's own requests met
     /// on the way are skipped or answered).
     async fn exchange(&mut self, request: &Request) -> Result<Response, String> {
-        let mut request = request.clone();
-        if let (Some(auth), Some((user, password))) = (&mut self.auth, &self.target.creds) {
-            let header = auth
-                .respond(&http_auth::PasswordParams {
-                    username: user,
-                    password,
-                    uri: &request.url,
-                    method: request.method,
-                    body: Some(&request.body),
-                })
-                .map_err(|e| format!("cannot answer the media server's challenge: {e}"))?;
-            request = request.header("Authorization", header);
-        }
+        let mut request = authorize(&mut self.auth, &self.target.creds, request.clone())?;
         request = request.header(
             "User-Agent",
             format!("stationd/{}", env!("CARGO_PKG_VERSION")),
@@ -591,8 +547,7 @@ impl Publisher {
                     }
                     Item::Response(_) | Item::Interleaved { .. } => {}
                     Item::Request { cseq: their, .. } => {
-                        let ok = format!("RTSP/1.0 200 OK\r\nCSeq: {}\r\n\r\n", their.unwrap_or(0));
-                        let _ = self.conn.write_all(ok.as_bytes()).await;
+                        let _ = self.conn.write_all(&wire::ok_response(their)).await;
                     }
                 }
             }
@@ -658,18 +613,10 @@ impl Publisher {
             if let Some(s) = &session {
                 r = r.header("Session", s.clone());
             }
-            if let (Some(a), Some((u, p))) = (&mut auth, &target.creds) {
-                if let Ok(h) = a.respond(&http_auth::PasswordParams {
-                    username: u,
-                    password: p,
-                    uri: target.url.as_str(),
-                    method,
-                    body: Some(&[]),
-                }) {
-                    r = r.header("Authorization", h);
-                }
-            }
-            r.encode(*cseq)
+            // Best effort: a keepalive or goodbye the server may refuse changes nothing.
+            authorize(&mut auth, &target.creds, r.clone())
+                .unwrap_or(r)
+                .encode(*cseq)
         };
         // The server's side: responses to keepalives, RTCP receiver reports; its end.
         let (server_gone_tx, mut server_gone) = tokio::sync::oneshot::channel::<()>();
@@ -692,9 +639,7 @@ impl Publisher {
                 loop {
                     match reader.next_item() {
                         Ok(Some(Item::Request { cseq, .. })) => {
-                            let ok =
-                                format!("RTSP/1.0 200 OK\r\nCSeq: {}\r\n\r\n", cseq.unwrap_or(0));
-                            let _ = answer_tx.try_send(ok.into_bytes());
+                            let _ = answer_tx.try_send(wire::ok_response(cseq));
                         }
                         Ok(Some(_)) => {}
                         Ok(None) => break,
@@ -714,8 +659,7 @@ impl Publisher {
             tokio::time::Instant::now() + keepalive_every,
             keepalive_every,
         );
-        // Until the first keyframe, and after an overflow until the next: drop.
-        let mut dropping = true;
+        let mut gate = wire::FrameGate::default();
         let ended = loop {
             tokio::select! {
                 biased;
@@ -730,41 +674,26 @@ impl Publisher {
                 item = playing.next() => match item {
                     None => break "camera_ended",
                     Some(Err(e)) => {
-                        report.failure = Some(format!("the camera, while playing: {}", first_line(&e)));
+                        report.failure = Some(format!("the camera, while playing: {}", session::first_line(&e)));
                         break "camera_failed";
                     }
                     Some(Ok(retina::client::PacketItem::Rtp(packet))) if packet.stream_id() == video => {
                         let raw = packet.raw();
                         let Some(facts) = wire::rtp_facts(raw, codec) else { continue };
-                        if dropping {
-                            if facts.starts_keyframe {
-                                dropping = false;
-                                report.waited_for_keyframe_ms.get_or_insert(started.elapsed().as_millis() as u64);
-                            } else {
-                                if report.waited_for_keyframe_ms.is_some() {
-                                    report.dropped_packets += 1;
-                                    report.dropped_frames += u64::from(facts.ends_frame);
-                                }
-                                continue;
-                            }
-                        }
                         let Some(header) = wire::interleaved_header(0, raw.len()) else { continue };
+                        let was_started = gate.started;
+                        if !gate.admit(facts) {
+                            continue;
+                        }
+                        if !was_started {
+                            report.waited_for_keyframe_ms = Some(started.elapsed().as_millis() as u64);
+                        }
                         let mut framed = Vec::with_capacity(4 + raw.len());
                         framed.extend_from_slice(&header);
                         framed.extend_from_slice(raw);
                         match tx.try_send(framed) {
-                            Ok(()) => {
-                                report.packets += 1;
-                                report.bytes += raw.len() as u64;
-                                report.frames += u64::from(facts.ends_frame);
-                                report.keyframes += u64::from(facts.starts_keyframe);
-                            }
-                            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
-                                // The uplink is behind: drop up to the next keyframe.
-                                dropping = true;
-                                report.dropped_packets += 1;
-                                report.dropped_frames += u64::from(facts.ends_frame);
-                            }
+                            Ok(()) => gate.sent(facts, raw.len()),
+                            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => gate.overflowed(facts),
                             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break "server_closed",
                         }
                     }
@@ -772,6 +701,7 @@ impl Publisher {
                 },
             }
         };
+        report.counts = gate;
         // Say goodbye to the server (best effort) and let the writer drain, briefly.
         let _ = tx.try_send(control("TEARDOWN", &mut cseq));
         drop(tx);

@@ -67,14 +67,14 @@ fn snapshot_and_upload(camera: &Camera, url: &str) -> Result<Value, Failure> {
     let sha256 =
         stationd_proto::footage::hex(&<sha2::Sha256 as sha2::Digest>::digest(&picture.jpeg));
     let size = picture.jpeg.len() as u64;
-    let jpeg = Arc::new(picture.jpeg);
+    let jpeg: Arc<[u8]> = picture.jpeg.into();
     let sent = crate::upload::put(
         "camera.snapshot_upload_retry",
         &camera.upload,
         url,
         "image/jpeg",
         || {
-            let body = std::io::Cursor::new(SharedBytes(jpeg.clone()));
+            let body = std::io::Cursor::new(jpeg.clone());
             Ok((Box::new(body) as Box<dyn std::io::Read + Send>, size))
         },
     );
@@ -100,15 +100,6 @@ fn snapshot_and_upload(camera: &Camera, url: &str) -> Result<Value, Failure> {
     result["uploaded"] = true.into();
     tracing::info!(event = "camera.snapshot", device_id = %camera.id, bytes = size, "camera snapshot uploaded to central");
     Ok(result)
-}
-
-/// The bytes of one picture, shared between upload attempts.
-struct SharedBytes(Arc<Vec<u8>>);
-
-impl AsRef<[u8]> for SharedBytes {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
 }
 
 /// GETs the camera's snapshot URL, answering its authentication challenge once.

@@ -298,6 +298,11 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
 }
 
+/// `200 OK` to a request the server sent (a keepalive of its own), numbered as it was.
+pub fn ok_response(cseq: Option<u32>) -> Vec<u8> {
+    format!("RTSP/1.0 200 OK\r\nCSeq: {}\r\n\r\n", cseq.unwrap_or(0)).into_bytes()
+}
+
 /// The 4-byte header of an interleaved packet on `channel` (RFC 2326 10.12).
 pub fn interleaved_header(channel: u8, len: usize) -> Option<[u8; 4]> {
     let len = u16::try_from(len).ok()?;
@@ -384,6 +389,73 @@ pub struct RtpFacts {
     pub ends_frame: bool,
     /// The payload begins a keyframe (an IDR/IRAP slice or the parameter sets that lead one).
     pub starts_keyframe: bool,
+}
+
+/// The relay's rule for which packets go out, with its counts: nothing before the first
+/// keyframe (what central gets first must decode); when the queue to the server is full, that
+/// packet and everything up to the next keyframe are dropped (a frame with a hole in it only
+/// smears at central). The caller asks [`FrameGate::admit`], tries to queue what is admitted,
+/// and says how it went ([`FrameGate::sent`] or [`FrameGate::overflowed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameGate {
+    dropping: bool,
+    /// Whether a keyframe has started the relay.
+    pub started: bool,
+    /// Whole frames sent (their last packet, with the marker bit, went out).
+    pub frames: u64,
+    pub keyframes: u64,
+    pub packets: u64,
+    /// RTP bytes sent.
+    pub bytes: u64,
+    /// Dropped after the relay started (what came before the first keyframe is not counted).
+    pub dropped_frames: u64,
+    pub dropped_packets: u64,
+}
+
+impl Default for FrameGate {
+    fn default() -> FrameGate {
+        FrameGate {
+            dropping: true,
+            started: false,
+            frames: 0,
+            keyframes: 0,
+            packets: 0,
+            bytes: 0,
+            dropped_frames: 0,
+            dropped_packets: 0,
+        }
+    }
+}
+
+impl FrameGate {
+    /// Whether this packet should be queued; a packet not admitted is counted as dropped.
+    pub fn admit(&mut self, facts: RtpFacts) -> bool {
+        if self.dropping && facts.starts_keyframe {
+            self.dropping = false;
+            self.started = true;
+        }
+        if self.dropping && self.started {
+            self.dropped_packets += 1;
+            self.dropped_frames += u64::from(facts.ends_frame);
+        }
+        !self.dropping
+    }
+
+    /// The admitted packet was queued.
+    pub fn sent(&mut self, facts: RtpFacts, len: usize) {
+        self.packets += 1;
+        self.bytes += len as u64;
+        self.frames += u64::from(facts.ends_frame);
+        self.keyframes += u64::from(facts.starts_keyframe);
+    }
+
+    /// The admitted packet found the queue full: dropped, and so is the rest up to the next
+    /// keyframe.
+    pub fn overflowed(&mut self, facts: RtpFacts) {
+        self.dropping = true;
+        self.dropped_packets += 1;
+        self.dropped_frames += u64::from(facts.ends_frame);
+    }
 }
 
 /// What `packet` (a whole RTP packet, header included) says, or `None` if it is not RTP.
@@ -579,6 +651,33 @@ mod tests {
         ];
         p.extend_from_slice(payload);
         p
+    }
+
+    #[test]
+    fn the_gate_starts_at_a_keyframe_and_after_an_overflow_waits_for_the_next() {
+        let p = |key, end| RtpFacts {
+            starts_keyframe: key,
+            ends_frame: end,
+        };
+        let mut g = FrameGate::default();
+        // Before the first keyframe: not admitted, not counted as a loss.
+        assert!(!g.admit(p(false, true)));
+        assert_eq!((g.started, g.dropped_frames), (false, 0));
+        // A keyframe of two packets, then a P frame: all out.
+        for f in [p(true, false), p(false, true), p(false, true)] {
+            assert!(g.admit(f));
+            g.sent(f, 1000);
+        }
+        assert_eq!((g.frames, g.keyframes, g.packets, g.bytes), (2, 1, 3, 3000));
+        // The queue is full mid-frame: that packet and the rest until the next keyframe drop.
+        assert!(g.admit(p(false, false)));
+        g.overflowed(p(false, false));
+        assert!(!g.admit(p(false, true)));
+        assert!(!g.admit(p(false, true)));
+        assert_eq!((g.dropped_packets, g.dropped_frames), (3, 2));
+        assert!(g.admit(p(true, true)), "the next keyframe goes out");
+        g.sent(p(true, true), 500);
+        assert_eq!((g.frames, g.keyframes), (3, 2));
     }
 
     #[test]

@@ -56,11 +56,16 @@ fn every_config_key_is_documented_and_every_documented_key_exists() {
     assert_same(
         "## `[staffing]`",
         keys_of::<super::staffing::RawStaffing>(),
-        &["slot"],
+        &["slot", "car"],
     );
     assert_same(
         "### `[[staffing.slot]]`",
         keys_of::<super::staffing::RawSlot>(),
+        &[],
+    );
+    assert_same(
+        "### `[[staffing.car]]`",
+        keys_of::<super::staffing::RawCar>(),
         &[],
     );
     for driver in crate::drivers::DRIVERS {

@@ -19,6 +19,55 @@ pub(super) struct RawStaffing {
     /// The cycle, in order; it repeats.
     #[serde(default)]
     slot: Vec<RawSlot>,
+    /// Whether people's names may leave the box in `P/state/staffing` (ids and roles only
+    /// otherwise).
+    #[serde(default)]
+    share_names: bool,
+    /// A signal that someone is present counts this long (a shift and its overtime).
+    #[serde(default = "default_presence_expiry_h")]
+    presence_expiry_h: f64,
+    /// A car's radio counts as up when heard within this many minutes.
+    #[serde(default = "default_radio_heard_within_min")]
+    radio_heard_within_min: u64,
+    /// The station's cars and what each needs aboard.
+    #[serde(default)]
+    car: Vec<RawCar>,
+}
+
+/// `[[staffing.car]]`: one car (or motorcycle) that a crew takes out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCar {
+    /// The car's id, as its tracker and the dispatch commands name it (`car-01`).
+    id: String,
+    /// The device id of its tracker (JT/T 808 terminal or GNSS receiver); default the car's id.
+    #[serde(default)]
+    tracker: Option<String>,
+    /// The device id of its radio, if it has one (`car-radio-01`).
+    #[serde(default)]
+    radio: Option<String>,
+    /// Officers it needs aboard (a leader counts as one).
+    #[serde(default = "default_officers")]
+    officers: u8,
+    /// Auxiliaries it needs aboard.
+    #[serde(default = "default_auxiliaries")]
+    auxiliaries: u8,
+    /// A standing crew, until a command, the CLI or the signals form another.
+    #[serde(default)]
+    crew: Vec<String>,
+}
+
+fn default_presence_expiry_h() -> f64 {
+    16.0
+}
+fn default_radio_heard_within_min() -> u64 {
+    60
+}
+fn default_officers() -> u8 {
+    1
+}
+fn default_auxiliaries() -> u8 {
+    2
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +91,20 @@ pub struct Staffing {
     pub rotation: Rotation,
     pub start: String,
     pub utc_offset: String,
+    pub share_names: bool,
+    pub presence_expiry_ms: i64,
+    pub radio_heard_within_ms: i64,
+    pub cars: Vec<Car>,
+}
+
+/// One car of `[[staffing.car]]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Car {
+    pub id: String,
+    pub tracker: String,
+    pub radio: Option<String>,
+    pub needs: stationd_proto::staffing::crew::Composition,
+    pub crew: Vec<String>,
 }
 
 impl RawStaffing {
@@ -77,10 +140,56 @@ impl RawStaffing {
         }
         let rotation =
             Rotation::new(self.teams, start_ms, slots).map_err(|e| format!("staffing: {e}"))?;
+        if !(self.presence_expiry_h > 0.0 && self.presence_expiry_h <= 24.0 * 31.0) {
+            return Err("staffing.presence_expiry_h must be between 0 and 744 hours (16 covers a shift and its overtime)".into());
+        }
+        let mut cars: Vec<Car> = Vec::with_capacity(self.car.len());
+        for (i, c) in self.car.into_iter().enumerate() {
+            let at = format!("staffing.car {} ({:?})", i + 1, c.id);
+            if !crate::event::is_valid_device_id(&c.id) {
+                return Err(format!(
+                    "{at}: id must be 1-64 characters of [A-Za-z0-9_.-]"
+                ));
+            }
+            if cars.iter().any(|k| k.id == c.id) {
+                return Err(format!("{at}: car listed twice"));
+            }
+            if c.officers == 0 && c.auxiliaries == 0 {
+                return Err(format!(
+                    "{at}: a crew needs someone aboard (officers, auxiliaries)"
+                ));
+            }
+            if let Some(p) = c.crew.iter().find(|p| !crate::event::is_valid_device_id(p)) {
+                return Err(format!(
+                    "{at}: crew member {p:?} must be 1-64 characters of [A-Za-z0-9_.-]"
+                ));
+            }
+            if let Some(p) = c
+                .crew
+                .iter()
+                .find(|p| cars.iter().any(|k| k.crew.contains(p)))
+            {
+                return Err(format!("{at}: {p:?} is in two cars' standing crews"));
+            }
+            cars.push(Car {
+                tracker: c.tracker.unwrap_or_else(|| c.id.clone()),
+                id: c.id,
+                radio: c.radio,
+                needs: stationd_proto::staffing::crew::Composition {
+                    officers: c.officers,
+                    auxiliaries: c.auxiliaries,
+                },
+                crew: c.crew,
+            });
+        }
         Ok(Staffing {
             rotation,
             start: self.start,
             utc_offset: self.utc_offset,
+            share_names: self.share_names,
+            presence_expiry_ms: (self.presence_expiry_h * 3_600_000.0).round() as i64,
+            radio_heard_within_ms: self.radio_heard_within_min.saturating_mul(60_000) as i64,
+            cars,
         })
     }
 }
@@ -134,7 +243,24 @@ impl Staffing {
             names(TeamState::OnDuty),
             names(TeamState::Training),
             names(TeamState::Off)
-        )
+        ) + &if self.cars.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; cars: {}",
+                self.cars
+                    .iter()
+                    .map(|c| format!(
+                        "{} ({} officer(s) + {} auxiliar{})",
+                        c.id,
+                        c.needs.officers,
+                        c.needs.auxiliaries,
+                        if c.needs.auxiliaries == 1 { "y" } else { "ies" }
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
     }
 }
 
@@ -186,6 +312,23 @@ training = ["2"]
     }
 
     #[test]
+    fn cars_default_to_a_grid_crew_and_their_own_tracker() {
+        let text = format!(
+            "{FOUR}[[car]]\nid = \"car-01\"\nradio = \"car-radio-01\"\ncrew = [\"P-0417\"]\n[[car]]\nid = \"moto-1\"\ntracker = \"gps-moto\"\nauxiliaries = 0\n"
+        );
+        let s = parse(&text).unwrap();
+        assert_eq!(s.cars[0].tracker, "car-01");
+        assert_eq!(s.cars[0].needs, Default::default());
+        assert_eq!(s.cars[0].crew, ["P-0417"]);
+        assert_eq!(s.cars[1].tracker, "gps-moto");
+        assert_eq!(s.cars[1].needs.auxiliaries, 0);
+        assert!(!s.share_names, "names stay on the box unless configured");
+        assert!(s.describe(0).ends_with(
+            "cars: car-01 (1 officer(s) + 2 auxiliaries), moto-1 (1 officer(s) + 0 auxiliaries)"
+        ));
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let bad_start = FOUR.replace("2026-12-01T08:00", "1 December");
         assert!(parse(&bad_start).unwrap_err().contains("staffing.start"));
@@ -195,6 +338,10 @@ training = ["2"]
         assert!(parse(&bad_hours)
             .unwrap_err()
             .contains("hours must be positive"));
+        let twice = format!("{FOUR}[[car]]\nid = \"car-01\"\n[[car]]\nid = \"car-01\"\n");
+        assert!(parse(&twice).unwrap_err().contains("car listed twice"));
+        let nobody = format!("{FOUR}[[car]]\nid = \"m-1\"\nofficers = 0\nauxiliaries = 0\n");
+        assert!(parse(&nobody).unwrap_err().contains("needs someone aboard"));
         let bad_offset = format!("utc_offset = \"8\"\n{FOUR}");
         assert!(parse(&bad_offset).unwrap_err().contains("utc_offset"));
     }

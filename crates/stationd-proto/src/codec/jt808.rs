@@ -409,8 +409,82 @@ pub enum Message {
         backfill: bool,
         items: Vec<Location>,
     },
+    /// 0x0702: a driver's IC card (qualification certificate) inserted or removed at the
+    /// terminal's card reader: the driver signing in or out of the car.
+    DriverCard(DriverCard),
     /// Anything else (answered "unsupported").
     Other(u16),
+}
+
+/// The 0x0702 body (JT/T 808-2013 §8.47; 2019 adds the ID card number).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverCard {
+    /// Status 0x01: inserted (driver on duty); 0x02: removed (off duty).
+    pub inserted: bool,
+    /// When the card went in or out (terminal time, GMT+8 → UTC ms), if readable.
+    pub time_ms: Option<i64>,
+    /// With a card inserted: 0 read, 1 key authentication failed, 2 card locked, 3 card pulled
+    /// out, 4 checksum error. None when removed.
+    pub read_result: Option<u8>,
+    /// The driver's name, certificate code (20 characters), issuing body and validity
+    /// (`YYYYMMDD`), when the card was read.
+    pub name: String,
+    pub certificate: String,
+    pub issuer: String,
+    pub valid_until: Option<String>,
+}
+
+impl DriverCard {
+    /// The read result in words.
+    pub fn read_result_name(&self) -> &'static str {
+        match self.read_result {
+            None => "removed",
+            Some(0) => "ok",
+            Some(1) => "key_authentication_failed",
+            Some(2) => "card_locked",
+            Some(3) => "card_pulled_out",
+            Some(4) => "checksum_error",
+            Some(_) => "unknown",
+        }
+    }
+}
+
+fn parse_driver_card(r: &mut Reader<'_>) -> Result<DriverCard, &'static str> {
+    let status = r.u8().ok_or("short body")?;
+    let inserted = match status {
+        1 => true,
+        2 => false,
+        _ => return Err("IC card status is neither 1 (inserted) nor 2 (removed)"),
+    };
+    let time_ms = bcd_time(r.take(6).ok_or("short card time")?);
+    let mut card = DriverCard {
+        inserted,
+        time_ms,
+        read_result: None,
+        name: String::new(),
+        certificate: String::new(),
+        issuer: String::new(),
+        valid_until: None,
+    };
+    if !inserted {
+        return Ok(card);
+    }
+    let result = r.u8().ok_or("no IC card read result")?;
+    card.read_result = Some(result);
+    if result != 0 {
+        return Ok(card);
+    }
+    let n = r.u8().ok_or("no driver name length")? as usize;
+    card.name = gbk(r.take(n).ok_or("short driver name")?);
+    card.certificate = gbk(r.take(20).ok_or("short certificate code")?);
+    let m = r.u8().ok_or("no issuer length")? as usize;
+    card.issuer = gbk(r.take(m).ok_or("short issuer")?);
+    let v = r.take(4).ok_or("short validity date")?;
+    card.valid_until = v
+        .iter()
+        .all(|b| b >> 4 <= 9 && b & 0x0F <= 9)
+        .then(|| v.iter().map(|b| format!("{b:02X}")).collect());
+    Ok(card)
 }
 
 /// Decodes the body of a (reassembled) message.
@@ -476,6 +550,7 @@ pub fn decode_body(header: &Header, body: &[u8]) -> Result<Message, BodyError> {
             }
             Message::BatchLocation { backfill, items }
         }
+        0x0702 => Message::DriverCard(parse_driver_card(&mut r).map_err(bad)?),
         other => Message::Other(other),
     })
 }

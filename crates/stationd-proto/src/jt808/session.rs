@@ -5,8 +5,8 @@
 //! authentication codes come from [`SessionConfig::auth_code`].
 
 use crate::codec::jt808::{
-    self, decode_body, encode, general_response, register_response, result, Edition, Frame,
-    Location, Message, Reassembled, Reassembler, ALARM_BITS,
+    self, decode_body, encode, general_response, register_response, result, DriverCard, Edition,
+    Frame, Location, Message, Reassembled, Reassembler, ALARM_BITS,
 };
 use crate::codec::nmea::Fix;
 use crate::event::{ClockQuality, Event, Priority};
@@ -143,6 +143,8 @@ pub struct Session {
     alarm_word: u32,
     /// Whether this connection already logged that the terminal's clock is off.
     clock_warned: bool,
+    /// The certificate of the driver's card in the reader (a removal names no card).
+    card_in: Option<String>,
 }
 
 impl Session {
@@ -160,6 +162,7 @@ impl Session {
             filter,
             alarm_word: 0,
             clock_warned: false,
+            card_in: None,
         }
     }
 
@@ -368,8 +371,62 @@ impl Session {
                 msg_id,
                 result,
             }),
+            Message::DriverCard(card) => {
+                if !self.authenticated {
+                    out.push(self.ack(&header, result::FAIL));
+                    return out;
+                }
+                out.extend(self.driver_card(&card, now));
+                out.push(self.ack(&header, result::OK));
+            }
             Message::Other(_) => out.push(self.ack(&header, result::UNSUPPORTED)),
         }
+        out
+    }
+
+    /// `jt808.driver_card`: a driver's IC card in or out of the car's reader. The name on the
+    /// card stays on the box (the roster maps the certificate to a person); a removal names
+    /// the card that was in.
+    fn driver_card(&mut self, card: &DriverCard, now: (i64, ClockQuality)) -> Vec<Action> {
+        let car = self.device();
+        let (ts, rejected) = crate::device_clock::device_stamp(
+            card.time_ms,
+            now,
+            self.shared.max_clock_skew_ms,
+            false,
+        );
+        let mut out = Vec::new();
+        if rejected {
+            out.push(Action::Notice(Notice::DeviceTimeRejected {
+                car: car.clone(),
+                device_time_ms: card.time_ms,
+                stored: false,
+                first: !std::mem::replace(&mut self.clock_warned, true),
+            }));
+        }
+        let certificate = if card.inserted {
+            let read = (!card.certificate.is_empty()).then(|| card.certificate.clone());
+            self.card_in = read.clone();
+            read
+        } else {
+            self.card_in.take()
+        };
+        let mut data = json!({
+            "inserted": card.inserted,
+            "read": card.read_result_name(),
+            "certificate": certificate,
+        });
+        if let Some(v) = &card.valid_until {
+            data["valid_until"] = json!(v);
+        }
+        out.push(Action::Event(Event::new(
+            &car,
+            "jt808.driver_card",
+            Priority::Event,
+            ts,
+            false,
+            data,
+        )));
         out
     }
 
@@ -573,6 +630,42 @@ mod tests {
             ..Default::default()
         }
         .body()
+    }
+
+    #[test]
+    fn a_driver_card_in_and_out_names_the_certificate_both_times_and_never_the_name() {
+        let mut s = session();
+        let at = REPORT_MS;
+        let inserted = events(feed(
+            &mut s,
+            0x0702,
+            &crate::sim::jt808::driver_card(Some("440301198001"), "张三", at),
+            0,
+        ));
+        assert_eq!(inserted.len(), 1);
+        assert_eq!(
+            (inserted[0].device.as_str(), inserted[0].kind.as_str()),
+            ("car-03", "jt808.driver_card")
+        );
+        assert_eq!(inserted[0].ts_ms, at, "the card's own time");
+        let data: serde_json::Value = serde_json::from_str(inserted[0].data.get()).unwrap();
+        assert_eq!(data["inserted"], true);
+        assert_eq!(data["certificate"], "440301198001");
+        assert_eq!(data["read"], "ok");
+        assert!(
+            !inserted[0].data.get().contains("张三"),
+            "names stay on the box"
+        );
+        let removed = events(feed(
+            &mut s,
+            0x0702,
+            &crate::sim::jt808::driver_card(None, "", at + 60_000),
+            0,
+        ));
+        let data: serde_json::Value = serde_json::from_str(removed[0].data.get()).unwrap();
+        assert_eq!(data["inserted"], false);
+        assert_eq!(data["certificate"], "440301198001", "the card that was in");
+        assert_eq!(data["read"], "removed");
     }
 
     fn kinds(actions: &[Action]) -> Vec<String> {

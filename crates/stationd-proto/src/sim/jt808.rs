@@ -137,6 +137,29 @@ pub fn batch(kind: u8, items: &[Vec<u8>]) -> Vec<u8> {
     b
 }
 
+/// A driver's IC card (0x0702 body): inserted and read (`Some(certificate)`, with the name in
+/// GBK), or removed (`None`), at `unix_ms` on the terminal's clock.
+pub fn driver_card(certificate: Option<&str>, name: &str, unix_ms: i64) -> Vec<u8> {
+    let mut b = vec![if certificate.is_some() { 0x01 } else { 0x02 }];
+    b.extend(bcd_time(unix_ms));
+    let Some(certificate) = certificate else {
+        return b;
+    };
+    b.push(0x00);
+    let (name, _, _) = encoding_rs::GBK.encode(name);
+    b.push(name.len() as u8);
+    b.extend(name.iter());
+    let mut cert = certificate.as_bytes().to_vec();
+    cert.resize(20, 0);
+    b.extend(cert);
+    let issuer = "济南市交通运输局";
+    let (issuer, _, _) = encoding_rs::GBK.encode(issuer);
+    b.push(issuer.len() as u8);
+    b.extend(issuer.iter());
+    b.extend([0x20, 0x30, 0x06, 0x30]);
+    b
+}
+
 /// A terminal's clock reading for `unix_ms`: Beijing time (GMT+8) as BCD `YYMMDDhhmmss`.
 pub fn bcd_time(unix_ms: i64) -> [u8; 6] {
     let t = time::OffsetDateTime::from_unix_timestamp(unix_ms.div_euclid(1000))

@@ -380,3 +380,58 @@ fn text_message_gbk() {
     assert_eq!(gbk(&b[1..]), "请到万达广场");
     assert_eq!(text_message(Edition::V2019(1), 0x0C, "x"), [0x0C, 1, b'x']);
 }
+
+#[test]
+fn driver_card_inserted_read_and_removed() {
+    let h = Header {
+        msg_id: 0x0702,
+        edition: Edition::V2013,
+        phone: "1".into(),
+        serial: 1,
+        packet: None,
+        encryption: 0,
+    };
+    // 2026-12-02 08:30:00 at GMT+8 is 00:30 UTC.
+    let at = 1_796_171_400_000;
+    let body = crate::sim::jt808::driver_card(Some("440301198001"), "张三", at);
+    let Message::DriverCard(c) = decode_body(&h, &body).unwrap() else {
+        panic!("not a driver card");
+    };
+    assert!(c.inserted);
+    assert_eq!(c.read_result_name(), "ok");
+    assert_eq!(c.name, "张三");
+    assert_eq!(c.certificate, "440301198001");
+    assert_eq!(c.issuer, "济南市交通运输局");
+    assert_eq!(c.valid_until.as_deref(), Some("20300630"));
+    // 2026-12-02 08:30:00 at GMT+8 is 00:30 UTC.
+    assert_eq!(c.time_ms, Some(1_796_171_400_000));
+    // Removed: status and time only.
+    let Message::DriverCard(c) = decode_body(
+        &h,
+        &body[..7]
+            .iter()
+            .copied()
+            .enumerate()
+            .map(|(i, b)| if i == 0 { 2 } else { b })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap() else {
+        panic!("not a driver card");
+    };
+    assert!(!c.inserted && c.read_result.is_none() && c.certificate.is_empty());
+    // Inserted but unreadable: the result, nothing more.
+    let mut locked = body[..7].to_vec();
+    locked.push(2);
+    let Message::DriverCard(c) = decode_body(&h, &locked).unwrap() else {
+        panic!("not a driver card");
+    };
+    assert_eq!(c.read_result_name(), "card_locked");
+    // A body cut inside the certificate, and an unknown status, are errors, not panics.
+    assert!(decode_body(&h, &body[..20]).is_err());
+    let mut odd = body.clone();
+    odd[0] = 7;
+    assert!(decode_body(&h, &odd)
+        .unwrap_err()
+        .to_string()
+        .contains("neither 1"));
+}

@@ -28,6 +28,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("{0} (check that the outbox's directory is writable by the daemon)")]
     Commands(#[from] crate::commands::store::StoreError),
+    #[error(transparent)]
+    Staffing(#[from] crate::staffing::store::StoreError),
 }
 
 impl DaemonError {
@@ -37,7 +39,9 @@ impl DaemonError {
             DaemonError::Outbox(OutboxError::NewerSchema { .. }) | DaemonError::Uplink(_) => {
                 crate::exit_code::CONFIG
             }
-            DaemonError::Outbox(_) | DaemonError::Commands(_) => crate::exit_code::CANT_CREATE,
+            DaemonError::Outbox(_) | DaemonError::Commands(_) | DaemonError::Staffing(_) => {
+                crate::exit_code::CANT_CREATE
+            }
             DaemonError::Driver(_) => crate::exit_code::CONFIG,
             DaemonError::Signals(_) => crate::exit_code::SOFTWARE,
         }
@@ -197,16 +201,34 @@ pub async fn start(
         .unwrap_or_else(|p| p.into_inner())
         .service::<crate::drivers::rtsp::Pushes>()
         .set_limit(cfg.commands.max_video_pushes as usize);
-    let evidence_index = crate::evidence::index_path(&cfg.buffer.path);
+    // Staffing reads presence off the drivers' events, so it is there before they start.
+    let (staffing, staffing_notes) = crate::staffing::Staffing::open(
+        cfg.station.id.as_str(),
+        cfg.staffing.clone(),
+        &path,
+        sink.clone(),
+        board.clone(),
+        metrics.clone(),
+    )?;
+    crate::staffing::commands::register(
+        &mut registry.lock().unwrap_or_else(|p| p.into_inner()),
+        &staffing,
+    );
+    let watchers: drivers::Watchers =
+        Arc::new([staffing.clone() as Arc<dyn drivers::EventWatcher>]);
     let mut drivers = drivers::start_all(
         &cfg.devices,
-        &sink,
+        &drivers::Parts {
+            sink: sink.clone(),
+            board: board.clone(),
+            metrics: metrics.clone(),
+            commands: registry.clone(),
+            evidence_index: crate::evidence::index_path(&cfg.buffer.path),
+            watchers,
+        },
         &stop,
-        &board,
-        &metrics,
-        &registry,
-        &evidence_index,
     )?;
+    drivers.spawn(staffing.clone().run(staffing_notes, stop.clone()));
     let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner()).clone();
     // The docks the dock drivers registered (none: an empty set, no `P/state/evidence`).
     let docks = registry.service::<crate::evidence::Docks>();
@@ -218,6 +240,7 @@ pub async fn start(
         board: board.clone(),
         metrics: metrics.clone(),
         docks: Some(docks),
+        staffing: Some(staffing.clone()),
     });
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
@@ -273,6 +296,7 @@ pub async fn start(
                 started_ms,
                 board: board.clone(),
                 metrics: metrics.clone(),
+                staffing: Some(staffing.clone()),
             };
             Some(tokio::spawn(crate::control::server::serve(
                 listener,

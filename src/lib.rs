@@ -30,6 +30,7 @@ pub use stationd_proto::tetra;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;
+pub mod staffing;
 pub mod state;
 pub mod systemd;
 pub mod uplink;

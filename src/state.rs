@@ -1,7 +1,8 @@
 //! The station's current picture as retained snapshots on `P/state/{name}`: what central sees
-//! when it subscribes, without waiting for the next change. Today `devices` (the device board:
-//! each device's state, since when, when last heard, its counters); the equipment register and
-//! staffing join it in later versions. The uplink publishes them on every connection, after a
+//! when it subscribes, without waiting for the next change: `devices` (the device board:
+//! each device's state, since when, when last heard, its counters), `evidence` (the footage
+//! chain's head, where a dock is) and `staffing` (teams, people present, crews' readiness, where
+//! the station has a rotation, a roster or crews). The uplink publishes them on every connection, after a
 //! change (at most every 5 s) and when asked (`state.devices`, `rebirth`).
 
 use crate::board::Board;
@@ -15,6 +16,8 @@ pub struct Snapshots {
     pub metrics: Arc<Metrics>,
     /// The body-cam docks, when the station has any (`P/state/evidence`).
     pub docks: Option<Arc<crate::evidence::Docks>>,
+    /// The station's staffing (`P/state/staffing` when in use).
+    pub staffing: Option<Arc<crate::staffing::Staffing>>,
 }
 
 impl Snapshots {
@@ -24,6 +27,9 @@ impl Snapshots {
         if let Some(e) = self.evidence() {
             out.push(("evidence", e));
         }
+        if let Some(s) = self.staffing.as_ref().filter(|s| s.in_use()) {
+            out.push(("staffing", crate::staffing::payload::state(s)));
+        }
         out
     }
 
@@ -32,6 +38,9 @@ impl Snapshots {
         let mut out = vec!["devices"];
         if self.docks.as_ref().is_some_and(|d| !d.all().is_empty()) {
             out.push("evidence");
+        }
+        if self.staffing.as_ref().is_some_and(|s| s.in_use()) {
+            out.push("staffing");
         }
         out
     }

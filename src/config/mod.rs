@@ -30,7 +30,7 @@ pub use buffer::{Buffer, Durability};
 pub use commands::Commands;
 pub(crate) use devices::device_from_table;
 use devices::merge_devices;
-pub use staffing::Staffing;
+pub use staffing::{Car, Staffing};
 pub use values::{parse_utc_offset, BrokerUrl, ListenAddr, StationId, TopicPrefix};
 
 pub use crate::drivers::Device;

@@ -8,8 +8,11 @@
 //! `{"ok":true,"reply":{…}}` or `{"ok":false,"error":"…"}` and closes. The replies are the
 //! types below; `--json` prints them as they are, so scripts get the same fields.
 //!
-//! Read-only on purpose: commands that change things come from central dispatch,
-//! authenticated, not from whoever can reach the box.
+//! The device views are read-only: commands that change devices come from central dispatch,
+//! signed. The station's own records are the exception — who is on duty (`stationd duty`), the
+//! roster (`stationd roster import`), crews and rotation exceptions — kept by the station's
+//! staff on the box; each such request is logged and recorded with the caller's user name
+//! (from the socket's peer credentials), and central sees it as a `staffing.changed` event.
 
 pub mod client;
 pub mod server;
@@ -44,12 +47,45 @@ pub struct Request {
     pub cmd: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     Status,
     Devices,
     Outbox,
+    /// `stationd staffing`: the document central gets, with names and the whole roster.
+    Staffing,
+    /// `stationd duty on|off PERSON`.
+    Duty {
+        person: String,
+        present: bool,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// `stationd roster import FILE` (the file read and checked by the CLI, again here).
+    RosterImport {
+        people: Vec<crate::staffing::roster::Person>,
+    },
+    /// `stationd crew set CAR [PERSON…]`.
+    CrewSet {
+        car: String,
+        members: Vec<String>,
+    },
+    /// `stationd override add PERSON KIND …`.
+    OverrideAdd {
+        person: String,
+        kind: String,
+        #[serde(default)]
+        team: Option<String>,
+        from_ms: i64,
+        until_ms: i64,
+        #[serde(default)]
+        note: String,
+    },
+    /// `stationd override remove ID`.
+    OverrideRemove {
+        id: i64,
+    },
 }
 
 /// `stationd status`.

@@ -16,8 +16,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// Longest request line accepted.
-const MAX_REQUEST: u64 = 4096;
+/// Longest request line accepted (a roster import of a few thousand people).
+const MAX_REQUEST: u64 = 1024 * 1024;
 /// A client gets this long to send its request and read the reply.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
 /// Connections answered at once; more wait.
@@ -35,6 +35,7 @@ pub struct Sources {
     pub started_ms: i64,
     pub board: Arc<crate::board::Board>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub staffing: Option<Arc<crate::staffing::Staffing>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,7 @@ pub async fn serve(
 }
 
 async fn answer(stream: UnixStream, sources: &Sources) {
+    let caller = caller(&stream);
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
@@ -125,7 +127,7 @@ async fn answer(stream: UnixStream, sources: &Sources) {
         )),
         Ok(r) => {
             crate::metrics::inc(&sources.metrics.counter("control.requests", ""));
-            reply(r.cmd, sources).await
+            reply(r.cmd, sources, &caller).await
         }
         Err(e) if line.len() as u64 >= MAX_REQUEST => Err(format!(
             "request longer than {MAX_REQUEST} bytes: {e}"
@@ -150,8 +152,111 @@ async fn answer(stream: UnixStream, sources: &Sources) {
     let _ = write.shutdown().await;
 }
 
-async fn reply(cmd: Command, s: &Sources) -> Result<serde_json::Value, String> {
+/// Who is asking: `cli:NAME` from the socket's peer credentials (`cli:uid N` without a name).
+fn caller(stream: &UnixStream) -> String {
+    match stream.peer_cred() {
+        Ok(cred) => {
+            let uid = cred.uid();
+            match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+                Ok(Some(user)) => format!("cli:{}", user.name),
+                _ => format!("cli:uid {uid}"),
+            }
+        }
+        Err(_) => "cli".to_string(),
+    }
+}
+
+async fn reply(cmd: Command, s: &Sources, caller: &str) -> Result<serde_json::Value, String> {
+    let staffing = || {
+        s.staffing
+            .clone()
+            .ok_or_else(|| "this daemon keeps no staffing".to_string())
+    };
+    let refused = |e: crate::staffing::StaffingError| e.to_string();
     let value = match cmd {
+        Command::Staffing => {
+            let st = staffing()?;
+            let mut doc = crate::staffing::payload::document(&st, true, true);
+            doc["exceptions"] = serde_json::to_value(st.overrides().await)
+                .map_err(|e| format!("cannot encode the reply: {e}"))?;
+            doc["in_use"] = st.in_use().into();
+            Ok(doc)
+        }
+        Command::Duty {
+            person,
+            present,
+            note,
+        } => {
+            let detail = match note {
+                Some(n) if !n.is_empty() => format!("{caller}: {n}"),
+                _ => caller.to_string(),
+            };
+            tracing::info!(event = "staffing.duty", person = %person, present, by = %caller, "duty set on the box");
+            let p = staffing()?
+                .duty(
+                    &person,
+                    present,
+                    stationd_proto::staffing::presence::Source::Cli,
+                    detail,
+                )
+                .await
+                .map_err(refused)?;
+            serde_json::to_value(
+                serde_json::json!({"person": p.id, "present": p.present, "crew": p.crew}),
+            )
+        }
+        Command::RosterImport { people } => {
+            let answer = staffing()?
+                .set_roster(people, caller)
+                .await
+                .map_err(refused)?;
+            Ok(answer)
+        }
+        Command::CrewSet { car, members } => {
+            let c = staffing()?
+                .set_crew(&car, members, "cli")
+                .await
+                .map_err(refused)?;
+            tracing::info!(event = "staffing.crew_set", car = %car, by = %caller, "crew set on the box");
+            Ok(serde_json::json!({
+                "car": c.car,
+                "members": c.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+                "readiness": c.readiness.name(),
+                "reason": c.reason,
+            }))
+        }
+        Command::OverrideAdd {
+            person,
+            kind,
+            team,
+            from_ms,
+            until_ms,
+            note,
+        } => {
+            let kind = crate::staffing::model::OverrideKind::from_name(&kind)
+                .ok_or_else(|| format!("{kind:?} is not one of sick, leave, swap"))?;
+            let id = staffing()?
+                .add_override(crate::staffing::model::Override {
+                    id: 0,
+                    person,
+                    kind,
+                    team,
+                    from_ms,
+                    until_ms,
+                    note,
+                    by: caller.to_string(),
+                })
+                .await
+                .map_err(refused)?;
+            Ok(serde_json::json!({ "id": id }))
+        }
+        Command::OverrideRemove { id } => {
+            staffing()?
+                .remove_override(id, caller)
+                .await
+                .map_err(refused)?;
+            Ok(serde_json::json!({ "id": id, "removed": true }))
+        }
         Command::Status => {
             let outbox = outbox_stats(s).await?;
             let mut devices: BTreeMap<String, usize> = BTreeMap::new();

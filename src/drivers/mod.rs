@@ -114,15 +114,27 @@ pub struct DeviceContext {
     pub evidence_index: std::path::PathBuf,
 }
 
+/// Something that reads the drivers' events on their way into the outbox (staffing reads
+/// presence from them). It must not block: it takes what it needs and hands it on.
+pub trait EventWatcher: Send + Sync {
+    /// `ev` as sent through a device of `driver` (so a watcher believes a kind only from the
+    /// driver that makes it).
+    fn watch(&self, driver: &'static str, ev: &Event);
+}
+
+/// The daemon's event watchers.
+pub type Watchers = Arc<[Arc<dyn EventWatcher>]>;
+
 /// A device's way into the outbox. Every event also updates the device board (the row of the
-/// device it is about, `via` this one), so the technician's view and central's never disagree
-/// and no driver has to remember to do it.
+/// device it is about, `via` this one) and is shown to the watchers, so the technician's view,
+/// staffing and central's view never disagree and no driver has to remember to do it.
 #[derive(Clone)]
 pub struct DeviceSink {
     source: Arc<str>,
     driver: &'static str,
     sink: EventSink,
     board: Arc<Board>,
+    watchers: Watchers,
 }
 
 impl DeviceSink {
@@ -131,24 +143,33 @@ impl DeviceSink {
         driver: &'static str,
         sink: EventSink,
         board: Arc<Board>,
+        watchers: Watchers,
     ) -> DeviceSink {
         DeviceSink {
             source: source.into(),
             driver,
             sink,
             board,
+            watchers,
+        }
+    }
+
+    fn observe(&self, ev: &Event) {
+        self.board.observe(&self.source, self.driver, ev);
+        for w in self.watchers.iter() {
+            w.watch(self.driver, ev);
         }
     }
 
     /// Queues an event (see [`EventSink::send`]).
     pub async fn send(&self, ev: Event) -> Result<(), SinkClosed> {
-        self.board.observe(&self.source, self.driver, &ev);
+        self.observe(&ev);
         self.sink.send(ev).await
     }
 
     /// Queues an event and returns its commit receipt (see [`EventSink::send_durable`]).
     pub async fn send_durable(&self, ev: Event) -> Result<Committed, SinkClosed> {
-        self.board.observe(&self.source, self.driver, &ev);
+        self.observe(&ev);
         self.sink.send_durable(ev).await
     }
 }
@@ -193,29 +214,44 @@ pub fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpLi
     tokio::net::TcpListener::from_std(listener)
 }
 
+/// The daemon's parts every device is started with.
+pub struct Parts {
+    pub sink: EventSink,
+    pub board: Arc<Board>,
+    pub metrics: Arc<Metrics>,
+    /// The commands being assembled (see [`DeviceContext::commands`]).
+    pub commands: Arc<std::sync::Mutex<crate::commands::handlers::Registry>>,
+    pub evidence_index: std::path::PathBuf,
+    pub watchers: Watchers,
+}
+
 /// Starts every configured device. Listening sockets are bound before this returns, so a
 /// port already in use is reported at start, not later. Must run inside the runtime.
 pub fn start_all(
     devices: &[Device],
-    sink: &EventSink,
+    parts: &Parts,
     shutdown: &CancellationToken,
-    board: &Arc<Board>,
-    metrics: &Arc<Metrics>,
-    commands: &Arc<std::sync::Mutex<crate::commands::handlers::Registry>>,
-    evidence_index: &std::path::Path,
 ) -> Result<JoinSet<()>, DriverError> {
     let all: Arc<[Device]> = devices.into();
     let mut set = JoinSet::new();
     for device in devices {
-        board.register(device.id(), device.driver(), device.initial_state());
+        parts
+            .board
+            .register(device.id(), device.driver(), device.initial_state());
         let task = device.start(DeviceContext {
-            sink: DeviceSink::new(device.id(), device.driver(), sink.clone(), board.clone()),
-            board: board.clone(),
-            metrics: metrics.clone(),
+            sink: DeviceSink::new(
+                device.id(),
+                device.driver(),
+                parts.sink.clone(),
+                parts.board.clone(),
+                parts.watchers.clone(),
+            ),
+            board: parts.board.clone(),
+            metrics: parts.metrics.clone(),
             shutdown: shutdown.clone(),
             devices: all.clone(),
-            commands: commands.clone(),
-            evidence_index: evidence_index.to_path_buf(),
+            commands: parts.commands.clone(),
+            evidence_index: parts.evidence_index.clone(),
         })?;
         set.spawn(task);
     }

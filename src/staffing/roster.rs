@@ -225,7 +225,11 @@ mod tests {
             .contains("team \"9\" is not one of the station's teams (1)"));
         let spaces = parse("id,role\nP 1,officer\n", Format::Csv).unwrap();
         assert!(check(&spaces, None).unwrap_err().contains("id must be"));
-        let cards = parse("id,role,card\nP-1,officer,C1\nP-2,officer,C1\n", Format::Csv).unwrap();
+        let cards = parse(
+            "id,role,card\nP-1,officer,C1\nP-2,officer,C1\n",
+            Format::Csv,
+        )
+        .unwrap();
         assert!(check(&cards, None)
             .unwrap_err()
             .contains("card \"C1\" is also P-1's"));
@@ -247,9 +251,12 @@ role = "auxiliary"
         let people = parse(text, Format::Toml).unwrap();
         assert_eq!(people[1].name, "");
         assert_eq!(people[1].role, Role::Auxiliary);
-        assert!(parse("[[person]]\nid = \"x\"\nrole = \"officer\"\nrank = 1\n", Format::Toml)
-            .unwrap_err()
-            .contains("rank"));
+        assert!(parse(
+            "[[person]]\nid = \"x\"\nrole = \"officer\"\nrank = 1\n",
+            Format::Toml
+        )
+        .unwrap_err()
+        .contains("rank"));
         assert_eq!(
             Format::of(std::path::Path::new("/etc/roster.CSV")),
             Ok(Format::Csv)

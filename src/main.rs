@@ -105,6 +105,40 @@ enum Command {
         /// Its arguments as a JSON object, e.g. '{"car":"car-02","text":"..."}'.
         args: Option<String>,
     },
+    /// Teams on duty, crews and their readiness, who is present and from which signal, the
+    /// rotation's exceptions (names included: this view stays on the box).
+    Staffing {
+        #[command(flatten)]
+        view: ViewArgs,
+    },
+    /// Say on the box that someone is on or off duty (recorded with your user name).
+    Duty {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        /// The person's id on the roster.
+        person: String,
+        /// Why, for the record.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// The station's roster of people.
+    Roster {
+        #[command(subcommand)]
+        command: RosterCommand,
+    },
+    /// Crews: a car and its people.
+    Crew {
+        #[command(subcommand)]
+        command: CrewCommand,
+    },
+    /// Exceptions to the rotation: sick, leave, a swap to another team.
+    Override {
+        #[command(subcommand)]
+        command: OverrideCommand,
+    },
     /// The evidence index of the body-cam docks (docs/OPERATIONS.md).
     Evidence {
         #[command(subcommand)]
@@ -142,6 +176,77 @@ enum EvidenceCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum RosterCommand {
+    /// Replace the roster with FILE: CSV (columns id,name,role,team[,card]) or TOML
+    /// ([[person]] tables); checked before anything changes, errors name the row.
+    Import {
+        #[command(flatten)]
+        socket: SocketArg,
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CrewCommand {
+    /// Set CAR's crew to the people named (none: stand the crew down).
+    Set {
+        #[command(flatten)]
+        socket: SocketArg,
+        car: String,
+        members: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OverrideCommand {
+    /// PERSON is sick, on leave, or works with another team (swap --team T) for a while.
+    Add {
+        #[command(flatten)]
+        socket: SocketArg,
+        person: String,
+        #[arg(value_parser = ["sick", "leave", "swap"])]
+        kind: String,
+        /// The team they work with (a swap).
+        #[arg(long)]
+        team: Option<String>,
+        /// When it starts (RFC 3339, e.g. 2026-12-03T08:00:00+08:00); default now.
+        #[arg(long)]
+        from: Option<String>,
+        /// When it ends (RFC 3339).
+        #[arg(long, conflicts_with = "hours")]
+        until: Option<String>,
+        /// Or how many hours it lasts.
+        #[arg(long)]
+        hours: Option<f64>,
+        /// A note kept on the box (never sent to central).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Remove exception ID (stationd staffing lists them).
+    Remove {
+        #[command(flatten)]
+        socket: SocketArg,
+        id: i64,
+    },
+}
+
+/// The daemon's control socket, for the commands that change the station's records.
+#[derive(clap::Args)]
+struct SocketArg {
+    /// The daemon's control socket [default: $STATIOND_CONTROL_SOCKET or /run/stationd/control.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl SocketArg {
+    fn path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(stationd::control::default_socket_path)
+    }
 }
 
 /// `run` and `demo` hold sockets; the other commands only print.
@@ -278,6 +383,58 @@ fn main() -> ExitCode {
                 },
         } => ExitCode::from(cli::evidence::verify_command(&config, &profile_dirs, json)),
         Command::Status { view } => ExitCode::from(cli::views::status(&view.socket(), view.json)),
+        Command::Staffing { view } => {
+            ExitCode::from(cli::staffing::show(&view.socket(), view.json))
+        }
+        Command::Duty {
+            socket,
+            state,
+            person,
+            note,
+        } => ExitCode::from(cli::staffing::duty(
+            &socket.path(),
+            &person,
+            state == "on",
+            note,
+        )),
+        Command::Roster {
+            command: RosterCommand::Import { socket, file },
+        } => ExitCode::from(cli::staffing::roster_import(&socket.path(), &file)),
+        Command::Crew {
+            command:
+                CrewCommand::Set {
+                    socket,
+                    car,
+                    members,
+                },
+        } => ExitCode::from(cli::staffing::crew_set(&socket.path(), &car, members)),
+        Command::Override {
+            command:
+                OverrideCommand::Add {
+                    socket,
+                    person,
+                    kind,
+                    team,
+                    from,
+                    until,
+                    hours,
+                    note,
+                },
+        } => ExitCode::from(cli::staffing::override_add(
+            &socket.path(),
+            cli::staffing::OverrideArgs {
+                person,
+                kind,
+                team,
+                from,
+                until,
+                hours,
+                note,
+            },
+        )),
+        Command::Override {
+            command: OverrideCommand::Remove { socket, id },
+        } => ExitCode::from(cli::staffing::override_remove(&socket.path(), id)),
         Command::Devices { view } => ExitCode::from(cli::views::devices(&view.socket(), view.json)),
         Command::Check { view } => {
             ExitCode::from(cli::station_check::check(&view.socket(), view.json))

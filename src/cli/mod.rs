@@ -1,6 +1,7 @@
 //! The administrator's and technician's commands that are not the daemon itself:
-//! `check-config`, `udev-rules`, `sign-command` (dispatch's side of a command), `evidence verify`, and the views over the control socket (`status`, `devices`,
-//! `outbox`, `check`). `main.rs` parses arguments and calls these; they print and return the exit code.
+//! `check-config`, `udev-rules`, `sign-command` (dispatch's side of a command), `evidence verify`, the views over the control socket (`status`, `devices`,
+//! `outbox`, `check`, `staffing`) and the station's staff records (`duty`, `roster import`,
+//! `crew set`, `override`). `main.rs` parses arguments and calls these; they print and return the exit code.
 //!
 //! Output follows one pattern (docs/OPERATIONS.md): named checks or rows, a human table by
 //! default, `--json` for scripts, exit 0 when nothing failed.
@@ -8,6 +9,7 @@
 pub mod check_config;
 pub mod evidence;
 pub mod sign_command;
+pub mod staffing;
 pub mod station_check;
 pub mod views;
 

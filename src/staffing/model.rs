@@ -398,7 +398,8 @@ impl Model {
 pub enum Change {
     /// The rotation turned to another slot.
     Shift,
-    /// Someone became present or absent (or their presence expired).
+    /// Someone became present or absent (or their presence expired), or another source now
+    /// decides.
     Presence(String),
     /// A crew's members changed.
     Crew(String),
@@ -416,8 +417,9 @@ pub fn diff(old: &Picture, new: &Picture) -> Vec<Change> {
     for p in &new.people {
         let before = old.person(&p.id);
         let was_present = before.is_some_and(|b| b.present);
-        let was_heard = before.is_some_and(|b| b.by.is_some());
-        if p.present != was_present || (p.by.is_some() && !was_heard) {
+        let source = |v: Option<&PersonView>| v.and_then(|v| v.by.as_ref()).map(|b| b.source);
+        // Present or not, and which source says so (a radio talking again changes neither).
+        if p.present != was_present || source(Some(p)) != source(before) {
             out.push(Change::Presence(p.id.clone()));
         }
     }
@@ -677,6 +679,18 @@ mod tests {
         // Setting a crew takes its members out of the others.
         m.set_crew("car-04", vec!["P-1".into()], "command", 10);
         assert_eq!(m.crews["car-01"].members, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_new_deciding_source_is_a_change_a_repeated_one_is_not() {
+        let mut m = model();
+        let pic = |m: &Model| m.picture(None, &Fake { online: vec![] }, 10, &BTreeMap::new());
+        signal(&mut m, "P-1", true, Source::Radio, 1);
+        let a = pic(&m);
+        signal(&mut m, "P-1", true, Source::Radio, 2);
+        assert_eq!(diff(&a, &pic(&m)), [], "the radio talking again");
+        signal(&mut m, "P-1", true, Source::Terminal, 3);
+        assert_eq!(diff(&a, &pic(&m)), [Change::Presence("P-1".into())]);
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod terminal;
+
 /// A free loopback port, never the same one twice in this test process: the kernel may hand a
 /// just-released port out again, and two tests running in parallel must not share one.
 pub fn free_port() -> u16 {

@@ -268,7 +268,7 @@ fn garbage_on_the_control_socket_gets_an_error_and_the_daemon_answers_on() {
     let ask = |bytes: &[u8]| -> String {
         let mut s = UnixStream::connect(station.control_socket()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        // The daemon stops reading after 4 KiB and answers: a longer write may be cut off.
+        // The daemon stops reading after 1 MiB and answers: a longer write may be cut off.
         let _ = s.write_all(bytes);
         let _ = s.shutdown(std::net::Shutdown::Write);
         let mut reply = String::new();
@@ -285,7 +285,7 @@ fn garbage_on_the_control_socket_gets_an_error_and_the_daemon_answers_on() {
             b"{\"v\":9,\"cmd\":\"status\"}\n".to_vec(),
             "version 9 is not supported",
         ),
-        (vec![b'x'; 100_000], "longer than 4096 bytes"),
+        (vec![b'x'; 1_100_000], "longer than 1048576 bytes"),
     ] {
         let reply: Value = serde_json::from_str(&ask(&bad)).unwrap();
         assert_eq!(reply["ok"], false, "{reply}");

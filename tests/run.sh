@@ -61,6 +61,9 @@ if ! have_gst_rtsp && [ "$(id -u)" = 0 ]; then
   apt_install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad glib-networking || true
 fi
 have_gst_rtsp || echo "GStreamer's RTSP server is missing (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-ugly): the camera test will fail" >&2
+# GStreamer scans its plugins into a registry cache on first use (seconds on a fresh box): do it
+# once here, not inside the first camera test's time limits.
+have_gst_rtsp && /usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0"); from gi.repository import Gst; Gst.init(None); Gst.ElementFactory.find("x264enc")' >/dev/null 2>&1 || true
 # lighttpd (Digest authentication) is the camera's snapshot URL in tests/camera.rs.
 have_lighttpd() { [ -x /usr/sbin/lighttpd ]; }
 if ! have_lighttpd && [ "$(id -u)" = 0 ]; then

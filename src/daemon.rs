@@ -30,6 +30,8 @@ pub enum DaemonError {
     Commands(#[from] crate::commands::store::StoreError),
     #[error(transparent)]
     Staffing(#[from] crate::staffing::store::StoreError),
+    #[error(transparent)]
+    Equipment(#[from] crate::equipment::store::StoreError),
 }
 
 impl DaemonError {
@@ -39,9 +41,10 @@ impl DaemonError {
             DaemonError::Outbox(OutboxError::NewerSchema { .. }) | DaemonError::Uplink(_) => {
                 crate::exit_code::CONFIG
             }
-            DaemonError::Outbox(_) | DaemonError::Commands(_) | DaemonError::Staffing(_) => {
-                crate::exit_code::CANT_CREATE
-            }
+            DaemonError::Outbox(_)
+            | DaemonError::Commands(_)
+            | DaemonError::Staffing(_)
+            | DaemonError::Equipment(_) => crate::exit_code::CANT_CREATE,
             DaemonError::Driver(_) => crate::exit_code::CONFIG,
             DaemonError::Signals(_) => crate::exit_code::SOFTWARE,
         }
@@ -201,7 +204,9 @@ pub async fn start(
         .unwrap_or_else(|p| p.into_inner())
         .service::<crate::drivers::rtsp::Pushes>()
         .set_limit(cfg.commands.max_video_pushes as usize);
-    // Staffing reads presence off the drivers' events, so it is there before they start.
+    // Staffing and the equipment register read the drivers' events, so they are there before
+    // the drivers start.
+    let car_faults = Arc::new(crate::equipment::CarFaults::default());
     let (staffing, staffing_notes) = crate::staffing::Staffing::open(
         cfg.station.id.as_str(),
         cfg.staffing.clone(),
@@ -209,13 +214,27 @@ pub async fn start(
         sink.clone(),
         board.clone(),
         metrics.clone(),
+        car_faults.clone(),
     )?;
-    crate::staffing::commands::register(
-        &mut registry.lock().unwrap_or_else(|p| p.into_inner()),
-        &staffing,
-    );
-    let watchers: drivers::Watchers =
-        Arc::new([staffing.clone() as Arc<dyn drivers::EventWatcher>]);
+    let (equipment, equipment_notes) = crate::equipment::Equipment::open(
+        cfg.station.id.as_str(),
+        cfg.equipment.clone(),
+        &path,
+        sink.clone(),
+        board.clone(),
+        metrics.clone(),
+        staffing.clone(),
+        car_faults,
+    )?;
+    {
+        let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner());
+        crate::staffing::commands::register(&mut registry, &staffing);
+        crate::equipment::commands::register(&mut registry, &equipment);
+    }
+    let watchers: drivers::Watchers = Arc::new([
+        staffing.clone() as Arc<dyn drivers::EventWatcher>,
+        equipment.clone() as Arc<dyn drivers::EventWatcher>,
+    ]);
     let mut drivers = drivers::start_all(
         &cfg.devices,
         &drivers::Parts {
@@ -229,6 +248,7 @@ pub async fn start(
         &stop,
     )?;
     drivers.spawn(staffing.clone().run(staffing_notes, stop.clone()));
+    drivers.spawn(equipment.clone().run(equipment_notes, stop.clone()));
     let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner()).clone();
     // The docks the dock drivers registered (none: an empty set, no `P/state/evidence`).
     let docks = registry.service::<crate::evidence::Docks>();
@@ -241,6 +261,7 @@ pub async fn start(
         metrics: metrics.clone(),
         docks: Some(docks),
         staffing: Some(staffing.clone()),
+        equipment: Some(equipment.clone()),
     });
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
@@ -297,6 +318,7 @@ pub async fn start(
                 board: board.clone(),
                 metrics: metrics.clone(),
                 staffing: Some(staffing.clone()),
+                equipment: Some(equipment.clone()),
             };
             Some(tokio::spawn(crate::control::server::serve(
                 listener,

@@ -19,6 +19,7 @@ pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod drivers;
+pub mod equipment;
 pub mod evidence;
 /// Commands from dispatch, without I/O: parsing, the canonical form, signatures.
 pub use stationd_proto::command;

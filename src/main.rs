@@ -139,6 +139,21 @@ enum Command {
         #[command(subcommand)]
         command: OverrideCommand,
     },
+    /// The equipment register: counts per class and state, each item with who has it and why
+    /// it is in its state; or change it (import, checkout, checkin, fault, mark).
+    #[command(args_conflicts_with_subcommands = true)]
+    Equipment {
+        #[command(subcommand)]
+        command: Option<EquipmentCommand>,
+        #[command(flatten)]
+        view: ViewArgs,
+        /// Only this class (`radios`, `recorders`, …).
+        #[arg(long)]
+        class: Option<String>,
+        /// Only this state (`fault`, `checked_out`, …).
+        #[arg(long)]
+        state: Option<String>,
+    },
     /// The evidence index of the body-cam docks (docs/OPERATIONS.md).
     Evidence {
         #[command(subcommand)]
@@ -186,6 +201,56 @@ enum RosterCommand {
         #[command(flatten)]
         socket: SocketArg,
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum EquipmentCommand {
+    /// Replace the register with FILE: CSV (columns id,class,name,serial,device,car,
+    /// next_maintenance) or TOML ([[item]] tables); checked first, errors name the row.
+    Import {
+        #[command(flatten)]
+        socket: SocketArg,
+        file: PathBuf,
+    },
+    /// ITEM goes out with PERSON (a car's kit puts them in its crew).
+    Checkout {
+        #[command(flatten)]
+        socket: SocketArg,
+        item: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// ITEM is back, in service.
+    Checkin {
+        #[command(flatten)]
+        socket: SocketArg,
+        item: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// ITEM is in fault (until checked in or marked in_service).
+    Fault {
+        #[command(flatten)]
+        socket: SocketArg,
+        item: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Say ITEM is in_service, fault or lost; optionally set its next maintenance date.
+    Mark {
+        #[command(flatten)]
+        socket: SocketArg,
+        item: String,
+        #[arg(value_parser = ["in_service", "fault", "lost"])]
+        state: String,
+        #[arg(long)]
+        note: Option<String>,
+        /// YYYY-MM-DD.
+        #[arg(long = "next-maintenance")]
+        next_maintenance: Option<String>,
     },
 }
 
@@ -383,6 +448,41 @@ fn main() -> ExitCode {
                 },
         } => ExitCode::from(cli::evidence::verify_command(&config, &profile_dirs, json)),
         Command::Status { view } => ExitCode::from(cli::views::status(&view.socket(), view.json)),
+        Command::Equipment {
+            command,
+            view,
+            class,
+            state,
+        } => ExitCode::from(match command {
+            None => cli::equipment::show(
+                &view.socket(),
+                class.as_deref(),
+                state.as_deref(),
+                view.json,
+            ),
+            Some(EquipmentCommand::Import { socket, file }) => {
+                cli::equipment::import(&socket.path(), &file)
+            }
+            Some(EquipmentCommand::Checkout {
+                socket,
+                item,
+                to,
+                note,
+            }) => cli::equipment::mark(&socket.path(), &item, "checked_out", Some(to), note, None),
+            Some(EquipmentCommand::Checkin { socket, item, note }) => {
+                cli::equipment::mark(&socket.path(), &item, "in_service", None, note, None)
+            }
+            Some(EquipmentCommand::Fault { socket, item, note }) => {
+                cli::equipment::mark(&socket.path(), &item, "fault", None, note, None)
+            }
+            Some(EquipmentCommand::Mark {
+                socket,
+                item,
+                state,
+                note,
+                next_maintenance,
+            }) => cli::equipment::mark(&socket.path(), &item, &state, None, note, next_maintenance),
+        }),
         Command::Staffing { view } => {
             ExitCode::from(cli::staffing::show(&view.socket(), view.json))
         }

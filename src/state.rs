@@ -2,7 +2,8 @@
 //! when it subscribes, without waiting for the next change: `devices` (the device board:
 //! each device's state, since when, when last heard, its counters), `evidence` (the footage
 //! chain's head, where a dock is) and `staffing` (teams, people present, crews' readiness, where
-//! the station has a rotation, a roster or crews). The uplink publishes them on every connection, after a
+//! the station has a rotation, a roster or crews) and `equipment` (the register's counts and
+//! the items not in service, where it holds items). The uplink publishes them on every connection, after a
 //! change (at most every 5 s) and when asked (`state.devices`, `rebirth`).
 
 use crate::board::Board;
@@ -18,6 +19,8 @@ pub struct Snapshots {
     pub docks: Option<Arc<crate::evidence::Docks>>,
     /// The station's staffing (`P/state/staffing` when in use).
     pub staffing: Option<Arc<crate::staffing::Staffing>>,
+    /// The equipment register (`P/state/equipment` when it holds items).
+    pub equipment: Option<Arc<crate::equipment::Equipment>>,
 }
 
 impl Snapshots {
@@ -30,6 +33,9 @@ impl Snapshots {
         if let Some(s) = self.staffing.as_ref().filter(|s| s.in_use()) {
             out.push(("staffing", crate::staffing::payload::state(s)));
         }
+        if let Some(e) = self.equipment.as_ref().filter(|e| e.in_use()) {
+            out.push(("equipment", crate::equipment::payload::state(e)));
+        }
         out
     }
 
@@ -41,6 +47,9 @@ impl Snapshots {
         }
         if self.staffing.as_ref().is_some_and(|s| s.in_use()) {
             out.push("staffing");
+        }
+        if self.equipment.as_ref().is_some_and(|e| e.in_use()) {
+            out.push("equipment");
         }
         out
     }

@@ -1,12 +1,13 @@
 //! The administrator's and technician's commands that are not the daemon itself:
 //! `check-config`, `udev-rules`, `sign-command` (dispatch's side of a command), `evidence verify`, the views over the control socket (`status`, `devices`,
-//! `outbox`, `check`, `staffing`) and the station's staff records (`duty`, `roster import`,
-//! `crew set`, `override`). `main.rs` parses arguments and calls these; they print and return the exit code.
+//! `outbox`, `check`, `staffing`, `equipment`) and the station's own records (`duty`, `roster
+//! import`, `crew set`, `override`, `equipment import|checkout|checkin|fault|mark`). `main.rs` parses arguments and calls these; they print and return the exit code.
 //!
 //! Output follows one pattern (docs/OPERATIONS.md): named checks or rows, a human table by
 //! default, `--json` for scripts, exit 0 when nothing failed.
 
 pub mod check_config;
+pub mod equipment;
 pub mod evidence;
 pub mod sign_command;
 pub mod staffing;

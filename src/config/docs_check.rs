@@ -64,6 +64,11 @@ fn every_config_key_is_documented_and_every_documented_key_exists() {
         &[],
     );
     assert_same(
+        "## `[equipment]`",
+        keys_of::<super::equipment::RawEquipment>(),
+        &[],
+    );
+    assert_same(
         "### `[[staffing.car]]`",
         keys_of::<super::staffing::RawCar>(),
         &[],

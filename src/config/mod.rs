@@ -19,6 +19,7 @@ mod commands;
 mod devices;
 #[cfg(test)]
 mod docs_check;
+mod equipment;
 pub mod keys;
 pub mod profile;
 mod staffing;
@@ -30,6 +31,7 @@ pub use buffer::{Buffer, Durability};
 pub use commands::Commands;
 pub(crate) use devices::device_from_table;
 use devices::merge_devices;
+pub use equipment::Equipment;
 pub use staffing::{Car, Staffing};
 pub use values::{parse_utc_offset, BrokerUrl, ListenAddr, StationId, TopicPrefix};
 
@@ -80,6 +82,8 @@ pub struct Config {
     pub commands: Commands,
     /// The teams and their rotation (`[staffing]`), if configured.
     pub staffing: Option<Staffing>,
+    /// The equipment register's classes and rules (`[equipment]`, or its defaults).
+    pub equipment: Equipment,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +163,8 @@ struct RawConfig {
     commands: commands::RawCommands,
     #[serde(default)]
     staffing: Option<Spanned<staffing::RawStaffing>>,
+    #[serde(default)]
+    equipment: Option<Spanned<equipment::RawEquipment>>,
 }
 
 impl Config {
@@ -289,6 +295,15 @@ impl Config {
                 )
             }
         };
+        let equipment = match raw.equipment {
+            None => Equipment::default(),
+            Some(e) => {
+                let span = e.span();
+                e.into_inner()
+                    .check()
+                    .map_err(|message| err(Some(span), Some("equipment"), message))?
+            }
+        };
         Ok(Config {
             source: path.to_path_buf(),
             station: raw.station,
@@ -298,6 +313,7 @@ impl Config {
             profile,
             commands,
             staffing,
+            equipment,
         })
     }
 

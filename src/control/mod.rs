@@ -86,6 +86,23 @@ pub enum Command {
     OverrideRemove {
         id: i64,
     },
+    /// `stationd equipment`: the whole register.
+    Equipment,
+    /// `stationd equipment import FILE`.
+    EquipmentImport {
+        items: Vec<crate::equipment::register::Item>,
+    },
+    /// `stationd equipment checkout|checkin|fault|mark ITEM …`.
+    EquipmentMark {
+        item: String,
+        state: String,
+        #[serde(default)]
+        to: Option<String>,
+        #[serde(default)]
+        note: String,
+        #[serde(default)]
+        next_maintenance: Option<String>,
+    },
 }
 
 /// `stationd status`.

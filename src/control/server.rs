@@ -36,6 +36,7 @@ pub struct Sources {
     pub board: Arc<crate::board::Board>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub staffing: Option<Arc<crate::staffing::Staffing>>,
+    pub equipment: Option<Arc<crate::equipment::Equipment>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +174,11 @@ async fn reply(cmd: Command, s: &Sources, caller: &str) -> Result<serde_json::Va
             .ok_or_else(|| "this daemon keeps no staffing".to_string())
     };
     let refused = |e: crate::staffing::StaffingError| e.to_string();
+    let equipment = || {
+        s.equipment
+            .clone()
+            .ok_or_else(|| "this daemon keeps no equipment register".to_string())
+    };
     let value = match cmd {
         Command::Staffing => {
             let st = staffing()?;
@@ -249,6 +255,35 @@ async fn reply(cmd: Command, s: &Sources, caller: &str) -> Result<serde_json::Va
                 .await
                 .map_err(refused)?;
             Ok(serde_json::json!({ "id": id }))
+        }
+        Command::Equipment => Ok(crate::equipment::payload::document(&*equipment()?, true)),
+        Command::EquipmentImport { items } => Ok(equipment()?
+            .set_register(items, caller)
+            .await
+            .map_err(|e| e.to_string())?),
+        Command::EquipmentMark {
+            item,
+            state,
+            to,
+            note,
+            next_maintenance,
+        } => {
+            let state = crate::equipment::model::State::from_name(&state).ok_or_else(|| {
+                format!("{state:?} is not a state (in_service, checked_out, fault, lost)")
+            })?;
+            tracing::info!(event = "equipment.marked", item = %item, state = state.name(), by = %caller, "equipment marked on the box");
+            Ok(equipment()?
+                .mark(crate::equipment::Mark {
+                    item,
+                    state,
+                    to,
+                    note,
+                    next_maintenance,
+                    by: caller.to_string(),
+                    source: stationd_proto::staffing::presence::Source::Cli,
+                })
+                .await
+                .map_err(|e| e.to_string())?)
         }
         Command::OverrideRemove { id } => {
             staffing()?

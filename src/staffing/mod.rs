@@ -64,6 +64,7 @@ pub struct Staffing {
     sink: EventSink,
     board: Arc<Board>,
     metrics: Arc<Metrics>,
+    car_faults: Arc<crate::equipment::CarFaults>,
     notes: mpsc::Sender<Note>,
     /// The cars' trackers and radios.
     watched: BTreeSet<String>,
@@ -85,10 +86,16 @@ pub enum StaffingError {
     Store(#[from] store::StoreError),
 }
 
-/// The device board as the picture reads it.
-struct BoardDevices(Vec<(String, crate::board::DeviceState)>);
+/// The device board (and the register's car faults) as the picture reads them.
+struct BoardDevices(
+    Vec<(String, crate::board::DeviceState)>,
+    Arc<crate::equipment::CarFaults>,
+);
 
 impl model::Devices for BoardDevices {
+    fn car_fault(&self, car: &str) -> bool {
+        self.1.get(car).is_some()
+    }
     fn online(&self, device: &str) -> bool {
         self.0
             .iter()
@@ -114,6 +121,7 @@ impl Staffing {
         sink: EventSink,
         board: Arc<Board>,
         metrics: Arc<Metrics>,
+        car_faults: Arc<crate::equipment::CarFaults>,
     ) -> Result<(Arc<Staffing>, mpsc::Receiver<Note>), store::StoreError> {
         let store = StaffingStore::open(&store::store_path(outbox))?;
         let loaded = store.load()?;
@@ -147,7 +155,7 @@ impl Staffing {
             .collect();
         let picture = Arc::new(model.picture(
             cfg.as_ref(),
-            &BoardDevices(board.snapshot()),
+            &BoardDevices(board.snapshot(), car_faults.clone()),
             now,
             &readiness,
         ));
@@ -166,6 +174,7 @@ impl Staffing {
                 sink,
                 board,
                 metrics,
+                car_faults,
                 notes,
                 watched,
             }),
@@ -249,7 +258,8 @@ impl Staffing {
                 .cfg
                 .as_ref()
                 .is_some_and(|c| c.cars.iter().any(|k| &k.id == car));
-            if known_car && st.model.join_heard(&person, car, o.source, o.at_ms) {
+            let formed_by = store::source_name(o.source);
+            if known_car && st.model.join_heard(&person, car, formed_by, o.at_ms) {
                 self.keep_crews(&st).await;
             }
         }
@@ -289,7 +299,7 @@ impl Staffing {
         let now = crate::clock::unix_ms();
         let picture = st.model.picture(
             self.cfg.as_ref(),
-            &BoardDevices(self.board.snapshot()),
+            &BoardDevices(self.board.snapshot(), self.car_faults.clone()),
             now,
             &st.readiness,
         );
@@ -399,6 +409,50 @@ impl Staffing {
         });
         self.refresh_locked(&mut st, vec![summary]).await;
         Ok(answer)
+    }
+
+    /// Whether `person` may be named (on the roster, or no roster is kept).
+    pub async fn knows(&self, person: &str) -> bool {
+        let st = self.state.lock().await;
+        st.model.roster.is_empty() || st.model.person(person).is_some()
+    }
+
+    /// Someone checked out equipment: present (by `source`: the CLI's or central's word), and
+    /// for a car's kit in that car's crew, as the signals form crews.
+    pub async fn checked_out(
+        &self,
+        person: &str,
+        car: Option<&str>,
+        source: Source,
+        detail: String,
+    ) {
+        let mut st = self.state.lock().await;
+        if st.model.person(person).is_none() {
+            return;
+        }
+        let now = crate::clock::unix_ms();
+        self.keep_signal(
+            &mut st,
+            Signal {
+                person: person.to_string(),
+                present: true,
+                source,
+                at_ms: now,
+                detail,
+            },
+        )
+        .await;
+        let known_car = |c: &str| {
+            self.cfg
+                .as_ref()
+                .is_some_and(|cfg| cfg.cars.iter().any(|k| k.id == c))
+        };
+        if let Some(car) = car.filter(|c| known_car(c)) {
+            if st.model.join_heard(person, car, "checkout", now) {
+                self.keep_crews(&st).await;
+            }
+        }
+        self.refresh_locked(&mut st, Vec::new()).await;
     }
 
     /// An explicit word that `person` is on or off duty (the CLI, central's `duty.set`).

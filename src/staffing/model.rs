@@ -67,9 +67,10 @@ pub struct CrewEntry {
 }
 
 impl CrewEntry {
-    /// Formed from signals (and so re-formed by them), not by a person's decision.
+    /// Formed from signals or checkouts (and so re-formed by them), not by a person's decision
+    /// about the crew.
     fn automatic(&self) -> bool {
-        matches!(self.formed_by.as_str(), "radio" | "terminal")
+        matches!(self.formed_by.as_str(), "radio" | "terminal" | "checkout")
     }
 }
 
@@ -78,6 +79,10 @@ pub trait Devices {
     fn online(&self, device: &str) -> bool;
     /// Online, or heard within `within_ms`.
     fn heard_within(&self, device: &str, within_ms: i64, now_ms: i64) -> bool;
+    /// The car's vehicle item is in fault, lost or due for maintenance (the register).
+    fn car_fault(&self, _car: &str) -> bool {
+        false
+    }
 }
 
 /// Everything held about the station's people.
@@ -229,10 +234,10 @@ impl Model {
         );
     }
 
-    /// A present person heard with `car` (its radio, its terminal) joins its crew when they are
-    /// in no crew or in one the signals formed; crews set by a person are left alone. Whether
-    /// the crews changed.
-    pub fn join_heard(&mut self, person: &str, car: &str, source: Source, now_ms: i64) -> bool {
+    /// A present person heard with `car` (its radio, its terminal) or checking out its kit joins
+    /// its crew when they are in no crew or in one the signals formed; crews set by a person are
+    /// left alone. `formed_by`: `radio`, `terminal`, `checkout`. Whether the crews changed.
+    pub fn join_heard(&mut self, person: &str, car: &str, formed_by: &str, now_ms: i64) -> bool {
         let current = self.crew_of(person).map(str::to_string);
         if current.as_deref() == Some(car) {
             return false;
@@ -249,14 +254,13 @@ impl Model {
         {
             return false;
         }
-        let by = super::store::source_name(source);
         let mut members = self
             .crews
             .get(car)
             .map(|c| c.members.clone())
             .unwrap_or_default();
         members.push(person.to_string());
-        self.set_crew(car, members, by, now_ms);
+        self.set_crew(car, members, formed_by, now_ms);
         true
     }
 
@@ -366,7 +370,7 @@ impl Model {
                 radio_up: car.and_then(|c| c.radio.as_deref()).is_none_or(|r| {
                     devices.heard_within(r, cfg.map_or(0, |c| c.radio_heard_within_ms), now_ms)
                 }),
-                car_fault: false,
+                car_fault: devices.car_fault(car_id),
                 dispatched: false,
             };
             let readiness = crew::readiness(&inputs, car.map(|c| c.needs).unwrap_or_default());
@@ -665,16 +669,16 @@ mod tests {
     #[test]
     fn signals_form_crews_but_never_undo_a_persons_decision() {
         let mut m = Model::default();
-        assert!(m.join_heard("P-1", "car-01", Source::Terminal, 5));
-        assert!(m.join_heard("A-1", "car-01", Source::Radio, 6));
+        assert!(m.join_heard("P-1", "car-01", "terminal", 5));
+        assert!(m.join_heard("A-1", "car-01", "radio", 6));
         assert_eq!(m.crews["car-01"].members, ["P-1", "A-1"]);
         // Heard with another car: moves, because signals formed the first crew.
-        assert!(m.join_heard("A-1", "car-02", Source::Radio, 7));
+        assert!(m.join_heard("A-1", "car-02", "radio", 7));
         assert_eq!(m.crew_of("A-1"), Some("car-02"));
         // A crew set by the CLI stays as set.
         m.set_crew("car-03", vec!["P-9".into()], "cli", 8);
-        assert!(!m.join_heard("P-9", "car-01", Source::Radio, 9));
-        assert!(!m.join_heard("A-1", "car-03", Source::Radio, 9));
+        assert!(!m.join_heard("P-9", "car-01", "radio", 9));
+        assert!(!m.join_heard("A-1", "car-03", "radio", 9));
         assert_eq!(m.crews["car-03"].members, ["P-9"]);
         // Setting a crew takes its members out of the others.
         m.set_crew("car-04", vec!["P-1".into()], "command", 10);

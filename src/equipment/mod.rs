@@ -38,7 +38,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Device id of the `equipment.changed` events.
 pub const DEVICE: &str = "equipment";
-/// How often items are judged again without an event (a device's quiet day, a maintenance date).
+/// How often items are judged again without an event (a device's quiet day, a maintenance
+/// date): every 30 s, or more often when `offline_fault_h` is short (a quarter of it, at least
+/// a second).
 const REFRESH: Duration = Duration::from_secs(30);
 const QUEUE: usize = 256;
 
@@ -178,7 +180,10 @@ impl Equipment {
         mut notes: mpsc::Receiver<DockNote>,
         stop: CancellationToken,
     ) {
-        let mut tick = tokio::time::interval(REFRESH);
+        let every = REFRESH
+            .min(Duration::from_millis(self.cfg.offline_fault_ms as u64 / 4))
+            .max(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -193,14 +198,8 @@ impl Equipment {
     }
 
     async fn docked(&self, n: DockNote) {
+        // Kept for every recorder (a handful), so an item linked later knows where it is.
         let mut st = self.state.lock().await;
-        if !st
-            .items
-            .iter()
-            .any(|i| i.device.as_deref() == Some(&n.device))
-        {
-            return;
-        }
         let store = self.store.clone();
         let (device, docking) = (n.device.clone(), n.docking.clone());
         if let Err(e) = blocking(move || lock(&store).put_docking(&device, &docking)).await {

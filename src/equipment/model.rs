@@ -113,6 +113,8 @@ pub fn judge(
         };
         return said(m, format!("{what} by {}{}", m.by, note(m)));
     }
+    // A recorder's dock says where it is; a docked recorder is quiet by nature.
+    let device = device.filter(|_| docking.is_none());
     if let (Some(d), Some(id)) = (device, &item.device) {
         let quiet_ms = now_ms.saturating_sub(d.last_seen_ms.unwrap_or(d.since_ms));
         if d.state != "listening" && quiet_ms >= offline_fault_ms {
@@ -121,13 +123,13 @@ pub fn judge(
                 assigned_to: manual.and_then(|m| m.assigned_to.clone()),
                 suspected: true,
                 reason: format!(
-                    "suspected: device {id} {} for {} h",
+                    "suspected: device {id} {} for {}",
                     if d.state == "online" {
                         "not heard"
                     } else {
                         "offline"
                     },
-                    quiet_ms / 3_600_000
+                    crate::cli::format_duration((quiet_ms / 1000) as u64)
                 ),
             };
         }
@@ -245,7 +247,7 @@ mod tests {
             (
                 State::Fault,
                 true,
-                "suspected: device hh-1001 offline for 25 h"
+                "suspected: device hh-1001 offline for 25h 00m"
             )
         );
     }

@@ -27,6 +27,11 @@
 //!    latency it adds (each RTP packet timed as it leaves the camera and as it reaches the
 //!    server, by its sequence number, through two tapping relays on loopback).
 //!
+//! 9. Staffing (`BENCH_ONLY=staffing`): what reading presence off the drivers' events costs on
+//!    their path (an event that says nothing about people, and one that does), what computing
+//!    the picture costs for a station and for the largest roster, and the time from a sign-in
+//!    line to its `staffing.changed` at the broker (median, p99).
+//!
 //! `BENCH_SCALE=0.1` shrinks every size (a quick look); the goals are judged at scale 1.
 #![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
 
@@ -262,6 +267,9 @@ fn main() {
     }
     if section("tetra") {
         tetra(scale(1_000_000), scale(20_000), scale(1_000));
+    }
+    if section("staffing") {
+        staffing(scale(1_000_000), scale(1_000));
     }
     if !section("drain") {
         return;
@@ -1112,6 +1120,176 @@ fn tetra(n_decode: u64, n_reports: u64, n_alarms: u64) {
 }
 
 /// A subscriber on `stations/#` that hands over (arrival time, topic) of every message.
+fn staffing(n_events: u64, n_lines: u64) {
+    use stationd::staffing::model::{Devices, Model};
+    use stationd::staffing::roster::Person;
+    use stationd::staffing::signals;
+    use stationd_proto::staffing::crew::Role;
+    use stationd_proto::staffing::presence::{Signal, Source};
+    // 1. The watcher's cost on the drivers' path, one core.
+    let ev = |device: &str, kind: &str, data: serde_json::Value| {
+        Event::new(
+            device,
+            kind,
+            Priority::Telemetry,
+            (0, ClockQuality::Synced),
+            false,
+            data,
+        )
+    };
+    let position = ev(
+        "gps0",
+        "position",
+        serde_json::json!({"lat": 36.66, "lon": 117.02, "speed_kmh": 40.0}),
+    );
+    let talk = ev(
+        "hh-1001",
+        "radio.call",
+        serde_json::json!({"issi": "1001", "officer": "A-1203", "car": "car-03", "call": 7, "talk_s": 3.2, "via": "radio0"}),
+    );
+    let per_event = |driver: &'static str, e: &Event| {
+        let start = Instant::now();
+        let mut said = 0u64;
+        for _ in 0..n_events {
+            said += u64::from(std::hint::black_box(signals::observe(driver, e)).is_some());
+        }
+        (start.elapsed().as_nanos() as f64 / n_events as f64, said)
+    };
+    let (quiet_ns, _) = per_event("nmea", &position);
+    let (talk_ns, said) = per_event("tetra", &talk);
+    assert_eq!(said, n_events);
+    println!("staffing watcher: {quiet_ns:>8.0} ns per event that says nothing about people (a receiver's position); {talk_ns:>8.0} ns per radio talk burst read as presence ({n_events} each, one core)");
+
+    // 2. The picture: a station (15 people, 5 cars) and the largest roster (2000, 100 cars).
+    struct AllUp;
+    impl Devices for AllUp {
+        fn online(&self, _: &str) -> bool {
+            true
+        }
+        fn heard_within(&self, _: &str, _: i64, _: i64) -> bool {
+            true
+        }
+    }
+    for (people, cars) in [(15usize, 5usize), (2_000, 100)] {
+        let mut m = Model {
+            roster: (0..people)
+                .map(|i| Person {
+                    id: format!("P-{i:04}"),
+                    name: String::new(),
+                    role: if i % 3 == 0 {
+                        Role::Officer
+                    } else {
+                        Role::Auxiliary
+                    },
+                    team: Some(format!("{}", 1 + i % 4)),
+                    card: None,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        for i in 0..people {
+            m.presence.observe(Signal {
+                person: format!("P-{i:04}"),
+                present: i % 5 != 0,
+                source: Source::Radio,
+                at_ms: i as i64,
+                detail: "radio".into(),
+            });
+        }
+        for c in 0..cars {
+            let members = (0..3)
+                .map(|k| format!("P-{:04}", (c * 3 + k) % people))
+                .collect();
+            m.set_crew(&format!("car-{c:02}"), members, "config", 0);
+        }
+        let before = Default::default();
+        let rounds = if people > 100 { 20 } else { 2_000 };
+        let start = Instant::now();
+        let mut last = m.picture(None, &AllUp, 1_000, &before);
+        for _ in 0..rounds {
+            let next = m.picture(None, &AllUp, 1_000, &before);
+            std::hint::black_box(stationd::staffing::model::diff(&last, &next));
+            last = next;
+        }
+        let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+        println!("staffing picture: {us:>10.0} µs to compute and diff the picture of {people} people and {cars} crews (every signal and every 5 s)");
+    }
+
+    // 3. A sign-in line → its staffing.changed at central, through the real daemon.
+    let broker = common::Broker::started();
+    let dir = bench_dir("staffing");
+    let port = common::free_port();
+    let arrivals = central_arrivals(broker.port, "bench-staffing-central");
+    let text = format!(
+        "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:{}\"]\n[buffer]\npath = \"{}\"\n[[device]]\nid = \"signin\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:{port}\"\n[staffing]\nteams = [\"1\"]\nstart = \"2026-01-01T08:00\"\n[[staffing.slot]]\nhours = 24\non_duty = [\"1\"]\n",
+        broker.port,
+        dir.join("staffing.db").display(),
+    );
+    let config = dir.join("staffing.toml");
+    std::fs::write(&config, text).unwrap();
+    let socket = dir.join("staffing-control.sock");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "error")
+        .env("STATIOND_CONTROL_SOCKET", &socket)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(common::wait_until(Duration::from_secs(30), || socket.exists()));
+    let roster = dir.join("roster.csv");
+    std::fs::write(&roster, "id,role,team\nP-0417,officer,1\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stationd"))
+        .args(["roster", "import"])
+        .arg(&roster)
+        .env("STATIOND_CONTROL_SOCKET", &socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    while arrivals.try_recv().is_ok() {}
+    let mut signin = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut latencies = Vec::new();
+    for i in 0..n_lines {
+        use std::io::Write;
+        let kind = if i % 2 == 0 {
+            "duty.signed_on"
+        } else {
+            "duty.signed_off"
+        };
+        let line = format!("{{\"kind\":\"{kind}\",\"data\":{{\"person\":\"P-0417\"}}}}\n");
+        let sent = Instant::now();
+        signin.write_all(line.as_bytes()).unwrap();
+        loop {
+            let (at, topic) = arrivals
+                .recv_timeout(Duration::from_secs(30))
+                .expect("staffing.changed at central");
+            if topic.ends_with("/event/staffing.changed") {
+                latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+                break;
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "staffing sign-in line written -> staffing.changed received from the broker: median {:.2} ms, p99 {:.2} ms ({n_lines} lines, one at a time; daemon RSS {} kB after)",
+        pct(0.5),
+        pct(0.99),
+        vm_rss_kb(pid)
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}
+
 fn central_arrivals(port: u16, name: &str) -> std::sync::mpsc::Receiver<(Instant, String)> {
     let (tx, arrivals) = std::sync::mpsc::channel::<(Instant, String)>();
     let name = name.to_string();

@@ -36,7 +36,7 @@ fn check_config_reads_the_profile_and_reports_devices_and_machine_facts() {
     let cfg = station(
         dir.path(),
         "generic-x86-4com",
-        "\n[[device]]\nid = \"fleet\"\n[device.terminals]\n\"013912345678\" = \"car-03\"\n",
+        "\n[[device]]\nid = \"fleet\"\n[device.terminals]\n\"013912345678\" = \"car-03\"\n[staffing]\nteams = [\"1\"]\nstart = \"2026-12-01T08:00\"\n[[staffing.slot]]\nhours = 24\non_duty = [\"1\"]\n[[staffing.car]]\nid = \"car-03\"\n[[staffing.car]]\nid = \"car-09\"\nradio = \"car-09-radio\"\n",
     );
     let out = stationd(&[
         "check-config",
@@ -75,6 +75,16 @@ fn check_config_reads_the_profile_and_reports_devices_and_machine_facts() {
         devices.contains(&"fleet jt808 tcp://0.0.0.0:7611 (1 terminal(s) listed)"),
         "{devices:?}"
     );
+    // A car whose tracker and radio no device speaks for is a warning, naming them; car-03's
+    // tracker is the fleet listener's.
+    let staffing: Vec<&str> = find("staffing")
+        .iter()
+        .map(|c| c["detail"].as_str().unwrap())
+        .collect();
+    assert!(staffing[0].starts_with("1 team(s)"), "{staffing:?}");
+    assert_eq!(staffing.len(), 3, "{staffing:?}");
+    assert!(staffing[1].starts_with("car car-09: its tracker \"car-09\" is no device"));
+    assert!(staffing[2].starts_with("car car-09: its radio \"car-09-radio\" is no device"));
     // Whatever this machine lacks is a warning, never a failure: the USB GNSS receiver of the
     // profile is not plugged in here.
     assert!(checks.iter().all(|c| c["outcome"] != "failed"));

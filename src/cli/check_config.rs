@@ -68,6 +68,21 @@ pub fn check_config(config: &Path, profile_dirs: &[PathBuf], json: bool) -> u8 {
             Outcome::Ok,
             staffing.describe(crate::clock::unix_ms()),
         ));
+        // A car's tracker or radio that no configured device speaks for is never online:
+        // its crew would be car_unavailable for good.
+        for car in &staffing.cars {
+            for (what, id) in std::iter::once(("tracker", &car.tracker))
+                .chain(car.radio.iter().map(|r| ("radio", r)))
+            {
+                if !cfg.devices.iter().any(|d| d.owns(id)) {
+                    checks.push(Check::new(
+                        "staffing",
+                        Outcome::Warning,
+                        format!("car {}: its {what} {id:?} is no device of this station (not a device's id, a JT/T 808 listener's car, or a base radio's radio): it will never be online and the crew will be car_unavailable", car.id),
+                    ));
+                }
+            }
+        }
     }
     report(&checks, json)
 }

@@ -601,7 +601,12 @@ impl crate::drivers::EventWatcher for Staffing {
     fn watch(&self, driver: &'static str, ev: &Event) {
         let note = match signals::observe(driver, ev) {
             Some(o) => Note::Signal(o),
-            None if self.watched.contains(&ev.device) => Note::Device,
+            // A car's tracker or radio changing health (not every position it sends).
+            None if (ev.kind.starts_with("device.") || ev.kind.starts_with("gps.fix"))
+                && self.watched.contains(&ev.device) =>
+            {
+                Note::Device
+            }
             None => return,
         };
         if self.notes.try_send(note).is_err() {

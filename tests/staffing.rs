@@ -446,6 +446,17 @@ fn a_signed_roster_and_crew_from_central_survive_a_restart_and_are_republished()
         "a sickness's note stays on the box"
     );
 
+    // rebirth names the staffing snapshot among those it publishes again.
+    common::dispatch::send(broker.port, "rebirth", "rb-1", json!({}));
+    let a = answer("rb-1");
+    assert!(
+        a["result"]["republished"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("state/staffing")),
+        "{a}"
+    );
+
     // Restarted, the daemon republishes the same picture: crew, readiness and its since.
     daemon.terminate();
     let late = Subscriber::connect(broker.port, "central-late");

@@ -1223,7 +1223,7 @@ fn staffing(n_events: u64, n_lines: u64) {
     let text = format!(
         "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:{}\"]\n[buffer]\npath = \"{}\"\n[[device]]\nid = \"signin\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:{port}\"\n[staffing]\nteams = [\"1\"]\nstart = \"2026-01-01T08:00\"\n[[staffing.slot]]\nhours = 24\non_duty = [\"1\"]\n",
         broker.port,
-        dir.join("staffing.db").display(),
+        dir.join("outbox.db").display(),
     );
     let config = dir.join("staffing.toml");
     std::fs::write(&config, text).unwrap();

@@ -104,7 +104,6 @@ hours = 24
 on_duty = ["1"]
 [[staffing.car]]
 id = "car-03"
-crew = ["P-0417", "A-1203", "A-1204"]
 "#,
         root = root.display(),
     ));
@@ -160,8 +159,18 @@ crew = ["P-0417", "A-1203", "A-1204"]
     assert_eq!(c["was"], "charging");
     assert_eq!(c["reason"], "taken from dock dock0");
 
-    // 2. The technician checks the car's radio out to A-1203: present (by the CLI), and in
-    // car-03's crew already (the standing crew), the radio checked out.
+    // The recorder is car-03's kit: its officer is in car-03's crew.
+    let crew = wait_kind(
+        &central,
+        &daemon,
+        "staffing.changed",
+        "P-0417 in car-03",
+        |c| c["change"] == "crew" && c["car"] == "car-03" && c["members"][0]["id"] == "P-0417",
+    );
+    assert_eq!(crew["formed_by"], "checkout");
+
+    // 2. The technician checks the car's radio out to A-1203: present (by the CLI), in
+    // car-03's crew, the radio checked out.
     let out = cli_ok(
         &station,
         &["equipment", "checkout", "RAD-07", "--to", "A-1203"],
@@ -185,8 +194,17 @@ crew = ["P-0417", "A-1203", "A-1204"]
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"X-9\" is not on the roster"));
 
+    let crew = wait_kind(
+        &central,
+        &daemon,
+        "staffing.changed",
+        "A-1203 in car-03",
+        |c| c["change"] == "crew" && c["car"] == "car-03" && c["members"][1]["id"] == "A-1203",
+    );
+    assert_eq!(crew["formed_by"], "checkout");
+
     // 3. The car's terminal logs in (tracker online) and heartbeats (offline_fault_h is 3.6 s
-    // here); everyone present → car-03 ready.
+    // here); the third member is added and on duty → car-03 ready.
     let terminal = Terminal::online(fleet_port, "013912345678", Edition::V2013);
     let beating = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let heart = {
@@ -212,6 +230,10 @@ crew = ["P-0417", "A-1203", "A-1204"]
         })
     };
     cli_ok(&station, &["duty", "on", "A-1204"]);
+    cli_ok(
+        &station,
+        &["crew", "set", "car-03", "P-0417", "A-1203", "A-1204"],
+    );
     wait_kind(&central, &daemon, "staffing.changed", "car-03 ready", |c| {
         c["change"] == "readiness" && c["car"] == "car-03" && c["readiness"] == "ready"
     });

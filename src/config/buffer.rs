@@ -83,7 +83,20 @@ pub(super) fn buffer_settings(
         .durability
         .or(storage.and_then(|s| s.durability))
         .unwrap_or_default();
-    check_writable_db_path(&path).map_err(|why| err(at(path_span), Some("buffer.path"), why))?;
+    check_writable_db_path(&path)
+        .map_err(|why| err(at(path_span.clone()), Some("buffer.path"), why))?;
+    // The daemon keeps its other stores beside the outbox, under these names.
+    if let Some(name) = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| SIDE_FILES.contains(n))
+    {
+        return Err(err(
+            at(path_span),
+            Some("buffer.path"),
+            format!("{name} is the name of a file the daemon keeps beside the outbox ({}); name the outbox otherwise (outbox.db)", SIDE_FILES.join(", ")),
+        ));
+    }
     if max_bytes < 1 << 20 {
         return Err(err(
             at(max_span),
@@ -99,6 +112,10 @@ pub(super) fn buffer_settings(
 }
 
 /// The outbox file must be creatable or writable: its directory must exist and be writable.
+/// The stores kept in the outbox's directory (commands answered, the evidence index, staffing,
+/// the equipment register).
+const SIDE_FILES: [&str; 4] = ["commands.db", "evidence.db", "staffing.db", "equipment.db"];
+
 fn check_writable_db_path(path: &Path) -> Result<(), String> {
     use nix::unistd::{access, AccessFlags};
     if !path.is_absolute() {

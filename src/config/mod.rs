@@ -409,6 +409,20 @@ listen = "tcp://127.0.0.1:7070"
     }
 
     #[test]
+    fn an_outbox_named_like_the_daemons_other_stores_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["staffing.db", "commands.db", "evidence.db", "equipment.db"] {
+            let e = parse(&base(dir.path()).replace("outbox.db", name)).unwrap_err();
+            assert_eq!(e.line, Some(10), "{e}");
+            assert!(
+                e.message
+                    .starts_with(&format!("{name} is the name of a file the daemon keeps")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_station_id_names_the_rule() {
         let dir = tempfile::tempdir().unwrap();
         let e = parse(&base(dir.path()).replace("jn-szq-wd01", "JN_01")).unwrap_err();

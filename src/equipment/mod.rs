@@ -205,8 +205,36 @@ impl Equipment {
         if let Err(e) = blocking(move || lock(&store).put_docking(&device, &docking)).await {
             tracing::error!(event = "equipment.store_failed", error = %e, "cannot store a recorder's docking (kept in memory)");
         }
+        // A recorder of a car's kit taken out: its officer goes with that car's crew.
+        let kit = match (
+            &n.docking,
+            st.items
+                .iter()
+                .find(|i| i.device.as_ref() == Some(&n.device)),
+        ) {
+            (
+                Docking {
+                    docked: false,
+                    officer: Some(officer),
+                    dock,
+                    ..
+                },
+                Some(item @ Item { car: Some(car), .. }),
+            ) => Some((
+                officer.clone(),
+                car.clone(),
+                format!("took {} ({car}'s kit) from dock {dock}", item.id),
+            )),
+            _ => None,
+        };
         st.docking.insert(n.device, n.docking);
         self.refresh_locked(&mut st, None, Vec::new()).await;
+        drop(st);
+        if let Some((officer, car, detail)) = kit {
+            self.staffing
+                .checked_out(&officer, Some(&car), Source::Recorder, detail)
+                .await;
+        }
     }
 
     /// Judges every item again; publishes what changed.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use stationd_proto::staffing::crew::{self, CrewInputs, Member, Readiness, Role};
 use stationd_proto::staffing::presence::{Presence, Signal, Source};
 use stationd_proto::staffing::rotation::TeamState;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Sick, on leave, or working with another team.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -297,6 +297,13 @@ impl Model {
             .as_ref()
             .map(|s| s.on_duty.iter().map(String::as_str).collect())
             .unwrap_or_default();
+        // Indexes, so a district's roster (thousands) is not searched once per person.
+        let crew_by_person: HashMap<&str, &str> = self
+            .crews
+            .values()
+            .flat_map(|c| c.members.iter().map(move |m| (m.as_str(), c.car.as_str())))
+            .collect();
+        let on_roster: HashSet<&str> = self.roster.iter().map(|p| p.id.as_str()).collect();
         let view = |id: &str, person: Option<&Person>| {
             let exception = self
                 .overrides
@@ -328,16 +335,21 @@ impl Model {
                 disputed_by: resolved
                     .map(|r| r.disputed_by.iter().map(SignalView::from).collect())
                     .unwrap_or_default(),
-                crew: self.crew_of(id).map(str::to_string),
+                crew: crew_by_person.get(id).map(|c| c.to_string()),
             }
         };
         let mut people: Vec<PersonView> =
             self.roster.iter().map(|p| view(&p.id, Some(p))).collect();
-        for (id, _) in self.presence.all() {
-            if self.person(&id).is_none() {
-                people.push(view(&id, None));
+        for id in self.presence.people() {
+            if !on_roster.contains(id) {
+                people.push(view(id, None));
             }
         }
+        let index: HashMap<&str, usize> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.as_str(), i))
+            .collect();
         let cars: Vec<Car> = cfg.map(|c| c.cars.clone()).unwrap_or_default();
         let mut crews = Vec::new();
         for (car_id, entry) in &self.crews {
@@ -346,7 +358,7 @@ impl Model {
                 .members
                 .iter()
                 .map(|m| {
-                    let p = people.iter().find(|p| &p.id == m);
+                    let p = index.get(m.as_str()).map(|&i| &people[i]);
                     MemberView {
                         id: m.clone(),
                         name: p.map(|p| p.name.clone()).unwrap_or_default(),
@@ -418,8 +430,10 @@ pub fn diff(old: &Picture, new: &Picture) -> Vec<Change> {
     if slot(old) != slot(new) {
         out.push(Change::Shift);
     }
+    let old_people: HashMap<&str, &PersonView> =
+        old.people.iter().map(|p| (p.id.as_str(), p)).collect();
     for p in &new.people {
-        let before = old.person(&p.id);
+        let before = old_people.get(p.id.as_str()).copied();
         let was_present = before.is_some_and(|b| b.present);
         let source = |v: Option<&PersonView>| v.and_then(|v| v.by.as_ref()).map(|b| b.source);
         // Present or not, and which source says so (a radio talking again changes neither).

@@ -95,6 +95,11 @@ impl Presence {
         })
     }
 
+    /// Everyone heard of.
+    pub fn people(&self) -> impl Iterator<Item = &str> {
+        self.latest.keys().map(String::as_str)
+    }
+
     /// Everyone heard of, with their presence.
     pub fn all(&self) -> Vec<(String, Resolved)> {
         self.latest

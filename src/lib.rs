@@ -31,6 +31,8 @@ pub use stationd_proto::tetra;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;
+pub mod records;
+pub mod side_store;
 pub mod staffing;
 pub mod state;
 pub mod systemd;

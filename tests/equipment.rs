@@ -23,51 +23,6 @@ fn data(path: &str) -> String {
         .to_string()
 }
 
-fn kind(central: &Subscriber, kind: &str) -> Vec<Value> {
-    central
-        .all()
-        .into_iter()
-        .filter(|m| m.json["kind"] == kind)
-        .map(|m| m.json["data"].clone())
-        .collect()
-}
-
-fn wait_kind(
-    central: &Subscriber,
-    daemon: &Daemon,
-    k: &str,
-    what: &str,
-    cond: impl Fn(&Value) -> bool,
-) -> Value {
-    assert!(
-        wait_until(LONG, || kind(central, k).iter().any(&cond)),
-        "no {k} showing {what}; received: {:#?}\nlog:\n{}",
-        kind(central, k),
-        daemon.log_text()
-    );
-    kind(central, k).into_iter().rfind(|c| cond(c)).unwrap()
-}
-
-fn state(central: &Subscriber) -> Option<Value> {
-    central
-        .all()
-        .into_iter()
-        .filter(|m| m.topic == STATE)
-        .map(|m| m.json)
-        .next_back()
-}
-
-fn cli_ok(station: &Station, args: &[&str]) -> String {
-    let out = station.cli(args);
-    assert!(
-        out.status.success(),
-        "stationd {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn the_register_follows_the_dock_the_terminal_the_technician_and_central() {
     let broker = Broker::started();
@@ -109,21 +64,15 @@ id = "car-03"
     ));
     let daemon = station.start();
     assert!(wait_until(LONG, || station.control_socket().exists()));
-    cli_ok(
-        &station,
-        &["roster", "import", &data("staffing/roster.csv")],
-    );
+    station.cli_ok(&["roster", "import", &data("staffing/roster.csv")]);
 
     // The administrator's asset list.
-    let out = cli_ok(
-        &station,
-        &["equipment", "import", &data("equipment/register.csv")],
-    );
+    let out = station.cli_ok(&["equipment", "import", &data("equipment/register.csv")]);
     assert!(
         out.contains("register: 5 items (5 added, 0 removed)"),
         "{out}"
     );
-    let summary = wait_kind(&central, &daemon, "equipment.changed", "the import", |c| {
+    let summary = wait_event(&central, &daemon, "equipment.changed", "the import", |c| {
         c["change"] == "register"
     });
     assert_eq!(summary["items"], 5);
@@ -131,14 +80,15 @@ id = "car-03"
 
     // The recorder in its dock is charging; the handcuffs are due for maintenance.
     assert!(
-        wait_until(LONG, || state(&central).is_some_and(
-            |s| s["items"] == 5 && s["counts"]["recorders"]["charging"] == 1
-        )),
+        wait_until(LONG, || latest_on(&central, STATE)
+            .is_some_and(
+                |s| s["items"] == 5 && s["counts"]["recorders"]["charging"] == 1
+            )),
         "P/state/equipment: {:#}\nlog:\n{}",
-        state(&central).unwrap_or_default(),
+        latest_on(&central, STATE).unwrap_or_default(),
         daemon.log_text()
     );
-    let s = state(&central).unwrap();
+    let s = latest_on(&central, STATE).unwrap();
     assert_eq!(s["counts"]["restraints"]["maintenance_due"], 1);
     assert_eq!(s["counts"]["protective_gear"]["in_service"], 1);
     let not_in_service: Vec<&str> = s["not_in_service"]
@@ -152,7 +102,7 @@ id = "car-03"
 
     // 1. The recorder leaves the dock: checked out, with its officer.
     std::fs::remove_dir(root.join("DSJ-A1-0001")).unwrap();
-    let c = wait_kind(&central, &daemon, "equipment.changed", "BWC-01 out", |c| {
+    let c = wait_event(&central, &daemon, "equipment.changed", "BWC-01 out", |c| {
         c["item"] == "BWC-01" && c["state"] == "checked_out"
     });
     assert_eq!(c["assigned_to"], "P-0417");
@@ -160,7 +110,7 @@ id = "car-03"
     assert_eq!(c["reason"], "taken from dock dock0");
 
     // The recorder is car-03's kit: its officer is in car-03's crew.
-    let crew = wait_kind(
+    let crew = wait_event(
         &central,
         &daemon,
         "staffing.changed",
@@ -171,16 +121,13 @@ id = "car-03"
 
     // 2. The technician checks the car's radio out to A-1203: present (by the CLI), in
     // car-03's crew, the radio checked out.
-    let out = cli_ok(
-        &station,
-        &["equipment", "checkout", "RAD-07", "--to", "A-1203"],
-    );
+    let out = station.cli_ok(&["equipment", "checkout", "RAD-07", "--to", "A-1203"]);
     assert!(out.starts_with("RAD-07: checked_out to A-1203"), "{out}");
-    let c = wait_kind(&central, &daemon, "equipment.changed", "RAD-07 out", |c| {
+    let c = wait_event(&central, &daemon, "equipment.changed", "RAD-07 out", |c| {
         c["item"] == "RAD-07" && c["state"] == "checked_out"
     });
     assert!(c["by"].as_str().unwrap().starts_with("cli:"));
-    let p = wait_kind(
+    let p = wait_event(
         &central,
         &daemon,
         "staffing.changed",
@@ -194,7 +141,7 @@ id = "car-03"
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"X-9\" is not on the roster"));
 
-    let crew = wait_kind(
+    let crew = wait_event(
         &central,
         &daemon,
         "staffing.changed",
@@ -229,21 +176,15 @@ id = "car-03"
             }
         })
     };
-    cli_ok(&station, &["duty", "on", "A-1204"]);
-    cli_ok(
-        &station,
-        &["crew", "set", "car-03", "P-0417", "A-1203", "A-1204"],
-    );
-    wait_kind(&central, &daemon, "staffing.changed", "car-03 ready", |c| {
+    station.cli_ok(&["duty", "on", "A-1204"]);
+    station.cli_ok(&["crew", "set", "car-03", "P-0417", "A-1203", "A-1204"]);
+    wait_event(&central, &daemon, "staffing.changed", "car-03 ready", |c| {
         c["change"] == "readiness" && c["car"] == "car-03" && c["readiness"] == "ready"
     });
 
     // 4. The car is reported in fault: its crew is not available.
-    cli_ok(
-        &station,
-        &["equipment", "fault", "VEH-03", "--note", "brakes"],
-    );
-    let r = wait_kind(
+    station.cli_ok(&["equipment", "fault", "VEH-03", "--note", "brakes"]);
+    let r = wait_event(
         &central,
         &daemon,
         "staffing.changed",
@@ -251,7 +192,7 @@ id = "car-03"
         |c| c["change"] == "readiness" && c["reason"] == "the car is in fault or maintenance",
     );
     assert_eq!(r["readiness"], "car_unavailable");
-    let c = wait_kind(
+    let c = wait_event(
         &central,
         &daemon,
         "equipment.changed",
@@ -292,7 +233,7 @@ id = "car-03"
     );
     let a = common::dispatch::answer(&central, "e-3", LONG, &daemon);
     assert_eq!(a["status"], "refused", "{a}");
-    wait_kind(
+    wait_event(
         &central,
         &daemon,
         "staffing.changed",
@@ -307,7 +248,7 @@ id = "car-03"
     beating.store(false, std::sync::atomic::Ordering::Relaxed);
     heart.join().unwrap();
     drop(terminal);
-    let c = wait_kind(
+    let c = wait_event(
         &central,
         &daemon,
         "equipment.changed",
@@ -324,11 +265,9 @@ id = "car-03"
     );
 
     // The technician's view: filtered by state.
-    let faults: Value = serde_json::from_str(&cli_ok(
-        &station,
-        &["equipment", "--state", "fault", "--json"],
-    ))
-    .unwrap();
+    let faults: Value =
+        serde_json::from_str(&station.cli_ok(&["equipment", "--state", "fault", "--json"]))
+            .unwrap();
     let ids: Vec<&str> = faults["register"]
         .as_array()
         .unwrap()
@@ -336,7 +275,7 @@ id = "car-03"
         .map(|i| i["item"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["VEH-03"]);
-    let table = cli_ok(&station, &["equipment"]);
+    let table = station.cli_ok(&["equipment"]);
     assert!(
         table.contains("VEST-1") && table.contains("lost"),
         "{table}"
@@ -346,18 +285,7 @@ id = "car-03"
     daemon.terminate();
     let late = Subscriber::connect(broker.port, "central-equipment-late");
     let daemon = station.start();
-    assert!(
-        late.wait(LONG, |m| m.iter().any(|m| m.topic == STATE && !m.retain)),
-        "no fresh P/state/equipment after the restart; log:\n{}",
-        daemon.log_text()
-    );
-    let s = late
-        .all()
-        .into_iter()
-        .filter(|m| m.topic == STATE && !m.retain)
-        .map(|m| m.json)
-        .next()
-        .unwrap();
+    let s = fresh_on(&late, &daemon, STATE);
     assert_eq!(s["counts"]["protective_gear"]["lost"], 1);
     assert_eq!(s["counts"]["recorders"]["checked_out"], 1);
 }

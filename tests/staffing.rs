@@ -40,22 +40,7 @@ fn data(name: &str) -> std::path::PathBuf {
 
 /// The `staffing.changed` events central received, their `data`.
 fn changes(central: &Subscriber) -> Vec<Value> {
-    central
-        .all()
-        .into_iter()
-        .filter(|m| m.json["kind"] == "staffing.changed")
-        .map(|m| m.json["data"].clone())
-        .collect()
-}
-
-/// The latest `P/state/staffing` central received.
-fn state(central: &Subscriber) -> Option<Value> {
-    central
-        .all()
-        .into_iter()
-        .filter(|m| m.topic == STATE)
-        .map(|m| m.json)
-        .next_back()
+    event_data(central, "staffing.changed")
 }
 
 /// Waits until the latest `P/state/staffing` satisfies `cond`.
@@ -66,12 +51,12 @@ fn wait_state(
     cond: impl Fn(&Value) -> bool,
 ) -> Value {
     assert!(
-        wait_until(LONG, || state(central).is_some_and(|s| cond(&s))),
+        wait_until(LONG, || latest_on(central, STATE).is_some_and(|s| cond(&s))),
         "P/state/staffing never showed {what}; last: {:#}\nlog:\n{}",
-        state(central).unwrap_or_default(),
+        latest_on(central, STATE).unwrap_or_default(),
         daemon.log_text()
     );
-    state(central).unwrap()
+    latest_on(central, STATE).unwrap()
 }
 
 /// Waits until central has a `staffing.changed` whose data satisfies `cond`; returns it.
@@ -81,13 +66,7 @@ fn wait_change(
     what: &str,
     cond: impl Fn(&Value) -> bool,
 ) -> Value {
-    assert!(
-        wait_until(LONG, || changes(central).iter().any(&cond)),
-        "no staffing.changed showing {what}; received: {:#?}\nlog:\n{}",
-        changes(central),
-        daemon.log_text()
-    );
-    changes(central).into_iter().rfind(|c| cond(c)).unwrap()
+    wait_event(central, daemon, "staffing.changed", what, cond)
 }
 
 fn person<'a>(state: &'a Value, id: &str) -> &'a Value {
@@ -102,17 +81,6 @@ fn crew<'a>(state: &'a Value, car: &str) -> &'a Value {
         .as_array()
         .and_then(|c| c.iter().find(|c| c["car"] == car))
         .unwrap_or(&Value::Null)
-}
-
-fn cli_ok(station: &Station, args: &[&str]) -> String {
-    let out = station.cli(args);
-    assert!(
-        out.status.success(),
-        "stationd {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -165,10 +133,7 @@ max_clock_skew_s = 3153600000
     );
 
     // The roster, from the administrator's spreadsheet.
-    let out = cli_ok(
-        &station,
-        &["roster", "import", data("roster.csv").to_str().unwrap()],
-    );
+    let out = station.cli_ok(&["roster", "import", data("roster.csv").to_str().unwrap()]);
     assert!(
         out.contains("roster: 5 people (5 added, 0 removed, 0 changed)"),
         "{out}"
@@ -257,10 +222,7 @@ max_clock_skew_s = 3153600000
     wait_change(&central, &daemon, "A-1204 signed in", |c| {
         c["person"] == "A-1204" && c["by"]["source"] == "sign_in"
     });
-    let out = cli_ok(
-        &station,
-        &["crew", "set", "car-03", "P-0417", "A-1203", "A-1204"],
-    );
+    let out = station.cli_ok(&["crew", "set", "car-03", "P-0417", "A-1203", "A-1204"]);
     assert!(
         out.contains("car-03: P-0417, A-1203, A-1204 — ready"),
         "{out}"
@@ -274,7 +236,7 @@ max_clock_skew_s = 3153600000
     assert_eq!(s["missing"], json!([]));
 
     // 5. The technician signs A-1204 off: short staffed, naming who is missing.
-    cli_ok(&station, &["duty", "off", "A-1204", "--note", "sent home"]);
+    station.cli_ok(&["duty", "off", "A-1204", "--note", "sent home"]);
     let s = wait_state(&central, &daemon, "car-03 short staffed", |s| {
         crew(s, "car-03")["readiness"] == "short_staffed"
     });
@@ -315,7 +277,7 @@ max_clock_skew_s = 3153600000
     assert!(next.peek().is_none(), "{readiness:?}");
 
     // The technician's view on the box names people and where each word came from.
-    let view = cli_ok(&station, &["staffing"]);
+    let view = station.cli_ok(&["staffing"]);
     assert!(view.contains("李伟"), "{view}");
     assert!(view.contains("terminal"), "{view}");
     assert!(view.contains("disputed: recorder says present"), "{view}");
@@ -463,18 +425,7 @@ fn a_signed_roster_and_crew_from_central_survive_a_restart_and_are_republished()
     daemon.terminate();
     let late = Subscriber::connect(broker.port, "central-late");
     let daemon = station.start();
-    assert!(
-        late.wait(LONG, |m| m.iter().any(|m| m.topic == STATE && !m.retain)),
-        "no fresh P/state/staffing after the restart; log:\n{}",
-        daemon.log_text()
-    );
-    let after = late
-        .all()
-        .into_iter()
-        .filter(|m| m.topic == STATE && !m.retain)
-        .map(|m| m.json)
-        .next()
-        .unwrap();
+    let after = fresh_on(&late, &daemon, STATE);
     let again = crew(&after, "car-03");
     assert_eq!(again["members"], before["members"]);
     assert_eq!(again["readiness"], before["readiness"]);
@@ -507,11 +458,8 @@ fn names_leave_the_box_only_when_configured() {
     station.append_config(&STAFFING.replace("[staffing]\n", "[staffing]\nshare_names = true\n"));
     let daemon = station.start();
     assert!(wait_until(LONG, || station.control_socket().exists()));
-    cli_ok(
-        &station,
-        &["roster", "import", data("roster.toml").to_str().unwrap()],
-    );
-    cli_ok(&station, &["duty", "on", "P-0417"]);
+    station.cli_ok(&["roster", "import", data("roster.toml").to_str().unwrap()]);
+    station.cli_ok(&["duty", "on", "P-0417"]);
     let p = wait_change(&central, &daemon, "P-0417 on duty", |c| {
         c["person"] == "P-0417" && c["present"] == true
     });
@@ -535,6 +483,6 @@ fn names_leave_the_box_only_when_configured() {
     let out = station.cli(&["roster", "import", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("row 3: role \"chief\""));
-    let doc: Value = serde_json::from_str(&cli_ok(&station, &["staffing", "--json"])).unwrap();
+    let doc: Value = serde_json::from_str(&station.cli_ok(&["staffing", "--json"])).unwrap();
     assert_eq!(doc["roster"], 3);
 }

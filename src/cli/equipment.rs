@@ -97,7 +97,11 @@ pub fn render(doc: &Value) -> String {
 /// `stationd equipment import FILE`.
 pub fn import(socket: &Path, file: &Path) -> u8 {
     let items = (|| {
-        let format = crate::staffing::roster::Format::of(file)?;
+        let format = crate::records::Format::of(
+            file,
+            &crate::equipment::register::COLUMNS.join(","),
+            "item",
+        )?;
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         crate::equipment::register::parse(&text, format)

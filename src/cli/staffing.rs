@@ -277,7 +277,7 @@ pub fn roster_import(socket: &Path, file: &Path) -> u8 {
 
 /// A roster file, parsed and checked (teams are checked by the daemon, which knows them).
 pub fn read_roster(file: &Path) -> Result<Vec<roster::Person>, String> {
-    let format = roster::Format::of(file)?;
+    let format = roster::Format::of(file, roster::COLUMNS, "person")?;
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let people = roster::parse(&text, format).map_err(|e| format!("{}: {e}", file.display()))?;

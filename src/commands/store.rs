@@ -35,11 +35,9 @@ impl AnswerStore {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(map)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=FULL;
-             CREATE TABLE IF NOT EXISTS answer (
+        let conn = crate::side_store::open(
+            path,
+            "CREATE TABLE IF NOT EXISTS answer (
                  request_id TEXT PRIMARY KEY,
                  received_ms INTEGER NOT NULL,
                  answer TEXT
@@ -131,10 +129,7 @@ impl AnswerStore {
 
 /// `commands.db` in the outbox's directory.
 pub fn store_path(outbox: &Path) -> PathBuf {
-    outbox
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("commands.db")
+    crate::side_store::path(outbox, "commands.db")
 }
 
 #[cfg(test)]

@@ -89,12 +89,12 @@ pub(super) fn buffer_settings(
     if let Some(name) = path
         .file_name()
         .and_then(|n| n.to_str())
-        .filter(|n| SIDE_FILES.contains(n))
+        .filter(|n| crate::side_store::NAMES.contains(n))
     {
         return Err(err(
             at(path_span),
             Some("buffer.path"),
-            format!("{name} is the name of a file the daemon keeps beside the outbox ({}); name the outbox otherwise (outbox.db)", SIDE_FILES.join(", ")),
+            format!("{name} is the name of a file the daemon keeps beside the outbox ({}); name the outbox otherwise (outbox.db)", crate::side_store::NAMES.join(", ")),
         ));
     }
     if max_bytes < 1 << 20 {
@@ -112,10 +112,6 @@ pub(super) fn buffer_settings(
 }
 
 /// The outbox file must be creatable or writable: its directory must exist and be writable.
-/// The stores kept in the outbox's directory (commands answered, the evidence index, staffing,
-/// the equipment register).
-const SIDE_FILES: [&str; 4] = ["commands.db", "evidence.db", "staffing.db", "equipment.db"];
-
 fn check_writable_db_path(path: &Path) -> Result<(), String> {
     use nix::unistd::{access, AccessFlags};
     if !path.is_absolute() {

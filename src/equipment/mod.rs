@@ -24,6 +24,7 @@ use crate::config::Equipment as EquipmentConfig;
 use crate::event::{Event, Priority};
 use crate::metrics::{self, Metrics};
 use crate::outbox::EventSink;
+use crate::side_store::{Shared, Since};
 use crate::staffing::Staffing;
 use model::{DeviceSeen, Docking, Judged, Manual, State};
 use register::Item;
@@ -76,8 +77,8 @@ struct State_ {
     items: Vec<Item>,
     manual: BTreeMap<String, Manual>,
     docking: BTreeMap<String, Docking>,
-    /// item → (state, since) as last stored.
-    judged: BTreeMap<String, (String, i64)>,
+    /// Since when each item has been in its state, as stored.
+    judged: Since,
 }
 
 /// Why a change asked of the register was refused.
@@ -102,7 +103,7 @@ pub struct Equipment {
     cfg: EquipmentConfig,
     state: tokio::sync::Mutex<State_>,
     latest: Mutex<Arc<Vec<ItemView>>>,
-    store: Arc<Mutex<EquipmentStore>>,
+    store: Shared<EquipmentStore>,
     sink: EventSink,
     board: Arc<Board>,
     metrics: Arc<Metrics>,
@@ -130,11 +131,7 @@ impl Equipment {
             items: loaded.items,
             manual: loaded.manual.into_iter().collect(),
             docking: loaded.docking.into_iter().collect(),
-            judged: loaded
-                .judged
-                .into_iter()
-                .map(|(i, s, since)| (i, (s, since)))
-                .collect(),
+            judged: Since::from_rows(loaded.judged),
         };
         let (notes, rx) = mpsc::channel(QUEUE);
         let e = Arc::new(Equipment {
@@ -142,7 +139,7 @@ impl Equipment {
             cfg,
             state: tokio::sync::Mutex::new(state),
             latest: Mutex::new(Arc::new(Vec::new())),
-            store: Arc::new(Mutex::new(store)),
+            store: Shared::new(store),
             sink,
             board,
             metrics,
@@ -200,9 +197,12 @@ impl Equipment {
     async fn docked(&self, n: DockNote) {
         // Kept for every recorder (a handful), so an item linked later knows where it is.
         let mut st = self.state.lock().await;
-        let store = self.store.clone();
         let (device, docking) = (n.device.clone(), n.docking.clone());
-        if let Err(e) = blocking(move || lock(&store).put_docking(&device, &docking)).await {
+        if let Err(e) = self
+            .store
+            .run(move |s| s.put_docking(&device, &docking))
+            .await
+        {
             tracing::error!(event = "equipment.store_failed", error = %e, "cannot store a recorder's docking (kept in memory)");
         }
         // A recorder of a car's kit taken out: its officer goes with that car's crew.
@@ -287,16 +287,10 @@ impl Equipment {
                     .iter()
                     .find(|b| b.item.id == item.id)
                     .map(|b| b.judged.state.name().to_string())
-                    .or_else(|| st.judged.get(&item.id).map(|(s, _)| s.clone())),
+                    .or_else(|| st.judged.state(&item.id).map(str::to_string)),
             );
-            let since_ms = match st.judged.get(&item.id) {
-                Some((s, since)) if *s == name => *since,
-                _ => {
-                    st.judged.insert(item.id.clone(), (name.clone(), now));
-                    to_store.push((item.id.clone(), name, now));
-                    now
-                }
-            };
+            let (since_ms, new_row) = st.judged.of(&item.id, &name, now);
+            to_store.extend(new_row);
             views.push(ItemView {
                 item: item.clone(),
                 judged,
@@ -304,14 +298,14 @@ impl Equipment {
             });
         }
         if !to_store.is_empty() {
-            let store = self.store.clone();
-            if let Err(e) = blocking(move || {
-                let s = lock(&store);
-                to_store
-                    .iter()
-                    .try_for_each(|(i, state, since)| s.put_judged(i, state, *since))
-            })
-            .await
+            if let Err(e) = self
+                .store
+                .run(move |s| {
+                    to_store
+                        .iter()
+                        .try_for_each(|(i, state, since)| s.put_judged(i, state, *since))
+                })
+                .await
             {
                 tracing::error!(event = "equipment.store_failed", error = %e, "cannot store items' states (kept in memory)");
             }
@@ -385,9 +379,8 @@ impl Equipment {
     ) -> Result<serde_json::Value, EquipmentError> {
         register::check(&items, &self.cfg.classes).map_err(EquipmentError::Invalid)?;
         let mut st = self.state.lock().await;
-        let store = self.store.clone();
         let kept = items.clone();
-        blocking(move || lock(&store).set_items(&kept)).await?;
+        self.store.run(move |s| s.set_items(&kept)).await?;
         let old: Vec<String> = st.items.iter().map(|i| i.id.clone()).collect();
         let added = items.iter().filter(|i| !old.contains(&i.id)).count();
         let removed = old
@@ -468,18 +461,17 @@ impl Equipment {
                 i.next_maintenance = Some(d.clone());
             }
         }
-        let store = self.store.clone();
         let (id, kept, kept_items) = (m.item.clone(), manual.clone(), items.clone());
         let dated = m.next_maintenance.is_some();
-        blocking(move || {
-            let mut s = lock(&store);
-            s.put_manual(&id, &kept)?;
-            if dated {
-                s.set_items(&kept_items)?;
-            }
-            Ok(())
-        })
-        .await?;
+        self.store
+            .run(move |s| {
+                s.put_manual(&id, &kept)?;
+                if dated {
+                    s.set_items(&kept_items)?;
+                }
+                Ok::<_, store::StoreError>(())
+            })
+            .await?;
         st.items = items;
         st.manual.insert(m.item.clone(), manual);
         self.refresh_locked(&mut st, Some(&m.by), Vec::new()).await;
@@ -549,16 +541,4 @@ impl crate::drivers::EventWatcher for Equipment {
             metrics::inc(&self.metrics.counter("equipment.notes_dropped", ""));
         }
     }
-}
-
-fn lock(store: &Mutex<EquipmentStore>) -> std::sync::MutexGuard<'_, EquipmentStore> {
-    store.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, store::StoreError> + Send + 'static,
-) -> Result<T, store::StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("equipment store task panicked")
 }

@@ -2,6 +2,7 @@
 //! or central's `equipment.set`): asset tag, class, name, serial, the device it is linked to,
 //! the car whose kit it is, the next maintenance date. Checked whole, errors naming the row.
 
+use crate::records::{read_csv, Format};
 use serde::{Deserialize, Serialize};
 
 /// One item of the register.
@@ -30,7 +31,8 @@ pub struct Item {
 /// The most items a register may hold (a station has ~58).
 pub const MAX_ITEMS: usize = 5_000;
 
-const COLUMNS: [&str; 7] = [
+/// The register's CSV columns.
+pub const COLUMNS: [&str; 7] = [
     "id",
     "class",
     "name",
@@ -41,8 +43,7 @@ const COLUMNS: [&str; 7] = [
 ];
 
 /// Reads a register file's text (`.csv` or `.toml`, as for the roster).
-pub fn parse(text: &str, format: crate::staffing::roster::Format) -> Result<Vec<Item>, String> {
-    use crate::staffing::roster::Format;
+pub fn parse(text: &str, format: Format) -> Result<Vec<Item>, String> {
     match format {
         Format::Toml => {
             #[derive(Deserialize)]
@@ -55,51 +56,20 @@ pub fn parse(text: &str, format: crate::staffing::roster::Format) -> Result<Vec<
                 .map_err(|e| e.to_string())?
                 .item)
         }
-        Format::Csv => {
-            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-            let mut reader = csv::ReaderBuilder::new()
-                .trim(csv::Trim::All)
-                .flexible(true)
-                .from_reader(text.as_bytes());
-            let headers: Vec<String> = reader
-                .headers()
-                .map_err(|e| format!("header row: {e}"))?
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect();
-            if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(&h.as_str())) {
-                return Err(format!(
-                    "header row: unknown column {unknown:?} (known: {})",
-                    COLUMNS.join(", ")
-                ));
-            }
-            let column = |name: &str| headers.iter().position(|h| h == name);
-            let (Some(id), Some(class)) = (column("id"), column("class")) else {
-                return Err("header row: needs the columns id and class".into());
-            };
-            let mut items = Vec::new();
-            for (i, record) in reader.records().enumerate() {
-                let record = record.map_err(|e| format!("row {}: {e}", i + 2))?;
-                if record.iter().all(str::is_empty) {
-                    continue;
-                }
-                let get = |c: Option<usize>| {
-                    c.and_then(|c| record.get(c))
-                        .filter(|v| !v.is_empty())
-                        .map(str::to_string)
-                };
-                items.push(Item {
-                    id: get(Some(id)).unwrap_or_default(),
-                    class: get(Some(class)).unwrap_or_default(),
-                    name: get(column("name")).unwrap_or_default(),
-                    serial: get(column("serial")),
-                    device: get(column("device")),
-                    car: get(column("car")),
-                    next_maintenance: get(column("next_maintenance")),
-                });
-            }
-            Ok(items)
-        }
+        Format::Csv => read_csv(text, &COLUMNS, &["id", "class"])?
+            .into_iter()
+            .map(|row| {
+                Ok(Item {
+                    id: row.get("id").unwrap_or_default(),
+                    class: row.get("class").unwrap_or_default(),
+                    name: row.get("name").unwrap_or_default(),
+                    serial: row.get("serial"),
+                    device: row.get("device"),
+                    car: row.get("car"),
+                    next_maintenance: row.get("next_maintenance"),
+                })
+            })
+            .collect(),
     }
 }
 
@@ -171,7 +141,6 @@ pub fn is_date(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::staffing::roster::Format;
 
     fn classes() -> Vec<String> {
         crate::config::Equipment::default().classes

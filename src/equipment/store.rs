@@ -16,10 +16,7 @@ pub struct StoreError {
 
 /// `equipment.db` in the outbox's directory.
 pub fn store_path(outbox: &Path) -> PathBuf {
-    outbox
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("equipment.db")
+    crate::side_store::path(outbox, "equipment.db")
 }
 
 /// Everything kept, as loaded at start.
@@ -44,13 +41,9 @@ impl EquipmentStore {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(map)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(map)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=FULL;
-             CREATE TABLE IF NOT EXISTS item (
+        let conn = crate::side_store::open(
+            path,
+            "CREATE TABLE IF NOT EXISTS item (
                  id TEXT PRIMARY KEY,
                  ord INTEGER NOT NULL,
                  body TEXT NOT NULL

@@ -14,10 +14,7 @@ use std::sync::{Arc, Mutex};
 
 /// `evidence.db` in the outbox's directory.
 pub fn index_path(outbox: &Path) -> PathBuf {
-    outbox
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("evidence.db")
+    crate::side_store::path(outbox, "evidence.db")
 }
 
 /// The station's docks as the commands and the retained state see them: each dock's root and

@@ -69,13 +69,9 @@ impl EvidenceIndex {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(map)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(map)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=FULL;
-             CREATE TABLE IF NOT EXISTS entry (
+        let conn = crate::side_store::open(
+            path,
+            "CREATE TABLE IF NOT EXISTS entry (
                  id INTEGER PRIMARY KEY,
                  dock TEXT NOT NULL,
                  recorder TEXT NOT NULL,

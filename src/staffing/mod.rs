@@ -27,11 +27,12 @@ use crate::config::Staffing as StaffingConfig;
 use crate::event::{Event, Priority};
 use crate::metrics::{self, Metrics};
 use crate::outbox::EventSink;
+use crate::side_store::{Shared, Since};
 use model::{Change, Model, Override, OverrideKind, Picture};
 use roster::Person;
 use signals::{Observation, Who};
 use stationd_proto::staffing::presence::{Signal, Source};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::StaffingStore;
@@ -60,7 +61,7 @@ pub struct Staffing {
     cfg: Option<StaffingConfig>,
     state: tokio::sync::Mutex<State>,
     latest: Mutex<Arc<Picture>>,
-    store: Arc<Mutex<StaffingStore>>,
+    store: Shared<StaffingStore>,
     sink: EventSink,
     board: Arc<Board>,
     metrics: Arc<Metrics>,
@@ -73,8 +74,8 @@ pub struct Staffing {
 struct State {
     model: Model,
     picture: Arc<Picture>,
-    /// car → (readiness, since) as last stored.
-    readiness: BTreeMap<String, (String, i64)>,
+    /// Since when each crew has been in its readiness, as stored.
+    readiness: Since,
 }
 
 /// Why a change asked of the service was refused (the command's `refused`, the CLI's error).
@@ -143,11 +144,7 @@ impl Staffing {
                 model.set_crew(&car.id, car.crew.clone(), "config", now);
             }
         }
-        let readiness: BTreeMap<String, (String, i64)> = loaded
-            .readiness
-            .into_iter()
-            .map(|(car, state, since)| (car, (state, since)))
-            .collect();
+        let readiness = Since::from_rows(loaded.readiness);
         let watched = cfg
             .iter()
             .flat_map(|c| &c.cars)
@@ -170,7 +167,7 @@ impl Staffing {
                     readiness,
                 }),
                 latest: Mutex::new(picture),
-                store: Arc::new(Mutex::new(store)),
+                store: Shared::new(store),
                 sink,
                 board,
                 metrics,
@@ -268,9 +265,8 @@ impl Staffing {
 
     async fn keep_signal(&self, st: &mut State, signal: Signal) {
         metrics::inc(&self.metrics.counter("staffing.signals", ""));
-        let store = self.store.clone();
         let s = signal.clone();
-        if let Err(e) = blocking(move || store_lock(&store).put_signal(&s)).await {
+        if let Err(e) = self.store.run(move |st| st.put_signal(&s)).await {
             tracing::error!(event = "staffing.store_failed", error = %e, "cannot store a presence signal (kept in memory)");
         }
         st.model.presence.observe(signal);
@@ -278,12 +274,10 @@ impl Staffing {
 
     async fn keep_crews(&self, st: &State) {
         let crews: Vec<model::CrewEntry> = st.model.crews.values().cloned().collect();
-        let store = self.store.clone();
-        if let Err(e) = blocking(move || {
-            let s = store_lock(&store);
-            crews.iter().try_for_each(|c| s.put_crew(c))
-        })
-        .await
+        if let Err(e) = self
+            .store
+            .run(move |s| crews.iter().try_for_each(|c| s.put_crew(c)))
+            .await
         {
             tracing::error!(event = "staffing.store_failed", error = %e, "cannot store the crews (kept in memory)");
         }
@@ -309,23 +303,20 @@ impl Staffing {
             events.push(payload::change(self, &picture, change));
         }
         // Readiness "since" survives a restart.
-        let mut store_readiness = Vec::new();
-        for c in &picture.crews {
-            let now_state = (c.readiness.name().to_string(), c.since_ms);
-            if st.readiness.get(&c.car) != Some(&now_state) {
-                st.readiness.insert(c.car.clone(), now_state.clone());
-                store_readiness.push((c.car.clone(), now_state.0, now_state.1));
-            }
-        }
+        let store_readiness: Vec<_> = picture
+            .crews
+            .iter()
+            .filter_map(|c| st.readiness.of(&c.car, c.readiness.name(), c.since_ms).1)
+            .collect();
         if !store_readiness.is_empty() {
-            let store = self.store.clone();
-            if let Err(e) = blocking(move || {
-                let s = store_lock(&store);
-                store_readiness
-                    .iter()
-                    .try_for_each(|(car, state, since)| s.put_readiness(car, state, *since))
-            })
-            .await
+            if let Err(e) = self
+                .store
+                .run(move |s| {
+                    store_readiness
+                        .iter()
+                        .try_for_each(|(car, state, since)| s.put_readiness(car, state, *since))
+                })
+                .await
             {
                 tracing::error!(event = "staffing.store_failed", error = %e, "cannot store crews' readiness (kept in memory)");
             }
@@ -374,9 +365,8 @@ impl Staffing {
         let mut st = self.state.lock().await;
         let old: BTreeSet<String> = st.model.roster.iter().map(|p| p.id.clone()).collect();
         let new: BTreeSet<String> = people.iter().map(|p| p.id.clone()).collect();
-        let store = self.store.clone();
         let kept = people.clone();
-        blocking(move || store_lock(&store).set_roster(&kept)).await?;
+        self.store.run(move |s| s.set_roster(&kept)).await?;
         let changed = people
             .iter()
             .filter(|p| old.contains(&p.id) && st.model.person(&p.id) != Some(*p))
@@ -559,15 +549,15 @@ impl Staffing {
             (_, Some(_)) => return Err(StaffingError::Invalid("only a swap names a team".into())),
             _ => {}
         }
-        let store = self.store.clone();
         let kept = o.clone();
         let now = crate::clock::unix_ms();
-        o.id = blocking(move || {
-            let s = store_lock(&store);
-            s.prune_overrides(now - 7 * 86_400_000)?;
-            s.add_override(&kept)
-        })
-        .await?;
+        o.id = self
+            .store
+            .run(move |s| {
+                s.prune_overrides(now - 7 * 86_400_000)?;
+                s.add_override(&kept)
+            })
+            .await?;
         st.model
             .overrides
             .retain(|x| x.until_ms >= now - 7 * 86_400_000);
@@ -586,8 +576,7 @@ impl Staffing {
                 "no exception {id} (stationd staffing lists them)"
             )));
         };
-        let store = self.store.clone();
-        blocking(move || store_lock(&store).remove_override(id)).await?;
+        self.store.run(move |s| s.remove_override(id)).await?;
         st.model.overrides.retain(|x| x.id != id);
         let mut summary = payload::override_change(&o, "removed");
         summary["by"] = by.into();
@@ -626,17 +615,4 @@ fn unknown_person(id: &str, model: &Model) -> String {
     } else {
         format!("{id:?} is not on the roster")
     }
-}
-
-fn store_lock(store: &Mutex<StaffingStore>) -> std::sync::MutexGuard<'_, StaffingStore> {
-    store.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Runs a store call off the runtime's thread (an fsync must not stall the drivers).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, store::StoreError> + Send + 'static,
-) -> Result<T, store::StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("staffing store task panicked")
 }

@@ -271,7 +271,7 @@ impl Model {
         cfg: Option<&StaffingConfig>,
         devices: &dyn Devices,
         now_ms: i64,
-        before: &BTreeMap<String, (String, i64)>,
+        before: &crate::side_store::Since,
     ) -> Picture {
         let expiry = cfg.map_or(i64::MAX, |c| c.presence_expiry_ms);
         let shift = cfg.map(|c| {
@@ -555,7 +555,7 @@ mod tests {
         let up = Fake {
             online: vec!["car-01", "car-radio-01"],
         };
-        let none = BTreeMap::new();
+        let none = Default::default();
         let p0 = m.picture(Some(&cfg), &up, H, &none);
         assert_eq!(readiness(&p0).0, "off_duty");
         signal(&mut m, "P-1", true, Source::Recorder, H);
@@ -598,8 +598,12 @@ mod tests {
         let up = Fake {
             online: vec!["car-01", "car-radio-01"],
         };
-        let first = m.picture(Some(&cfg), &up, 10, &BTreeMap::new());
-        let before = BTreeMap::from([("car-01".to_string(), ("short_staffed".to_string(), 10))]);
+        let first = m.picture(Some(&cfg), &up, 10, &Default::default());
+        let before = crate::side_store::Since::from_rows(vec![(
+            "car-01".to_string(),
+            "short_staffed".to_string(),
+            10,
+        )]);
         let later = m.picture(Some(&cfg), &up, 5_000, &before);
         assert_eq!(first.crews[0].since_ms, 10);
         assert_eq!(later.crews[0].since_ms, 10, "still short staffed since 10");
@@ -614,14 +618,14 @@ mod tests {
             Some(&cfg),
             &Fake { online: vec![] },
             16 * H,
-            &BTreeMap::new(),
+            &Default::default(),
         );
         assert!(fresh.person("P-1").unwrap().present);
         let old = m.picture(
             Some(&cfg),
             &Fake { online: vec![] },
             16 * H + 1,
-            &BTreeMap::new(),
+            &Default::default(),
         );
         let p = old.person("P-1").unwrap();
         assert!(!p.present && p.expired);
@@ -644,7 +648,7 @@ mod tests {
         let day1 = 12 * H;
         let day2 = 36 * H;
         let at =
-            |m: &Model, t| m.picture(Some(&cfg), &Fake { online: vec![] }, t, &BTreeMap::new());
+            |m: &Model, t| m.picture(Some(&cfg), &Fake { online: vec![] }, t, &Default::default());
         assert!(at(&m, day1).person("P-1").unwrap().expected);
         assert!(!at(&m, day2).person("P-1").unwrap().expected);
         assert!(at(&m, day2).person("P-2").unwrap().expected);
@@ -702,7 +706,7 @@ mod tests {
     #[test]
     fn a_new_deciding_source_is_a_change_a_repeated_one_is_not() {
         let mut m = model();
-        let pic = |m: &Model| m.picture(None, &Fake { online: vec![] }, 10, &BTreeMap::new());
+        let pic = |m: &Model| m.picture(None, &Fake { online: vec![] }, 10, &Default::default());
         signal(&mut m, "P-1", true, Source::Radio, 1);
         let a = pic(&m);
         signal(&mut m, "P-1", true, Source::Radio, 2);
@@ -715,7 +719,7 @@ mod tests {
     fn people_heard_but_not_on_the_roster_are_shown_without_a_role() {
         let mut m = model();
         signal(&mut m, "X-9", true, Source::Radio, 0);
-        let p = m.picture(None, &Fake { online: vec![] }, 1, &BTreeMap::new());
+        let p = m.picture(None, &Fake { online: vec![] }, 1, &Default::default());
         let x = p.person("X-9").unwrap();
         assert!(x.present && x.role.is_none());
         assert_eq!(p.counts(|p| p.present)["unknown"], 1);

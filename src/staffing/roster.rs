@@ -3,6 +3,8 @@
 //! spreadsheet, or TOML) for `stationd roster import`, or from central's `roster.set`; checked
 //! the same way either way, with errors naming the row.
 
+use crate::records::read_csv;
+pub use crate::records::Format;
 use serde::{Deserialize, Serialize};
 use stationd_proto::staffing::crew::Role;
 
@@ -27,25 +29,8 @@ pub struct Person {
 /// The most people a roster may hold (a station has ~15; a district's import may be larger).
 pub const MAX_PEOPLE: usize = 2_000;
 
-/// A roster file's format, from its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Toml,
-}
-
-impl Format {
-    pub fn of(path: &std::path::Path) -> Result<Format, String> {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("csv") => Ok(Format::Csv),
-            Some(e) if e.eq_ignore_ascii_case("toml") => Ok(Format::Toml),
-            _ => Err(format!(
-                "{}: a roster is a .csv (columns id,name,role,team[,card]) or a .toml ([[person]] tables)",
-                path.display()
-            )),
-        }
-    }
-}
+/// The roster's CSV columns, as `Format::of` names them.
+pub const COLUMNS: &str = "id,name,role,team[,card]";
 
 /// Reads a roster file's text.
 pub fn parse(text: &str, format: Format) -> Result<Vec<Person>, String> {
@@ -65,56 +50,24 @@ pub fn parse(text: &str, format: Format) -> Result<Vec<Person>, String> {
 }
 
 fn parse_csv(text: &str) -> Result<Vec<Person>, String> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| format!("header row: {e}"))?
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
-    let column = |name: &str| headers.iter().position(|h| h == name);
-    let (Some(id), Some(role)) = (column("id"), column("role")) else {
-        return Err(format!(
-            "header row: needs the columns id and role (and name, team, card); found {}",
-            headers.join(",")
-        ));
-    };
-    if let Some(unknown) = headers
-        .iter()
-        .find(|h| !["id", "name", "role", "team", "card"].contains(&h.as_str()))
-    {
-        return Err(format!(
-            "header row: unknown column {unknown:?} (known: id, name, role, team, card)"
-        ));
-    }
-    let (name, team, card) = (column("name"), column("team"), column("card"));
-    let mut people = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let row = i + 2;
-        let record = record.map_err(|e| format!("row {row}: {e}"))?;
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        let get = |c: Option<usize>| {
-            c.and_then(|c| record.get(c))
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        let role_text = get(Some(role)).unwrap_or_default();
-        let role = parse_role(&role_text).map_err(|e| format!("row {row}: {e}"))?;
-        people.push(Person {
-            id: get(Some(id)).unwrap_or_default(),
-            name: get(name).unwrap_or_default(),
-            role,
-            team: get(team),
-            card: get(card),
-        });
-    }
-    Ok(people)
+    let rows = read_csv(
+        text,
+        &["id", "name", "role", "team", "card"],
+        &["id", "role"],
+    )?;
+    rows.into_iter()
+        .map(|row| {
+            let role = parse_role(&row.get("role").unwrap_or_default())
+                .map_err(|e| format!("row {}: {e}", row.number))?;
+            Ok(Person {
+                id: row.get("id").unwrap_or_default(),
+                name: row.get("name").unwrap_or_default(),
+                role,
+                team: row.get("team"),
+                card: row.get("card"),
+            })
+        })
+        .collect()
 }
 
 /// `officer`, `auxiliary` or `leader` (any case).
@@ -210,7 +163,7 @@ mod tests {
         );
         assert!(parse("id,name\nP-1,A\n", Format::Csv)
             .unwrap_err()
-            .contains("needs the columns id and role"));
+            .contains("needs the columns id, role"));
         assert!(parse("id,role,rank\nP-1,officer,3\n", Format::Csv)
             .unwrap_err()
             .contains("unknown column \"rank\""));
@@ -257,10 +210,5 @@ role = "auxiliary"
         )
         .unwrap_err()
         .contains("rank"));
-        assert_eq!(
-            Format::of(std::path::Path::new("/etc/roster.CSV")),
-            Ok(Format::Csv)
-        );
-        assert!(Format::of(std::path::Path::new("roster.xlsx")).is_err());
     }
 }

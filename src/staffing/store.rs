@@ -20,10 +20,7 @@ pub struct StoreError {
 
 /// `staffing.db` in the outbox's directory.
 pub fn store_path(outbox: &Path) -> PathBuf {
-    outbox
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("staffing.db")
+    crate::side_store::path(outbox, "staffing.db")
 }
 
 /// Everything kept, as loaded at start.
@@ -48,13 +45,9 @@ impl StaffingStore {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(map)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(map)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=FULL;
-             CREATE TABLE IF NOT EXISTS person (
+        let conn = crate::side_store::open(
+            path,
+            "CREATE TABLE IF NOT EXISTS person (
                  id TEXT PRIMARY KEY,
                  ord INTEGER NOT NULL,
                  name TEXT NOT NULL,

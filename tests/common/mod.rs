@@ -407,6 +407,19 @@ listen = "unix://{sock}"
             .unwrap()
     }
 
+    /// A technician's command that must succeed; its output (the command's output in the
+    /// failure).
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "stationd {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `stationd outbox --json --config` (reads the file) as the technician would run it.
     pub fn outbox_stats(&self) -> Value {
         let out = Command::new(env!("CARGO_BIN_EXE_stationd"))
@@ -895,6 +908,67 @@ fn relay(client: TcpStream, server: TcpStream, cut_after: Option<usize>) {
     }
     let _ = s_write.shutdown(std::net::Shutdown::Write);
     let _ = back.join();
+}
+
+/// The `data` of every event of `kind` central received, in order.
+pub fn event_data(central: &Subscriber, kind: &str) -> Vec<Value> {
+    central
+        .all()
+        .into_iter()
+        .filter(|m| m.json["kind"] == kind)
+        .map(|m| m.json["data"].clone())
+        .collect()
+}
+
+/// Waits until central has an event of `kind` whose `data` satisfies `cond` and returns the
+/// latest such `data` (what arrived, and the daemon's log, in the failure).
+pub fn wait_event(
+    central: &Subscriber,
+    daemon: &Daemon,
+    kind: &str,
+    what: &str,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    assert!(
+        wait_until(Duration::from_secs(30), || event_data(central, kind)
+            .iter()
+            .any(&cond)),
+        "no {kind} showing {what}; received: {:#?}\nlog:\n{}",
+        event_data(central, kind),
+        daemon.log_text()
+    );
+    event_data(central, kind)
+        .into_iter()
+        .rfind(|d| cond(d))
+        .expect("seen above")
+}
+
+/// The latest message central received on `topic`.
+pub fn latest_on(central: &Subscriber, topic: &str) -> Option<Value> {
+    central
+        .all()
+        .into_iter()
+        .filter(|m| m.topic == topic)
+        .map(|m| m.json)
+        .next_back()
+}
+
+/// The first message `central` received on `topic` that was not a retained one (published
+/// since it subscribed), waiting for it.
+pub fn fresh_on(central: &Subscriber, daemon: &Daemon, topic: &str) -> Value {
+    assert!(
+        central.wait(Duration::from_secs(30), |m| m
+            .iter()
+            .any(|m| m.topic == topic && !m.retain)),
+        "nothing fresh on {topic}; log:\n{}",
+        daemon.log_text()
+    );
+    central
+        .all()
+        .into_iter()
+        .find(|m| m.topic == topic && !m.retain)
+        .map(|m| m.json)
+        .expect("seen above")
 }
 
 /// Central dispatch's side of commands: the test keys (tests/data/keys), signed messages, and

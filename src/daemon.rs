@@ -28,10 +28,9 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("{0} (check that the outbox's directory is writable by the daemon)")]
     Commands(#[from] crate::commands::store::StoreError),
+    /// `staffing.db` or `equipment.db`.
     #[error(transparent)]
-    Staffing(#[from] crate::staffing::store::StoreError),
-    #[error(transparent)]
-    Equipment(#[from] crate::equipment::store::StoreError),
+    SideStore(#[from] crate::side_store::StoreError),
 }
 
 impl DaemonError {
@@ -41,10 +40,9 @@ impl DaemonError {
             DaemonError::Outbox(OutboxError::NewerSchema { .. }) | DaemonError::Uplink(_) => {
                 crate::exit_code::CONFIG
             }
-            DaemonError::Outbox(_)
-            | DaemonError::Commands(_)
-            | DaemonError::Staffing(_)
-            | DaemonError::Equipment(_) => crate::exit_code::CANT_CREATE,
+            DaemonError::Outbox(_) | DaemonError::Commands(_) | DaemonError::SideStore(_) => {
+                crate::exit_code::CANT_CREATE
+            }
             DaemonError::Driver(_) => crate::exit_code::CONFIG,
             DaemonError::Signals(_) => crate::exit_code::SOFTWARE,
         }

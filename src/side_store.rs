@@ -3,7 +3,7 @@
 //! power cut once its call returns; a 10 s busy timeout for the technician's readers), and
 //! reached from async code without stalling the runtime's one thread on an fsync.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -22,6 +22,87 @@ pub fn open(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")?;
     conn.execute_batch(schema)?;
     Ok(conn)
+}
+
+/// A side store could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {path}: {source} (check that the outbox's directory is writable by the daemon)")]
+pub struct StoreError {
+    what: &'static str,
+    path: PathBuf,
+    source: rusqlite::Error,
+}
+
+/// An open side store: its connection, and errors that name it.
+pub struct Db {
+    pub conn: Connection,
+    path: PathBuf,
+    /// `staffing store`, `equipment store`: how errors name it.
+    what: &'static str,
+}
+
+impl Db {
+    /// Opens `path` (see [`open`]) with `schema` and a (key, state, since) table for each of
+    /// `since_tables`; errors say `what` it is.
+    pub fn open(
+        path: &Path,
+        what: &'static str,
+        schema: &str,
+        since_tables: &[&str],
+    ) -> Result<Db, StoreError> {
+        let tables: String = since_tables.iter().map(|t| since_table(t)).collect();
+        let conn = open(path, &format!("{schema}\n{tables}")).map_err(|source| StoreError {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Db {
+            conn,
+            path: path.to_path_buf(),
+            what,
+        })
+    }
+
+    /// `source` as this store's error.
+    pub fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError {
+            what: self.what,
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Executes one statement; the rows it changed.
+    pub fn exec(&self, sql: &str, params: impl Params) -> Result<usize, StoreError> {
+        self.conn.execute(sql, params).map_err(|e| self.err(e))
+    }
+
+    /// Stores (key, state, since) rows in `table` (columns `key`, `state`, `since_ms`).
+    pub fn put_since(&self, table: &str, rows: &[(String, String, i64)]) -> Result<(), StoreError> {
+        let sql =
+            format!("INSERT OR REPLACE INTO {table} (key, state, since_ms) VALUES (?1, ?2, ?3)");
+        rows.iter()
+            .try_for_each(|(k, s, t)| self.exec(&sql, rusqlite::params![k, s, t]).map(drop))
+    }
+
+    /// The (key, state, since) rows of `table`.
+    pub fn load_since(&self, table: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let r = (|| {
+            let mut q = self
+                .conn
+                .prepare(&format!("SELECT key, state, since_ms FROM {table}"))?;
+            let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        r.map_err(|e| self.err(e))
+    }
+}
+
+/// The schema of a (key, state, since) table.
+fn since_table(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, state TEXT NOT NULL, since_ms INTEGER NOT NULL);"
+    )
 }
 
 /// A store shared by a service's async methods: each call runs on the blocking pool.

@@ -28,26 +28,10 @@ fn the_register_follows_the_dock_the_terminal_the_technician_and_central() {
     let broker = Broker::started();
     let central = Subscriber::connect(broker.port, "central-equipment");
     let station = common::dispatch::station(&broker, "");
-    let root = station.dir.path().join("footage");
-    std::fs::create_dir_all(root.join("DSJ-A1-0001")).unwrap();
-    let fleet_port = free_port();
-    station.append_config(&format!(
+    let root = station.add_dock_with_recorder();
+    let fleet_port = station.add_fleet("");
+    station.append_config(
         r#"
-[[device]]
-id = "dock0"
-driver = "dock"
-root = "{root}"
-settle_s = 1
-[device.recorders]
-"DSJ-A1-0001" = {{ officer = "P-0417" }}
-
-[[device]]
-id = "fleet"
-driver = "jt808"
-listen = "tcp://127.0.0.1:{fleet_port}"
-[device.terminals]
-"013912345678" = "car-03"
-
 [equipment]
 offline_fault_h = 0.001
 
@@ -60,8 +44,7 @@ on_duty = ["1"]
 [[staffing.car]]
 id = "car-03"
 "#,
-        root = root.display(),
-    ));
+    );
     let daemon = station.start();
     assert!(wait_until(LONG, || station.control_socket().exists()));
     station.cli_ok(&["roster", "import", &data("staffing/roster.csv")]);

@@ -88,21 +88,12 @@ fn presence_comes_from_each_real_driver_and_the_crew_follows() {
     let broker = Broker::started();
     let central = Subscriber::connect(broker.port, "central-staffing");
     let station = Station::new(broker.port, "");
-    // The dock, with P-0417's recorder in it.
-    let root = station.dir.path().join("footage");
-    std::fs::create_dir_all(root.join("DSJ-A1-0001")).unwrap();
-    let fleet_port = free_port();
+    // The dock, with P-0417's recorder in it; the radio; car-03's terminal.
+    let root = station.add_dock_with_recorder();
+    let fleet_port = station.add_fleet("max_clock_skew_s = 3153600000");
     let radio_link = station.dir.path().join("radio0");
     station.append_config(&format!(
         r#"
-[[device]]
-id = "dock0"
-driver = "dock"
-root = "{root}"
-settle_s = 1
-[device.recorders]
-"DSJ-A1-0001" = {{ officer = "P-0417" }}
-
 [[device]]
 id = "radio0"
 driver = "tetra"
@@ -111,16 +102,7 @@ baud = 115200
 poll_s = 1
 [device.radios]
 "1001" = {{ id = "hh-1001", officer = "A-1203", car = "car-03" }}
-
-[[device]]
-id = "fleet"
-driver = "jt808"
-listen = "tcp://127.0.0.1:{fleet_port}"
-max_clock_skew_s = 3153600000
-[device.terminals]
-"013912345678" = "car-03"
 {STAFFING}"#,
-        root = root.display(),
         radio = radio_link.display(),
     ));
     let radio = Arc::new(Mutex::new(SimRadio::new("2001", "9001")));

@@ -21,7 +21,7 @@ pub mod store;
 
 use crate::board::Board;
 use crate::config::Equipment as EquipmentConfig;
-use crate::event::{Event, Priority};
+use crate::event::Event;
 use crate::metrics::{self, Metrics};
 use crate::outbox::EventSink;
 use crate::side_store::{Shared, Since};
@@ -298,15 +298,7 @@ impl Equipment {
             });
         }
         if !to_store.is_empty() {
-            if let Err(e) = self
-                .store
-                .run(move |s| {
-                    to_store
-                        .iter()
-                        .try_for_each(|(i, state, since)| s.put_judged(i, state, *since))
-                })
-                .await
-            {
+            if let Err(e) = self.store.run(move |s| s.put_since(&to_store)).await {
                 tracing::error!(event = "equipment.store_failed", error = %e, "cannot store items' states (kept in memory)");
             }
         }
@@ -349,19 +341,17 @@ impl Equipment {
         let cars_changed = self.car_faults.replace(faults);
         let changed = !events.is_empty() || views != *before;
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(views);
-        for data in events {
-            metrics::inc(&self.metrics.counter("equipment.changes", ""));
-            let ev = Event::new(
-                DEVICE,
-                "equipment.changed",
-                Priority::Event,
-                crate::clock::now(),
-                false,
-                data,
-            );
-            if self.sink.send(ev).await.is_err() {
-                return;
-            }
+        metrics::add(
+            &self.metrics.counter("equipment.changes", ""),
+            events.len() as u64,
+        );
+        if self
+            .sink
+            .send_own(DEVICE, "equipment.changed", events)
+            .await
+            .is_err()
+        {
+            return;
         }
         if cars_changed {
             self.staffing.refresh(Vec::new()).await;

@@ -4,15 +4,11 @@
 
 use super::model::{Docking, Manual, State};
 use super::register::Item;
-use rusqlite::{params, Connection};
+use crate::side_store::Db;
+use rusqlite::params;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, thiserror::Error)]
-#[error("equipment store {path}: {source} (check that the outbox's directory is writable by the daemon)")]
-pub struct StoreError {
-    path: PathBuf,
-    source: rusqlite::Error,
-}
+pub use crate::side_store::StoreError;
 
 /// `equipment.db` in the outbox's directory.
 pub fn store_path(outbox: &Path) -> PathBuf {
@@ -31,18 +27,14 @@ pub struct Loaded {
 }
 
 pub struct EquipmentStore {
-    conn: Connection,
-    path: PathBuf,
+    db: Db,
 }
 
 impl EquipmentStore {
     pub fn open(path: &Path) -> Result<EquipmentStore, StoreError> {
-        let map = |source| StoreError {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = crate::side_store::open(
+        let db = Db::open(
             path,
+            "equipment store",
             "CREATE TABLE IF NOT EXISTS item (
                  id TEXT PRIMARY KEY,
                  ord INTEGER NOT NULL,
@@ -62,40 +54,28 @@ impl EquipmentStore {
                  dock TEXT NOT NULL,
                  officer TEXT,
                  at_ms INTEGER NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS judged (
-                 item TEXT PRIMARY KEY,
-                 state TEXT NOT NULL,
-                 since_ms INTEGER NOT NULL
              );",
-        )
-        .map_err(map)?;
-        Ok(EquipmentStore {
-            conn,
-            path: path.to_path_buf(),
-        })
-    }
-
-    fn map(&self, source: rusqlite::Error) -> StoreError {
-        StoreError {
-            path: self.path.clone(),
-            source,
-        }
+            &["judged"],
+        )?;
+        Ok(EquipmentStore { db })
     }
 
     pub fn load(&self) -> Result<Loaded, StoreError> {
-        self.load_inner().map_err(|e| self.map(e))
+        let mut out = self.load_inner().map_err(|e| self.db.err(e))?;
+        out.judged = self.db.load_since("judged")?;
+        Ok(out)
     }
 
     fn load_inner(&self) -> rusqlite::Result<Loaded> {
         let mut out = Loaded::default();
-        let mut q = self.conn.prepare("SELECT body FROM item ORDER BY ord")?;
+        let mut q = self.db.conn.prepare("SELECT body FROM item ORDER BY ord")?;
         for body in q.query_map([], |r| r.get::<_, String>(0))? {
             if let Ok(item) = serde_json::from_str(&body?) {
                 out.items.push(item);
             }
         }
         let mut q = self
+            .db
             .conn
             .prepare("SELECT item, state, assigned_to, note, by, at_ms FROM manual")?;
         for row in q.query_map([], |r| {
@@ -123,6 +103,7 @@ impl EquipmentStore {
             }
         }
         let mut q = self
+            .db
             .conn
             .prepare("SELECT device, docked, dock, officer, at_ms FROM docking")?;
         for row in q.query_map([], |r| {
@@ -138,19 +119,13 @@ impl EquipmentStore {
         })? {
             out.docking.push(row?);
         }
-        let mut q = self
-            .conn
-            .prepare("SELECT item, state, since_ms FROM judged")?;
-        for row in q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-            out.judged.push(row?);
-        }
         Ok(out)
     }
 
     /// Replaces the register.
     pub fn set_items(&mut self, items: &[Item]) -> Result<(), StoreError> {
         let r = (|| {
-            let tx = self.conn.transaction()?;
+            let tx = self.db.conn.transaction()?;
             tx.execute("DELETE FROM item", [])?;
             {
                 let mut ins = tx.prepare("INSERT INTO item (id, ord, body) VALUES (?1, ?2, ?3)")?;
@@ -161,37 +136,32 @@ impl EquipmentStore {
             }
             tx.commit()
         })();
-        r.map_err(|e| self.map(e))
+        r.map_err(|e| self.db.err(e))
     }
 
     pub fn put_manual(&self, item: &str, m: &Manual) -> Result<(), StoreError> {
-        self.conn
+        self.db.conn
             .execute(
                 "INSERT OR REPLACE INTO manual (item, state, assigned_to, note, by, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![item, m.state.name(), m.assigned_to, m.note, m.by, m.at_ms],
             )
             .map(drop)
-            .map_err(|e| self.map(e))
+            .map_err(|e| self.db.err(e))
     }
 
     pub fn put_docking(&self, device: &str, d: &Docking) -> Result<(), StoreError> {
-        self.conn
+        self.db.conn
             .execute(
                 "INSERT OR REPLACE INTO docking (device, docked, dock, officer, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![device, d.docked, d.dock, d.officer, d.at_ms],
             )
             .map(drop)
-            .map_err(|e| self.map(e))
+            .map_err(|e| self.db.err(e))
     }
 
-    pub fn put_judged(&self, item: &str, state: &str, since_ms: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO judged (item, state, since_ms) VALUES (?1, ?2, ?3)",
-                params![item, state, since_ms],
-            )
-            .map(drop)
-            .map_err(|e| self.map(e))
+    /// Since when each key has been in its state (see [`crate::side_store::Since`]).
+    pub fn put_since(&self, rows: &[(String, String, i64)]) -> Result<(), StoreError> {
+        self.db.put_since("judged", rows)
     }
 }
 
@@ -229,7 +199,8 @@ mod tests {
             at_ms: 6,
         };
         s.put_docking("DSJ-A1-0001", &d).unwrap();
-        s.put_judged("RAD-07", "checked_out", 5).unwrap();
+        s.put_since(&[("RAD-07".into(), "checked_out".into(), 5)])
+            .unwrap();
         drop(s);
         let l = EquipmentStore::open(&path).unwrap().load().unwrap();
         assert_eq!(l.items, items);

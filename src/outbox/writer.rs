@@ -86,6 +86,28 @@ impl EventSink {
             .map_err(|_| SinkClosed)
     }
 
+    /// Queues the daemon's own `events` of `kind` (a part's state changes: `staffing.changed`,
+    /// `equipment.changed`) with `device` the part's name, stamped now, in order.
+    pub async fn send_own(
+        &self,
+        device: &str,
+        kind: &str,
+        events: Vec<serde_json::Value>,
+    ) -> Result<(), SinkClosed> {
+        for data in events {
+            let ev = Event::new(
+                device,
+                kind,
+                crate::event::Priority::Event,
+                crate::clock::now(),
+                false,
+                data,
+            );
+            self.send(ev).await?;
+        }
+        Ok(())
+    }
+
     /// As [`send`](Self::send), and returns a receipt that resolves once the event is
     /// committed: for a driver that must not acknowledge data to its device before the data is
     /// safe (a JT/T 808 terminal deletes what the platform acknowledged). The event still

@@ -24,7 +24,7 @@ pub mod store;
 
 use crate::board::Board;
 use crate::config::Staffing as StaffingConfig;
-use crate::event::{Event, Priority};
+use crate::event::Event;
 use crate::metrics::{self, Metrics};
 use crate::outbox::EventSink;
 use crate::side_store::{Shared, Since};
@@ -309,15 +309,7 @@ impl Staffing {
             .filter_map(|c| st.readiness.of(&c.car, c.readiness.name(), c.since_ms).1)
             .collect();
         if !store_readiness.is_empty() {
-            if let Err(e) = self
-                .store
-                .run(move |s| {
-                    store_readiness
-                        .iter()
-                        .try_for_each(|(car, state, since)| s.put_readiness(car, state, *since))
-                })
-                .await
-            {
+            if let Err(e) = self.store.run(move |s| s.put_since(&store_readiness)).await {
                 tracing::error!(event = "staffing.store_failed", error = %e, "cannot store crews' readiness (kept in memory)");
             }
         }
@@ -334,18 +326,13 @@ impl Staffing {
         if events.is_empty() {
             return;
         }
-        for data in events {
-            let ev = Event::new(
-                DEVICE,
-                "staffing.changed",
-                Priority::Event,
-                crate::clock::now(),
-                false,
-                data,
-            );
-            if self.sink.send(ev).await.is_err() {
-                return;
-            }
+        if self
+            .sink
+            .send_own(DEVICE, "staffing.changed", events)
+            .await
+            .is_err()
+        {
+            return;
         }
         metrics::add(
             &self.metrics.counter("staffing.changes", ""),

@@ -5,18 +5,12 @@
 
 use super::model::{CrewEntry, Override, OverrideKind};
 use super::roster::Person;
-use rusqlite::{params, Connection};
+use crate::side_store::Db;
+use rusqlite::params;
 use stationd_proto::staffing::presence::{Signal, Source};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "staffing store {path}: {source} (check that the outbox's directory is writable by the daemon)"
-)]
-pub struct StoreError {
-    path: PathBuf,
-    source: rusqlite::Error,
-}
+pub use crate::side_store::StoreError;
 
 /// `staffing.db` in the outbox's directory.
 pub fn store_path(outbox: &Path) -> PathBuf {
@@ -35,18 +29,14 @@ pub struct Loaded {
 }
 
 pub struct StaffingStore {
-    conn: Connection,
-    path: PathBuf,
+    db: Db,
 }
 
 impl StaffingStore {
     pub fn open(path: &Path) -> Result<StaffingStore, StoreError> {
-        let map = |source| StoreError {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = crate::side_store::open(
+        let db = Db::open(
             path,
+            "staffing store",
             "CREATE TABLE IF NOT EXISTS person (
                  id TEXT PRIMARY KEY,
                  ord INTEGER NOT NULL,
@@ -78,34 +68,22 @@ impl StaffingStore {
                  until_ms INTEGER NOT NULL,
                  note TEXT NOT NULL,
                  by TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS readiness (
-                 car TEXT PRIMARY KEY,
-                 state TEXT NOT NULL,
-                 since_ms INTEGER NOT NULL
              );",
-        )
-        .map_err(map)?;
-        Ok(StaffingStore {
-            conn,
-            path: path.to_path_buf(),
-        })
-    }
-
-    fn map(&self, source: rusqlite::Error) -> StoreError {
-        StoreError {
-            path: self.path.clone(),
-            source,
-        }
+            &["readiness"],
+        )?;
+        Ok(StaffingStore { db })
     }
 
     pub fn load(&self) -> Result<Loaded, StoreError> {
-        self.load_inner().map_err(|e| self.map(e))
+        let mut out = self.load_inner().map_err(|e| self.db.err(e))?;
+        out.readiness = self.db.load_since("readiness")?;
+        Ok(out)
     }
 
     fn load_inner(&self) -> rusqlite::Result<Loaded> {
         let mut out = Loaded::default();
         let mut q = self
+            .db
             .conn
             .prepare("SELECT id, name, role, team, card FROM person ORDER BY ord")?;
         for row in q.query_map([], |r| {
@@ -130,6 +108,7 @@ impl StaffingStore {
             });
         }
         let mut q = self
+            .db
             .conn
             .prepare("SELECT person, source, present, at_ms, detail FROM signal")?;
         for row in q.query_map([], |r| {
@@ -153,6 +132,7 @@ impl StaffingStore {
             }
         }
         let mut q = self
+            .db
             .conn
             .prepare("SELECT car, members, formed_by, since_ms FROM crew")?;
         for row in q.query_map([], |r| {
@@ -171,7 +151,7 @@ impl StaffingStore {
                 since_ms,
             });
         }
-        let mut q = self.conn.prepare(
+        let mut q = self.db.conn.prepare(
             "SELECT id, person, kind, team, from_ms, until_ms, note, by FROM override ORDER BY id",
         )?;
         for row in q.query_map([], |r| {
@@ -201,19 +181,13 @@ impl StaffingStore {
                 by,
             });
         }
-        let mut q = self
-            .conn
-            .prepare("SELECT car, state, since_ms FROM readiness")?;
-        for row in q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-            out.readiness.push(row?);
-        }
         Ok(out)
     }
 
     /// Replaces the whole roster.
     pub fn set_roster(&mut self, people: &[Person]) -> Result<(), StoreError> {
         let r = (|| {
-            let tx = self.conn.transaction()?;
+            let tx = self.db.conn.transaction()?;
             tx.execute("DELETE FROM person", [])?;
             {
                 let mut ins = tx.prepare(
@@ -232,11 +206,11 @@ impl StaffingStore {
             }
             tx.commit()
         })();
-        r.map_err(|e| self.map(e))
+        r.map_err(|e| self.db.err(e))
     }
 
     pub fn put_signal(&self, s: &Signal) -> Result<(), StoreError> {
-        self.conn
+        self.db.conn
             .execute(
                 "INSERT INTO signal (person, source, present, at_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (person, source) DO UPDATE SET present = excluded.present,
@@ -245,55 +219,52 @@ impl StaffingStore {
                 params![s.person, source_name(s.source), s.present, s.at_ms, s.detail],
             )
             .map(drop)
-            .map_err(|e| self.map(e))
+            .map_err(|e| self.db.err(e))
     }
 
     pub fn put_crew(&self, c: &CrewEntry) -> Result<(), StoreError> {
         let members = serde_json::to_string(&c.members).expect("strings serialise");
-        self.conn
+        self.db.conn
             .execute(
                 "INSERT OR REPLACE INTO crew (car, members, formed_by, since_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![c.car, members, c.formed_by, c.since_ms],
             )
             .map(drop)
-            .map_err(|e| self.map(e))
+            .map_err(|e| self.db.err(e))
     }
 
     /// Stores an override; its id.
     pub fn add_override(&self, o: &Override) -> Result<i64, StoreError> {
-        self.conn
+        self.db.conn
             .execute(
                 "INSERT INTO override (person, kind, team, from_ms, until_ms, note, by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![o.person, o.kind.name(), o.team, o.from_ms, o.until_ms, o.note, o.by],
             )
-            .map_err(|e| self.map(e))?;
-        Ok(self.conn.last_insert_rowid())
+            .map_err(|e| self.db.err(e))?;
+        Ok(self.db.conn.last_insert_rowid())
     }
 
     /// Removes override `id`; whether it was there.
     pub fn remove_override(&self, id: i64) -> Result<bool, StoreError> {
-        self.conn
+        self.db
+            .conn
             .execute("DELETE FROM override WHERE id = ?1", [id])
             .map(|n| n > 0)
-            .map_err(|e| self.map(e))
+            .map_err(|e| self.db.err(e))
     }
 
     /// Forgets overrides that ended before `before_ms`.
     pub fn prune_overrides(&self, before_ms: i64) -> Result<(), StoreError> {
-        self.conn
+        self.db
+            .conn
             .execute("DELETE FROM override WHERE until_ms < ?1", [before_ms])
             .map(drop)
-            .map_err(|e| self.map(e))
+            .map_err(|e| self.db.err(e))
     }
 
-    pub fn put_readiness(&self, car: &str, state: &str, since_ms: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO readiness (car, state, since_ms) VALUES (?1, ?2, ?3)",
-                params![car, state, since_ms],
-            )
-            .map(drop)
-            .map_err(|e| self.map(e))
+    /// Since when each key has been in its state (see [`crate::side_store::Since`]).
+    pub fn put_since(&self, rows: &[(String, String, i64)]) -> Result<(), StoreError> {
+        self.db.put_since("readiness", rows)
     }
 }
 
@@ -376,7 +347,8 @@ mod tests {
                 by: "cli".into(),
             })
             .unwrap();
-        s.put_readiness("car-01", "ready", 7).unwrap();
+        s.put_since(&[("car-01".into(), "ready".into(), 7)])
+            .unwrap();
         drop(s);
         let loaded = StaffingStore::open(&path).unwrap().load().unwrap();
         assert_eq!(loaded.roster, people, "in the file's order");

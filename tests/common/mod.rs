@@ -407,6 +407,28 @@ listen = "unix://{sock}"
             .unwrap()
     }
 
+    /// Adds dock `dock0` on `<dir>/footage` (created) with P-0417's recorder `DSJ-A1-0001`
+    /// in it; the dock's root.
+    pub fn add_dock_with_recorder(&self) -> PathBuf {
+        let root = self.dir.path().join("footage");
+        std::fs::create_dir_all(root.join("DSJ-A1-0001")).unwrap();
+        self.append_config(&format!(
+            "\n[[device]]\nid = \"dock0\"\ndriver = \"dock\"\nroot = \"{}\"\nsettle_s = 1\n[device.recorders]\n\"DSJ-A1-0001\" = {{ officer = \"P-0417\" }}\n",
+            root.display()
+        ));
+        root
+    }
+
+    /// Adds the JT/T 808 listener `fleet` with terminal 013912345678 as car-03 (`extra`: more
+    /// keys of it); its port.
+    pub fn add_fleet(&self, extra: &str) -> u16 {
+        let port = free_port();
+        self.append_config(&format!(
+            "\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\n{extra}\n[device.terminals]\n\"013912345678\" = \"car-03\"\n"
+        ));
+        port
+    }
+
     /// A technician's command that must succeed; its output (the command's output in the
     /// failure).
     pub fn cli_ok(&self, args: &[&str]) -> String {

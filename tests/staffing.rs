@@ -451,6 +451,22 @@ fn names_leave_the_box_only_when_configured() {
     });
     assert_eq!(s["roster"], 3);
 
+    // A sign-in line about someone not on the roster is ignored, logged and counted.
+    send_lines(
+        station.ingest_port,
+        &["{\"kind\":\"duty.signed_on\",\"data\":{\"person\":\"X-404\"}}\n".to_string()],
+    );
+    assert!(
+        wait_until(LONG, || {
+            let s: Value = serde_json::from_str(&station.cli_ok(&["status", "--json"])).unwrap();
+            s["counters"]["staffing.unknown_people"] == 1
+        }),
+        "log:\n{}",
+        daemon.log_text()
+    );
+    assert!(daemon.log_text().contains("staffing.unknown_person"));
+    assert!(!changes(&central).iter().any(|c| c["person"] == "X-404"));
+
     // A person not on the roster cannot be put on duty; the CLI says why.
     let out = station.cli(&["duty", "on", "X-1"]);
     assert!(!out.status.success());

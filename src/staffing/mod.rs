@@ -201,11 +201,6 @@ impl Staffing {
             .clone()
     }
 
-    /// The people on the roster.
-    pub async fn roster(&self) -> Vec<Person> {
-        self.state.lock().await.model.roster.clone()
-    }
-
     /// The overrides held (current and future).
     pub async fn overrides(&self) -> Vec<Override> {
         self.state.lock().await.model.overrides.clone()
@@ -242,6 +237,20 @@ impl Staffing {
                 }
             },
         };
+        // Someone not on the roster is shown (role unknown) only while no roster is kept, and
+        // only so many: a local input cannot grow the picture without bound.
+        let on_roster = st.model.person(&person).is_some();
+        let room = st.model.roster.is_empty()
+            && st.model.presence.people().count() < roster::MAX_PEOPLE;
+        if !crate::event::is_valid_device_id(&person) || (!on_roster && !room) {
+            let unknown = self.metrics.counter("staffing.unknown_people", "");
+            metrics::inc(&unknown);
+            let n = unknown.load(std::sync::atomic::Ordering::Relaxed);
+            if n <= 10 || n.is_multiple_of(1000) {
+                tracing::warn!(event = "staffing.unknown_person", person = %person, source = store::source_name(o.source), detail = %o.detail, unknown = n, "a signal about someone not on the roster was ignored (add them to the roster)");
+            }
+            return;
+        }
         let signal = Signal {
             person: person.clone(),
             present: o.present,

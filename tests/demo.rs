@@ -68,5 +68,9 @@ fn demo_runs_outages_and_central_receives_everything() {
         number_before(" commands answered") >= 2,
         "dispatch's signed ping and text to car-02 were answered: {summary}"
     );
+    assert!(
+        number_before(" crews ready") >= 1,
+        "the roster from dispatch, the sign-in lines and the radios made a crew ready: {summary}"
+    );
     assert!(summary.ends_with("station offline (shutdown)"), "{summary}");
 }

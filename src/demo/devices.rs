@@ -338,8 +338,9 @@ pub(super) fn simulate_dock(
         })?)
 }
 
-/// The duty roster and the station's door panel, as JSON lines from another local system
-/// (its own kinds: `radio.*` and the other reserved namespaces are the daemon's).
+/// The station's sign-in system and door panel, as JSON lines from another local system (its
+/// own kinds: `radio.*` and the other reserved namespaces are the daemon's). The auxiliaries
+/// sign on at the start; A-1042 steps out now and then, so car-02's crew goes short and back.
 pub(super) async fn simulate_inputs(port: u16, stop: CancellationToken) {
     let mut tick: u64 = 0;
     let mut conn: Option<TcpStream> = None;
@@ -351,8 +352,20 @@ pub(super) async fn simulate_inputs(port: u16, stop: CancellationToken) {
         }
         tick += 1;
         let mut lines = String::new();
-        if tick == 1 {
-            lines.push_str("{\"kind\":\"duty.roster\",\"prio\":\"event\",\"device\":\"roster\",\"data\":{\"shift\":\"B\",\"officers\":4,\"auxiliaries\":8}}\n");
+        let sign = |kind: &str, person: &str| {
+            format!("{{\"kind\":\"duty.{kind}\",\"device\":\"signin\",\"data\":{{\"person\":\"{person}\"}}}}\n")
+        };
+        // After the roster has come (dispatch sends it first), every 4 s in.
+        if tick == 16 {
+            for person in ["A-1031", "A-1032", "A-1041", "A-1042", "P-0522"] {
+                lines.push_str(&sign("signed_on", person));
+            }
+        }
+        if tick > 16 && tick.is_multiple_of(80) {
+            lines.push_str(&sign("signed_off", "A-1042"));
+        }
+        if tick > 16 && tick % 80 == 40 {
+            lines.push_str(&sign("signed_on", "A-1042"));
         }
         if tick.is_multiple_of(28) {
             lines.push_str(&format!("{{\"kind\":\"panel.door\",\"prio\":\"event\",\"device\":\"panel0\",\"data\":{{\"door\":\"gate\",\"open\":{}}}}}\n", tick.is_multiple_of(56)));

@@ -1,7 +1,7 @@
 //! The demo's central dispatch side of commands: a real MQTT client on central's broker that
 //! sends the station signed commands now and then — a `ping`, a text to patrol car 02's
 //! terminal, an SDS text to handheld 1001 through the base radio, the list of an officer's
-//! body-cam footage — as the command centre would. The key is the test key of `tests/data/keys`
+//! body-cam footage — as the command centre would, after the station's roster (`roster.set`). The key is the test key of `tests/data/keys`
 //! (public in the repository: it proves nothing outside the demo).
 
 use crate::command::{signing_key_from_pem, Command};
@@ -36,6 +36,41 @@ pub(super) async fn dispatch(
             }
         }
     });
+    // The station's roster first, as the command centre keeps it (names stay on the box),
+    // once the station has had time to connect and subscribe.
+    tokio::select! {
+        _ = tokio::time::sleep(every / 2) => {}
+        _ = stop.cancelled() => {
+            poll.abort();
+            return;
+        }
+    }
+    let roster = serde_json::json!([
+        {"id": "P-0417", "name": "李伟", "role": "officer", "team": "1"},
+        {"id": "P-0522", "name": "陈明", "role": "officer", "team": "1"},
+        {"id": "A-1031", "name": "张三", "role": "auxiliary", "team": "1"},
+        {"id": "A-1032", "name": "王五", "role": "auxiliary", "team": "1"},
+        {"id": "A-1041", "name": "赵六", "role": "auxiliary", "team": "1"},
+        {"id": "A-1042", "name": "钱七", "role": "auxiliary", "team": "1"},
+        {"id": "L-0001", "name": "孙队长", "role": "leader", "team": "2"},
+    ]);
+    let now = crate::clock::unix_ms();
+    let mut args = serde_json::Map::new();
+    args.insert("people".into(), roster);
+    let mut cmd = Command::new("roster.set", "demo-roster", now, now + 60_000, args);
+    cmd.sign(station, &key);
+    if client
+        .publish(
+            format!("stations/{station}/cmd/roster.set"),
+            QoS::AtLeastOnce,
+            false,
+            cmd.to_payload(),
+        )
+        .await
+        .is_ok()
+    {
+        let _ = sent.send(("demo-roster".into(), "roster.set (7 people)".into()));
+    }
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     let mut n = 0u32;

@@ -78,6 +78,10 @@ struct CentralView {
     board: String,
     /// The evidence chain's head as central holds it (`P/state/evidence`).
     evidence_head: u64,
+    /// The crews' readiness as central holds it (`P/state/staffing`).
+    crews: String,
+    /// How many crews central last saw `ready`.
+    crews_ready: u64,
 }
 
 impl CentralView {
@@ -94,6 +98,35 @@ impl CentralView {
             }
             let parts: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
             self.board = parts.join(", ");
+            return;
+        }
+        if topic.ends_with("/state/staffing") {
+            let crews: Vec<String> = v["crews"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let state = c["readiness"].as_str().unwrap_or("?");
+                    match c["reason"].as_str() {
+                        Some(r) if state != "ready" => {
+                            format!("{} {state} ({r})", c["car"].as_str().unwrap_or("?"))
+                        }
+                        _ => format!("{} {state}", c["car"].as_str().unwrap_or("?")),
+                    }
+                })
+                .collect();
+            self.crews_ready = v["crews"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["readiness"] == "ready")
+                .count() as u64;
+            self.crews = format!(
+                "{} — {} of {} expected present",
+                crews.join(" · "),
+                v["on_duty"]["total"],
+                v["expected"]["total"]
+            );
             return;
         }
         if topic.ends_with("/state/evidence") {
@@ -242,6 +275,22 @@ settle_s = 2
 storage_s = 10
 [device.recorders]
 "DSJ-A1-0003" = {{ officer = "A-1031" }}
+
+# Who is on duty: team 1 works, team 2 trains (the roster comes from dispatch, roster.set);
+# the crews of the two grid cars whose terminals report.
+[staffing]
+teams = ["1", "2"]
+start = "2026-01-01T08:00"
+[[staffing.slot]]
+hours = 24
+on_duty = ["1"]
+training = ["2"]
+[[staffing.car]]
+id = "car-01"
+crew = ["P-0417", "A-1031", "A-1032"]
+[[staffing.car]]
+id = "car-02"
+crew = ["P-0522", "A-1041", "A-1042"]
 "#,
         db = dir.join("outbox.db").display(),
         gps = dir.join("gps0").display(),
@@ -351,13 +400,14 @@ fn render(
     };
     if plain {
         return format!(
-            "t={elapsed:>4}s uplink {link} | outbox {outbox} | central: {} received, {} historical, {} duplicates, {} missing, {} commands answered | station {}\n",
+            "t={elapsed:>4}s uplink {link} | outbox {outbox} | central: {} received, {} historical, {} duplicates, {} missing, {} commands answered | station {} | crews {}\n",
             view.received,
             view.historical,
             view.duplicates,
             view.missing(),
             view.answered,
-            view.station_state
+            view.station_state,
+            if view.crews.is_empty() { "(waiting for the roster)" } else { &view.crews }
         );
     }
     let mut s = String::from("\x1b[2J\x1b[H");
@@ -398,8 +448,9 @@ fn render(
         s.push_str(&format!("    {l}\n"));
     }
     s.push_str(&format!(
-        "\n  device board at central (retained P/state/devices): {}\n  commands from dispatch (signed), answered on P/cmd-result/…:\n",
-        view.board
+        "\n  device board at central (retained P/state/devices): {}\n  crews at central (retained P/state/staffing): {}\n  commands from dispatch (signed), answered on P/cmd-result/…:\n",
+        view.board,
+        if view.crews.is_empty() { "(waiting for the roster)" } else { &view.crews }
     ));
     for (id, what, answer) in &view.commands {
         s.push_str(&format!(
@@ -532,7 +583,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             view.take(&topic, &payload);
         }
         println!(
-            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver, {} positions from handheld radios; {} footage files indexed; {} commands answered), {} duplicates, {} missing seqs; station {}",
+            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver, {} positions from handheld radios; {} footage files indexed; {} commands answered; {} crews ready), {} duplicates, {} missing seqs; station {}",
             view.received,
             view.historical,
             view.terminal_positions,
@@ -540,6 +591,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             view.radio_positions,
             view.by_kind.get("footage.indexed").copied().unwrap_or(0),
             view.answered,
+            view.crews_ready,
             view.duplicates,
             view.missing(),
             view.station_state

@@ -240,8 +240,8 @@ impl Staffing {
         // Someone not on the roster is shown (role unknown) only while no roster is kept, and
         // only so many: a local input cannot grow the picture without bound.
         let on_roster = st.model.person(&person).is_some();
-        let room = st.model.roster.is_empty()
-            && st.model.presence.people().count() < roster::MAX_PEOPLE;
+        let room =
+            st.model.roster.is_empty() && st.model.presence.people().count() < roster::MAX_PEOPLE;
         if !crate::event::is_valid_device_id(&person) || (!on_roster && !room) {
             let unknown = self.metrics.counter("staffing.unknown_people", "");
             metrics::inc(&unknown);

@@ -383,6 +383,7 @@ fn a_snapshot_is_fetched_with_digest_auth_and_uploaded_to_central() {
         add_camera(&station, id, rtsp, &keys);
     }
     let daemon = station.start();
+    wait_online(&central, &daemon);
     let answer = |id: &str| common::dispatch::answer(&central, id, LONG, &daemon);
     let snapshot = |id: &str, camera: &str, to: &str| {
         common::dispatch::send(
@@ -535,6 +536,7 @@ fn video_is_pushed_to_central_without_transcoding_and_stops_when_told() {
         ),
     );
     let daemon = station.start();
+    wait_online(&central, &daemon);
     let answer = |id: &str| common::dispatch::answer(&central, id, LONG, &daemon);
     let push = |id: &str, args: serde_json::Value| {
         common::dispatch::send(broker.port, "video.push", id, args);
@@ -751,6 +753,7 @@ fn video_is_pushed_over_rtsps_trusting_the_configured_ca_only() {
         add_camera(&station, id, port, &format!("probe_s = 60\n{ca}"));
     }
     let daemon = station.start();
+    wait_online(&central, &daemon);
     let url = format!(
         "rtsps://publisher:pub-pass@127.0.0.1:{}/live/cam",
         media.port
@@ -855,6 +858,7 @@ fn a_push_whose_uplink_stalls_stays_bounded_and_drops_whole_frames() {
     let media = MediaServer::start(station.dir.path());
     add_camera(&station, "cam-street", port, "probe_s = 60\n");
     let daemon = station.start();
+    wait_online(&central, &daemon);
     let (relay, paused) = pausing_relay(media.port);
     common::dispatch::send(
         broker.port,

@@ -286,8 +286,7 @@ fn a_signed_roster_and_crew_from_central_survive_a_restart_and_are_republished()
     station.append_config(STAFFING);
     let daemon = station.start();
     let answer = |id: &str| common::dispatch::answer(&central, id, LONG, &daemon);
-    // Online means subscribed to its commands (the subscription goes first).
-    assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
+    wait_online(&central, &daemon);
 
     // A roster with a mistake is refused whole, naming the person; nothing changes.
     let mut people: Vec<Value> = vec![

@@ -932,6 +932,18 @@ fn relay(client: TcpStream, server: TcpStream, cut_after: Option<usize>) {
     let _ = back.join();
 }
 
+/// Waits until central saw the station `online`: it subscribes to its commands before it says
+/// so, so a command published after this is not lost to a broker with no subscriber yet.
+pub fn wait_online(central: &Subscriber, daemon: &Daemon) {
+    assert!(
+        central.wait(Duration::from_secs(30), |m| m
+            .iter()
+            .any(|m| m.json["state"] == "online")),
+        "the station never came online; log:\n{}",
+        daemon.log_text()
+    );
+}
+
 /// The `data` of every event of `kind` central received, in order.
 pub fn event_data(central: &Subscriber, kind: &str) -> Vec<Value> {
     central

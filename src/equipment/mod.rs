@@ -73,7 +73,7 @@ pub struct ItemView {
 }
 
 /// The register as computed.
-struct State_ {
+struct Held {
     items: Vec<Item>,
     manual: BTreeMap<String, Manual>,
     docking: BTreeMap<String, Docking>,
@@ -101,7 +101,7 @@ pub struct DockNote {
 pub struct Equipment {
     station: String,
     cfg: EquipmentConfig,
-    state: tokio::sync::Mutex<State_>,
+    state: tokio::sync::Mutex<Held>,
     latest: Mutex<Arc<Vec<ItemView>>>,
     store: Shared<EquipmentStore>,
     sink: EventSink,
@@ -127,7 +127,7 @@ impl Equipment {
     ) -> Result<(Arc<Equipment>, mpsc::Receiver<DockNote>), store::StoreError> {
         let store = EquipmentStore::open(&store::store_path(outbox))?;
         let loaded = store.load()?;
-        let state = State_ {
+        let state = Held {
             items: loaded.items,
             manual: loaded.manual.into_iter().collect(),
             docking: loaded.docking.into_iter().collect(),
@@ -243,12 +243,7 @@ impl Equipment {
         self.refresh_locked(&mut st, None, Vec::new()).await;
     }
 
-    async fn refresh_locked(
-        &self,
-        st: &mut State_,
-        by: Option<&str>,
-        extra: Vec<serde_json::Value>,
-    ) {
+    async fn refresh_locked(&self, st: &mut Held, by: Option<&str>, extra: Vec<serde_json::Value>) {
         let now = crate::clock::unix_ms();
         let today = model::local_date(now, self.cfg.utc_offset_min);
         let board: BTreeMap<String, DeviceSeen> = self

@@ -26,6 +26,7 @@ pub mod camera;
 pub mod codec;
 pub mod command;
 pub mod device_clock;
+pub mod dispatch;
 pub mod event;
 pub mod footage;
 pub mod gps;

@@ -210,6 +210,15 @@ fn a_base_radio_is_initialised_polled_and_its_handhelds_reports_reach_central() 
         devices.contains("hh-1001") && devices.contains("car-03-radio"),
         "{devices}"
     );
+    // P-0417's radio talked, but this station keeps no staffing (no [staffing], roster or
+    // crews): nothing of staffing reaches central.
+    assert!(
+        !central
+            .all()
+            .iter()
+            .any(|m| m.topic.ends_with("/state/staffing") || m.json["kind"] == "staffing.changed"),
+        "staffing published by a station that keeps none"
+    );
 }
 
 #[test]

@@ -180,9 +180,10 @@ impl Staffing {
     }
 
     /// Whether the station publishes `P/state/staffing`: it has a rotation, a roster or crews.
+    /// (People heard on radios of a station that keeps none of these are held, not published.)
     pub fn in_use(&self) -> bool {
         let p = self.picture();
-        self.cfg.is_some() || !p.people.is_empty() || !p.crews.is_empty()
+        self.cfg.is_some() || p.people.iter().any(|x| x.role.is_some()) || !p.crews.is_empty()
     }
 
     pub fn config(&self) -> Option<&StaffingConfig> {
@@ -306,7 +307,14 @@ impl Staffing {
             now,
             &st.readiness,
         );
-        let changes = model::diff(&st.picture, &picture);
+        let in_use =
+            self.cfg.is_some() || !st.model.roster.is_empty() || !st.model.crews.is_empty();
+        // A station that keeps no staffing sends none of its events.
+        let changes = if in_use {
+            model::diff(&st.picture, &picture)
+        } else {
+            Vec::new()
+        };
         let mut events = extra;
         for change in &changes {
             events.push(payload::change(self, &picture, change));

@@ -224,14 +224,31 @@ pub async fn start(
         staffing.clone(),
         car_faults,
     )?;
-    {
+    let dispatch = {
         let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner());
         crate::staffing::commands::register(&mut registry, &staffing);
         crate::equipment::commands::register(&mut registry, &equipment);
-    }
+        // Dispatch relays through the terminals' and radios' links, which those drivers fill.
+        let dispatch = crate::dispatch::Dispatch::open(
+            cfg.station.id.as_str(),
+            cfg.dispatch.clone(),
+            &path,
+            crate::dispatch::Parts {
+                sink: sink.clone(),
+                board: board.clone(),
+                metrics: metrics.clone(),
+                staffing: staffing.clone(),
+                terminals: registry.service::<crate::drivers::jt808::text::CarLinks>(),
+                radios: registry.service::<crate::drivers::tetra::text::RadioLinks>(),
+            },
+        )?;
+        crate::dispatch::commands::register(&mut registry, &dispatch);
+        dispatch
+    };
     let watchers: drivers::Watchers = Arc::new([
         staffing.clone() as Arc<dyn drivers::EventWatcher>,
         equipment.clone() as Arc<dyn drivers::EventWatcher>,
+        dispatch.clone() as Arc<dyn drivers::EventWatcher>,
     ]);
     let mut drivers = drivers::start_all(
         &cfg.devices,
@@ -247,6 +264,7 @@ pub async fn start(
     )?;
     drivers.spawn(staffing.clone().run(staffing_notes, stop.clone()));
     drivers.spawn(equipment.clone().run(equipment_notes, stop.clone()));
+    drivers.spawn(dispatch.clone().run(stop.clone()));
     let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner()).clone();
     // The docks the dock drivers registered (none: an empty set, no `P/state/evidence`).
     let docks = registry.service::<crate::evidence::Docks>();
@@ -260,6 +278,7 @@ pub async fn start(
         docks: Some(docks),
         staffing: Some(staffing.clone()),
         equipment: Some(equipment.clone()),
+        dispatch: Some(dispatch.clone()),
     });
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,

@@ -18,6 +18,7 @@ pub mod control;
 pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod dispatch;
 pub mod drivers;
 pub mod equipment;
 pub mod evidence;

@@ -1,5 +1,5 @@
 //! The daemon's small SQLite stores beside the outbox — `commands.db`, `evidence.db`,
-//! `staffing.db`, `equipment.db` — opened one way (WAL, `synchronous=FULL`: a change survives a
+//! `staffing.db`, `equipment.db`, `dispatch.db` — opened one way (WAL, `synchronous=FULL`: a change survives a
 //! power cut once its call returns; a 10 s busy timeout for the technician's readers), and
 //! reached from async code without stalling the runtime's one thread on an fsync.
 
@@ -8,7 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The files kept in the outbox's directory; the outbox may not take one of these names.
-pub const NAMES: [&str; 4] = ["commands.db", "evidence.db", "staffing.db", "equipment.db"];
+pub const NAMES: [&str; 5] = [
+    "commands.db",
+    "evidence.db",
+    "staffing.db",
+    "equipment.db",
+    "dispatch.db",
+];
 
 /// `name` in the outbox's directory.
 pub fn path(outbox: &Path, name: &str) -> PathBuf {

@@ -3,7 +3,8 @@
 //! each device's state, since when, when last heard, its counters), `evidence` (the footage
 //! chain's head, where a dock is) and `staffing` (teams, people present, crews' readiness, where
 //! the station has a rotation, a roster or crews) and `equipment` (the register's counts and
-//! the items not in service, where it holds items). The uplink publishes them on every connection, after a
+//! the items not in service, where it holds items) and `dispatch` (open incidents and the
+//! response figures, where the station has cars). The uplink publishes them on every connection, after a
 //! change (at most every 5 s) and when asked (`state.devices`, `rebirth`).
 
 use crate::board::Board;
@@ -21,6 +22,8 @@ pub struct Snapshots {
     pub staffing: Option<Arc<crate::staffing::Staffing>>,
     /// The equipment register (`P/state/equipment` when it holds items).
     pub equipment: Option<Arc<crate::equipment::Equipment>>,
+    /// The dispatch relay (`P/state/dispatch` where the station has cars or incidents).
+    pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
 }
 
 impl Snapshots {
@@ -36,6 +39,12 @@ impl Snapshots {
         if let Some(e) = self.equipment.as_ref().filter(|e| e.in_use()) {
             out.push(("equipment", crate::equipment::payload::state(e)));
         }
+        if let Some(d) = self.dispatch.as_ref().filter(|d| d.in_use()) {
+            out.push((
+                "dispatch",
+                serde_json::to_vec(&d.document()).expect("a JSON value serialises"),
+            ));
+        }
         out
     }
 
@@ -50,6 +59,9 @@ impl Snapshots {
         }
         if self.equipment.as_ref().is_some_and(|e| e.in_use()) {
             out.push("equipment");
+        }
+        if self.dispatch.as_ref().is_some_and(|d| d.in_use()) {
+            out.push("dispatch");
         }
         out
     }

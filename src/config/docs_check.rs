@@ -69,6 +69,11 @@ fn every_config_key_is_documented_and_every_documented_key_exists() {
         &[],
     );
     assert_same(
+        "## `[dispatch]`",
+        keys_of::<super::dispatch::RawDispatch>(),
+        &[],
+    );
+    assert_same(
         "### `[[staffing.car]]`",
         keys_of::<super::staffing::RawCar>(),
         &[],

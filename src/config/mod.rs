@@ -17,6 +17,7 @@
 mod buffer;
 mod commands;
 mod devices;
+mod dispatch;
 #[cfg(test)]
 mod docs_check;
 mod equipment;
@@ -31,6 +32,7 @@ pub use buffer::{Buffer, Durability};
 pub use commands::Commands;
 pub(crate) use devices::device_from_table;
 use devices::merge_devices;
+pub use dispatch::Dispatch;
 pub use equipment::Equipment;
 pub use staffing::{Car, Staffing};
 pub use values::{parse_utc_offset, BrokerUrl, ListenAddr, StationId, TopicPrefix};
@@ -84,6 +86,8 @@ pub struct Config {
     pub staffing: Option<Staffing>,
     /// The equipment register's classes and rules (`[equipment]`, or its defaults).
     pub equipment: Equipment,
+    /// How orders are relayed and arrival judged (`[dispatch]`, or its defaults).
+    pub dispatch: Dispatch,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +169,8 @@ struct RawConfig {
     staffing: Option<Spanned<staffing::RawStaffing>>,
     #[serde(default)]
     equipment: Option<Spanned<equipment::RawEquipment>>,
+    #[serde(default)]
+    dispatch: Option<Spanned<dispatch::RawDispatch>>,
 }
 
 impl Config {
@@ -304,6 +310,15 @@ impl Config {
                     .map_err(|message| err(Some(span), Some("equipment"), message))?
             }
         };
+        let dispatch = match raw.dispatch {
+            None => Dispatch::default(),
+            Some(d) => {
+                let span = d.span();
+                d.into_inner()
+                    .check()
+                    .map_err(|message| err(Some(span), Some("dispatch"), message))?
+            }
+        };
         Ok(Config {
             source: path.to_path_buf(),
             station: raw.station,
@@ -314,6 +329,7 @@ impl Config {
             commands,
             staffing,
             equipment,
+            dispatch,
         })
     }
 
@@ -411,7 +427,7 @@ listen = "tcp://127.0.0.1:7070"
     #[test]
     fn an_outbox_named_like_the_daemons_other_stores_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["staffing.db", "commands.db", "evidence.db", "equipment.db"] {
+        for name in crate::side_store::NAMES {
             let e = parse(&base(dir.path()).replace("outbox.db", name)).unwrap_err();
             assert_eq!(e.line, Some(10), "{e}");
             assert!(

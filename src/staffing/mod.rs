@@ -66,6 +66,8 @@ pub struct Staffing {
     board: Arc<Board>,
     metrics: Arc<Metrics>,
     car_faults: Arc<crate::equipment::CarFaults>,
+    /// The cars whose crews dispatch has sent and not yet stood down.
+    on_call: Arc<crate::dispatch::OnCall>,
     notes: mpsc::Sender<Note>,
     /// The cars' trackers and radios.
     watched: BTreeSet<String>,
@@ -87,15 +89,20 @@ pub enum StaffingError {
     Store(#[from] store::StoreError),
 }
 
-/// The device board (and the register's car faults) as the picture reads them.
+/// The device board (and the register's car faults, and the cars sent to incidents) as the
+/// picture reads them.
 struct BoardDevices(
     Vec<(String, crate::board::DeviceState)>,
     Arc<crate::equipment::CarFaults>,
+    Arc<crate::dispatch::OnCall>,
 );
 
 impl model::Devices for BoardDevices {
     fn car_fault(&self, car: &str) -> bool {
         self.1.get(car).is_some()
+    }
+    fn on_call(&self, car: &str) -> bool {
+        self.2.contains(car)
     }
     fn online(&self, device: &str) -> bool {
         self.0
@@ -145,6 +152,7 @@ impl Staffing {
             }
         }
         let readiness = Since::from_rows(loaded.readiness);
+        let on_call = Arc::new(crate::dispatch::OnCall::default());
         let watched = cfg
             .iter()
             .flat_map(|c| &c.cars)
@@ -152,7 +160,7 @@ impl Staffing {
             .collect();
         let picture = Arc::new(model.picture(
             cfg.as_ref(),
-            &BoardDevices(board.snapshot(), car_faults.clone()),
+            &BoardDevices(board.snapshot(), car_faults.clone(), on_call.clone()),
             now,
             &readiness,
         ));
@@ -172,6 +180,7 @@ impl Staffing {
                 board,
                 metrics,
                 car_faults,
+                on_call,
                 notes,
                 watched,
             }),
@@ -184,6 +193,11 @@ impl Staffing {
     pub fn in_use(&self) -> bool {
         let p = self.picture();
         self.cfg.is_some() || p.people.iter().any(|x| x.role.is_some()) || !p.crews.is_empty()
+    }
+
+    /// The cars on call, which dispatch fills and staffing's readiness reads.
+    pub fn on_call(&self) -> Arc<crate::dispatch::OnCall> {
+        self.on_call.clone()
     }
 
     pub fn config(&self) -> Option<&StaffingConfig> {
@@ -303,7 +317,11 @@ impl Staffing {
         let now = crate::clock::unix_ms();
         let picture = st.model.picture(
             self.cfg.as_ref(),
-            &BoardDevices(self.board.snapshot(), self.car_faults.clone()),
+            &BoardDevices(
+                self.board.snapshot(),
+                self.car_faults.clone(),
+                self.on_call.clone(),
+            ),
             now,
             &st.readiness,
         );

@@ -83,6 +83,10 @@ pub trait Devices {
     fn car_fault(&self, _car: &str) -> bool {
         false
     }
+    /// The car's crew has been sent to an incident not cleared yet (dispatch).
+    fn on_call(&self, _car: &str) -> bool {
+        false
+    }
 }
 
 /// Everything held about the station's people.
@@ -383,7 +387,7 @@ impl Model {
                     devices.heard_within(r, cfg.map_or(0, |c| c.radio_heard_within_ms), now_ms)
                 }),
                 car_fault: devices.car_fault(car_id),
-                dispatched: false,
+                dispatched: devices.on_call(car_id),
             };
             let readiness = crew::readiness(&inputs, car.map(|c| c.needs).unwrap_or_default());
             let since_ms = match before.get(car_id) {

@@ -15,9 +15,9 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest text, in GBK bytes (a frame body is at most 1023 bytes).
 pub const MAX_TEXT_BYTES: usize = 1000;
 /// 0x8300 flags: bit 0 emergency, bit 2 terminal display, bit 3 TTS (read aloud).
-const FLAG_EMERGENCY: u8 = 0x01;
-const FLAG_DISPLAY: u8 = 0x04;
-const FLAG_TTS: u8 = 0x08;
+pub const FLAG_EMERGENCY: u8 = 0x01;
+pub const FLAG_DISPLAY: u8 = 0x04;
+pub const FLAG_TTS: u8 = 0x08;
 
 /// A text for one terminal, and where its answer goes.
 pub struct TextRequest {
@@ -53,7 +53,8 @@ impl CarLinks {
         }
     }
 
-    fn get(&self, car: &str) -> Option<mpsc::Sender<TextRequest>> {
+    /// The queue of `car`'s connection, when its terminal is logged in.
+    pub fn get(&self, car: &str) -> Option<mpsc::Sender<TextRequest>> {
         self.lock().get(car).map(|(_, tx)| tx.clone())
     }
 

@@ -192,7 +192,7 @@ async fn run(d: TetraDevice, ctx: DeviceContext, links: Arc<RadioLinks>) {
     } = ctx;
     let counters = Counters::new(&metrics, &d.id);
     let (tx, mut requests) = mpsc::channel::<SendRequest>(16);
-    links.attach(&d.id, tx);
+    links.attach(&d.id, tx, &d.radios);
     let mut reporter = Reporter::new(
         &d.id,
         d.radios.clone(),

@@ -40,19 +40,53 @@ pub struct SendRequest {
     pub delivered: Option<oneshot::Sender<u8>>,
 }
 
-/// The base radios of the daemon, by device id → their driver task's queue.
+/// The base radios of the daemon, by device id → their driver task's queue, and the radios
+/// their `radios` tables name (so dispatch can text a car's radio or an officer's handheld).
 #[derive(Default)]
 pub struct RadioLinks {
     radios: Mutex<BTreeMap<String, mpsc::Sender<SendRequest>>>,
+    known: Mutex<Vec<KnownRadio>>,
+}
+
+/// A radio a base radio's `radios` table names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownRadio {
+    /// Its device id in events.
+    pub device: String,
+    pub issi: String,
+    pub officer: Option<String>,
+    pub car: Option<String>,
+    /// The base radio that reaches it.
+    pub base: String,
 }
 
 impl RadioLinks {
-    pub fn attach(&self, radio: &str, tx: mpsc::Sender<SendRequest>) {
+    /// The base radio `radio` takes texts on `tx`; `radios` is its table of ISSIs.
+    pub fn attach(
+        &self,
+        radio: &str,
+        tx: mpsc::Sender<SendRequest>,
+        radios: &BTreeMap<String, super::config::RadioEntry>,
+    ) {
         self.lock().insert(radio.to_string(), tx);
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.retain(|k| k.base != radio);
+        known.extend(radios.iter().map(|(issi, e)| KnownRadio {
+            device: e.id.clone().unwrap_or_else(|| format!("issi-{issi}")),
+            issi: issi.clone(),
+            officer: e.officer.clone(),
+            car: e.car.clone(),
+            base: radio.to_string(),
+        }));
+    }
+
+    /// The radios the base radios' tables name.
+    pub fn known(&self) -> Vec<KnownRadio> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The radio `name`, or the only / first one when no name is given.
-    fn get(&self, name: Option<&str>) -> Result<(String, mpsc::Sender<SendRequest>), String> {
+    pub fn get(&self, name: Option<&str>) -> Result<(String, mpsc::Sender<SendRequest>), String> {
         let radios = self.lock();
         match name {
             Some(n) => radios

@@ -6,9 +6,10 @@
 //! stale and ignored, so the fresher source always decides.
 
 use crate::gps::distance_m;
+use serde::{Deserialize, Serialize};
 
 /// The arrival rule.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rules {
     /// Inside when this close (default 100 m).
     pub radius_m: f64,
@@ -38,7 +39,7 @@ impl Rules {
 }
 
 /// The crew has arrived.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Arrived {
     /// When it entered the radius (of the stay that counted).
     pub at_ms: i64,
@@ -52,7 +53,7 @@ pub struct Arrived {
     pub distance_m: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 enum Where {
     Outside,
     /// Inside since, at that distance.
@@ -64,7 +65,8 @@ enum Where {
 }
 
 /// One crew's way to one incident.
-#[derive(Debug, Clone)]
+/// Serialisable, so a restarted daemon goes on with the way so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Approach {
     incident: (f64, f64),
     ordered_at_ms: i64,

@@ -139,6 +139,8 @@ pub struct Dispatch {
     tracking: AtomicBool,
     /// Bumped on every change of an assignment (the command's answer waits on it).
     changed: watch::Sender<u64>,
+    /// A new deadline: the task looks again when to wake.
+    new_deadline: tokio::sync::Notify,
     on_call: Arc<OnCall>,
     staffing: Arc<crate::staffing::Staffing>,
     store: Shared<DispatchStore>,
@@ -232,6 +234,7 @@ impl Dispatch {
             positions: Mutex::new(HashMap::new()),
             tracking: AtomicBool::new(open > 0),
             changed: watch::Sender::new(0),
+            new_deadline: tokio::sync::Notify::new(),
             on_call,
             staffing: parts.staffing,
             store: Shared::new(store),
@@ -310,6 +313,7 @@ impl Dispatch {
                     None => break,
                 },
                 _ = tokio::time::sleep_until(wake) => self.deadlines().await,
+                _ = self.new_deadline.notified() => {}
             }
         }
     }
@@ -491,6 +495,7 @@ impl Dispatch {
         st.deadlines
             .insert(key.clone(), mono + Duration::from_millis(ack_within as u64));
         st.taken.insert(key.clone(), mono);
+        self.new_deadline.notify_one();
         self.on_call.set(&car, &order.incident, true);
         self.tracking.store(true, Ordering::Relaxed);
         metrics::inc(&self.metrics.counter("dispatch.orders", ""));

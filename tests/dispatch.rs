@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(30);
-const STATE: &str = "stations/test-st01/state/dispatch";
 /// The incident: Jinan, Quancheng Square.
 const AT: (f64, f64) = (36.6612, 117.0194);
 /// Metres per degree of latitude on the sphere the daemon's distances use.

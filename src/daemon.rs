@@ -336,6 +336,7 @@ pub async fn start(
                 metrics: metrics.clone(),
                 staffing: Some(staffing.clone()),
                 equipment: Some(equipment.clone()),
+                dispatch: Some(dispatch.clone()),
             };
             Some(tokio::spawn(crate::control::server::serve(
                 listener,

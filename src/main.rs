@@ -105,6 +105,12 @@ enum Command {
         /// Its arguments as a JSON object, e.g. '{"car":"car-02","text":"..."}'.
         args: Option<String>,
     },
+    /// Incidents central sent the station's crews to: each crew's paths, acknowledgement,
+    /// arrival; the response-time figures.
+    Dispatch {
+        #[command(flatten)]
+        view: ViewArgs,
+    },
     /// Teams on duty, crews and their readiness, who is present and from which signal, the
     /// rotation's exceptions (names included: this view stays on the box).
     Staffing {
@@ -483,6 +489,9 @@ fn main() -> ExitCode {
                 next_maintenance,
             }) => cli::equipment::mark(&socket.path(), &item, &state, None, note, next_maintenance),
         }),
+        Command::Dispatch { view } => {
+            ExitCode::from(cli::dispatch::show(&view.socket(), view.json))
+        }
         Command::Staffing { view } => {
             ExitCode::from(cli::staffing::show(&view.socket(), view.json))
         }

@@ -386,6 +386,15 @@ fn the_nearest_crew_is_sent_on_every_path_acknowledges_arrives_and_clears_throug
         response_s
     );
     assert_eq!(state["figures"]["shifts"]["1"]["dispatched"], 1);
+    // The technician's view on the box says the same.
+    let view = station.cli_ok(&["dispatch"]);
+    assert!(
+        view.contains("J-1 P1 dispute — 两人争吵 @ 泉城广场 [cleared (closed)]")
+            && view.contains(&format!("car-03: acknowledged after"))
+            && view.contains(&format!("arrived after {response_s:.0} s"))
+            && view.contains("1 arrived"),
+        "{view}"
+    );
 }
 
 #[test]

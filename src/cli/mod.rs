@@ -7,6 +7,7 @@
 //! default, `--json` for scripts, exit 0 when nothing failed.
 
 pub mod check_config;
+pub mod dispatch;
 pub mod equipment;
 pub mod evidence;
 pub mod sign_command;

@@ -86,6 +86,8 @@ pub enum Command {
     OverrideRemove {
         id: i64,
     },
+    /// `stationd dispatch`: open incidents, the latest cleared ones, the figures.
+    Dispatch,
     /// `stationd equipment`: the whole register.
     Equipment,
     /// `stationd equipment import FILE`.

@@ -37,6 +37,7 @@ pub struct Sources {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub staffing: Option<Arc<crate::staffing::Staffing>>,
     pub equipment: Option<Arc<crate::equipment::Equipment>>,
+    pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +257,11 @@ async fn reply(cmd: Command, s: &Sources, caller: &str) -> Result<serde_json::Va
                 .map_err(refused)?;
             Ok(serde_json::json!({ "id": id }))
         }
+        Command::Dispatch => Ok(s
+            .dispatch
+            .as_ref()
+            .ok_or("this daemon relays no dispatch")?
+            .document()),
         Command::Equipment => Ok(crate::equipment::payload::document(&*equipment()?, true)),
         Command::EquipmentImport { items } => Ok(equipment()?
             .set_register(items, caller)

@@ -390,7 +390,7 @@ fn the_nearest_crew_is_sent_on_every_path_acknowledges_arrives_and_clears_throug
     let view = station.cli_ok(&["dispatch"]);
     assert!(
         view.contains("J-1 P1 dispute — 两人争吵 @ 泉城广场 [cleared (closed)]")
-            && view.contains(&format!("car-03: acknowledged after"))
+            && view.contains("car-03: acknowledged after")
             && view.contains(&format!("arrived after {response_s:.0} s"))
             && view.contains("1 arrived"),
         "{view}"

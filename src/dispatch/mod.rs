@@ -759,7 +759,7 @@ impl Dispatch {
         let incident = st.incidents[&key.0].clone();
         drop(st);
         self.keep(&incident).await;
-        self.changed.send_modify(|v| *v += 1);
+        self.touched();
     }
 
     /// The wall-clock time now for the order `key`, read as its order time plus the monotonic
@@ -804,7 +804,7 @@ impl Dispatch {
             json!({"incident": key.0, "car": key.1, "by": by, "after_ms": after_ms, "late": late}),
         )
         .await;
-        self.changed.send_modify(|v| *v += 1);
+        self.touched();
     }
 
     /// Deadlines that passed: the alarm, once per crew.
@@ -847,7 +847,7 @@ impl Dispatch {
                 .await;
         }
         drop(st);
-        self.changed.send_modify(|v| *v += 1);
+        self.touched();
     }
 
     /// A position or a status from a driver.
@@ -1011,10 +1011,16 @@ impl Dispatch {
         data["open_ms"] = (now - kept.opened_ms).into();
         self.emit("dispatch.cleared", Priority::Event, data.clone())
             .await;
-        self.changed.send_modify(|v| *v += 1);
+        self.touched();
         self.staffing.refresh(Vec::new()).await;
         self.board.state_changed();
         Ok(incident_view(&kept))
+    }
+
+    /// An assignment changed: the command's answer looks again, `P/state/dispatch` is due.
+    fn touched(&self) {
+        self.changed.send_modify(|v| *v += 1);
+        self.board.state_changed();
     }
 
     fn car_names(&self) -> String {

@@ -240,6 +240,7 @@ pub async fn start(
                 staffing: staffing.clone(),
                 terminals: registry.service::<crate::drivers::jt808::text::CarLinks>(),
                 radios: registry.service::<crate::drivers::tetra::text::RadioLinks>(),
+                stop: stop.clone(),
             },
         )?;
         crate::dispatch::commands::register(&mut registry, &dispatch);

@@ -7,7 +7,7 @@ fn demo_runs_outages_and_central_receives_everything() {
         .args([
             "demo",
             "--seconds",
-            "11",
+            "14",
             "--up",
             "4",
             "--down",
@@ -71,6 +71,10 @@ fn demo_runs_outages_and_central_receives_everything() {
     assert!(
         number_before(" crews ready") >= 1,
         "the roster from dispatch, the sign-in lines and the radios made a crew ready: {summary}"
+    );
+    assert!(
+        number_before(" crews sent to calls") >= 1 && number_before(" acknowledged") >= 1,
+        "dispatch's call went to the nearest ready crew, whose handheld acknowledged it: {summary}"
     );
     assert!(summary.ends_with("station offline (shutdown)"), "{summary}");
 }

@@ -463,8 +463,21 @@ fn a_crew_that_does_not_acknowledge_raises_the_alarm_and_stays_on_call_across_a_
     assert_eq!(a["result"]["crew"]["acknowledged"], Value::Null);
     assert_eq!(a["result"]["crew"]["unacknowledged_alarm"], true);
 
-    // A restart: the incident and its crew are still there.
-    drop(daemon);
+    // car-03 is sent while nobody is there to acknowledge; the station stops meanwhile: it
+    // does not wait for the crew, and the answer says what it knew.
+    dispatch::send(
+        broker.port,
+        "dispatch",
+        "u-5",
+        json!({"incident": "J-3", "type": "help", "location": {"lat": AT.0, "lon": AT.1}, "car": "car-03"}),
+    );
+    wait_event(&central, &daemon, "dispatch.ordered", "J-3", |d| {
+        d["incident"] == "J-3"
+    });
+    let (code, took) = daemon.terminate();
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(10), "the stop took {took:?}");
+    // A restart: the incidents and their crews are still there.
     drop(t4);
     let restarted_ms = stationd::clock::unix_ms();
     let daemon = station.start();
@@ -472,6 +485,16 @@ fn a_crew_that_does_not_acknowledge_raises_the_alarm_and_stays_on_call_across_a_
         ms_of(&s["ts"]) > restarted_ms && s["open"][0]["incident"] == "J-2"
     });
     assert_eq!(state["open"][0]["crews"][0]["unacknowledged_alarm"], true);
+    let a = dispatch::answer(&central, "u-5", LONG, &daemon);
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(
+        a["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped before the crew acknowledged"),
+        "{a}"
+    );
+    assert_eq!(state["open"][1]["crews"][0]["car"], "car-03");
     wait_state(&central, &daemon, "staffing", |s| {
         crew(s, "car-04")["readiness"] == "on_call"
     });

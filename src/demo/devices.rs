@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use stationd_proto::sim;
+use stationd_proto::tetra::sds as sim_sds;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -17,15 +18,63 @@ pub(super) const CARS: [(&str, &str, f64, f64); 3] = [
     ("car-03", "013900000003", 36.6551, 117.0105),
 ];
 
+/// Where the demo's dispatch sent the latest call: the car whose terminal gets the order
+/// drives there.
+pub(super) type Scene = std::sync::Arc<std::sync::Mutex<Option<(f64, f64)>>>;
+
+/// Metres per degree of latitude (a demo's approximation).
+const M_PER_DEG_LAT: f64 = 111_195.0;
+/// A car answering a call drives at 90 km/h, stays on scene this long, then patrols again.
+const RESPONSE_SPEED_M_S: f64 = 25.0;
+const ON_SCENE_S: u64 = 60;
+
+/// A car answering a call: where to, and since which tick it has been there.
+struct Response {
+    target: (f64, f64),
+    on_scene_since: Option<u64>,
+}
+
+impl Response {
+    /// One second of driving from `at`; the new position.
+    fn step(&mut self, at: (f64, f64), tick: u64) -> (f64, f64) {
+        let m_per_deg_lon = M_PER_DEG_LAT * at.0.to_radians().cos();
+        let (dn, de) = (
+            (self.target.0 - at.0) * M_PER_DEG_LAT,
+            (self.target.1 - at.1) * m_per_deg_lon,
+        );
+        let d = (dn * dn + de * de).sqrt();
+        if d <= RESPONSE_SPEED_M_S {
+            self.on_scene_since.get_or_insert(tick);
+            return self.target;
+        }
+        let f = RESPONSE_SPEED_M_S / d;
+        (at.0 + dn * f / M_PER_DEG_LAT, at.1 + de * f / m_per_deg_lon)
+    }
+}
+
+/// A dispatch order as the demo's central words it: `P{priority} …`.
+pub(super) fn is_order(text: &str) -> bool {
+    let mut c = text.chars();
+    c.next() == Some('P') && c.next().is_some_and(|d| d.is_ascii_digit())
+}
+
 /// One patrol car's JT/T 808 terminal: connects, registers, authenticates, then reports its
 /// location every second (2013 edition). Car 2 presses its emergency button for 10 s every
-/// 90 s. Reconnects when the station drops it.
-pub(super) async fn simulate_terminal(port: u16, index: usize, stop: CancellationToken) {
+/// 90 s. A dispatch order on its screen sends it to the scene (`scene`): it drives there,
+/// stays a while, and patrols again. Reconnects when the station drops it.
+pub(super) async fn simulate_terminal(
+    port: u16,
+    index: usize,
+    scene: Scene,
+    stop: CancellationToken,
+) {
     use crate::codec::jt808::{encode, Edition, FrameDecoder};
     use tokio::io::AsyncReadExt;
     let (_, phone, lat0, lon0) = CARS[index];
     let mut tick: u64 = 0;
     let mut serial: u16 = 0;
+    let mut at = (lat0, lon0);
+    let mut response: Option<Response> = None;
     'connect: loop {
         let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)).await else {
             tokio::select! {
@@ -96,11 +145,16 @@ pub(super) async fn simulate_terminal(port: u16, index: usize, stop: Cancellatio
                         decoder.push(&buf[..n], |f| {
                             if let Ok(f) = f {
                                 if f.header.msg_id == 0x8300 {
-                                    texts.push(f.header.serial);
+                                    let (text, _, _) = encoding_rs::GBK.decode(f.body.get(1..).unwrap_or_default());
+                                    texts.push((f.header.serial, is_order(&text)));
                                 }
                             }
                         });
-                        for text_serial in texts {
+                        for (text_serial, order) in texts {
+                            if order {
+                                let target = *scene.lock().unwrap_or_else(|p| p.into_inner());
+                                response = target.map(|target| Response { target, on_scene_since: None });
+                            }
                             let mut answer = text_serial.to_be_bytes().to_vec();
                             answer.extend(0x8300u16.to_be_bytes());
                             answer.push(0);
@@ -116,7 +170,17 @@ pub(super) async fn simulate_terminal(port: u16, index: usize, stop: Cancellatio
             }
             tick += 1;
             let t = tick as f64 / 10.0 + index as f64 * 2.1;
-            let (lat, lon) = (lat0 + 0.004 * t.sin(), lon0 + 0.005 * t.cos());
+            let patrol = (lat0 + 0.004 * t.sin(), lon0 + 0.005 * t.cos());
+            at = match response.as_mut() {
+                Some(r) if r.on_scene_since.is_none_or(|s| tick < s + ON_SCENE_S) => {
+                    r.step(at, tick)
+                }
+                _ => {
+                    response = None;
+                    patrol
+                }
+            };
+            let (lat, lon) = at;
             let speed = 30.0 + 15.0 * (t * 3.0).sin().abs();
             let course = (t.to_degrees() + 90.0).rem_euclid(360.0);
             let sos = index == 1 && tick % 90 >= 40 && tick % 90 < 50;
@@ -201,10 +265,21 @@ const HANDHELDS: [(&str, f64, f64); 3] = [
 const BASE_ISSI: &str = "2001";
 const TALKGROUP: &str = "9001";
 
+/// The status values the demo's crews press: "received" and "call closed" (`[dispatch]
+/// ack_statuses` and `clear_statuses` of the demo's config).
+pub(super) const STATUS_RECEIVED: u16 = 0x8002;
+pub(super) const STATUS_CLOSED: u16 = 0x8004;
+/// A crew presses "received" this long after a dispatch order reaches its handheld, and
+/// "closed" this long after.
+const PRESS_RECEIVED_S: u64 = 3;
+const PRESS_CLOSED_S: u64 = 80;
+
 /// The station's TETRA base radio: a pseudo-terminal linked at `link` where a simulated radio
 /// answers the daemon's AT commands (init, polls, texts from dispatch with their delivery
 /// reports) and passes on its handhelds: a location report from each every 3 s, a talk burst
-/// now and then, a text, and handheld 1002's emergency button every 60 s.
+/// now and then, a text, and handheld 1002's emergency button every 60 s. A handheld that
+/// receives a dispatch order presses "received" a few seconds later and "closed" once the call
+/// is dealt with.
 pub(super) fn simulate_base_radio(
     link: &Path,
     stop: CancellationToken,
@@ -223,6 +298,8 @@ pub(super) fn simulate_base_radio(
             let started = std::time::Instant::now();
             let mut next_second = 0u64;
             let mut buf = [0u8; 1024];
+            // (second, handheld, status) the crews will press.
+            let mut presses: Vec<(u64, String, u16)> = Vec::new();
             while !stop.is_cancelled() {
                 let mut fds = [nix::poll::PollFd::new(
                     reader.as_fd(),
@@ -236,6 +313,21 @@ pub(super) fn simulate_base_radio(
                             if writer.write_all(&answer).is_err() {
                                 return;
                             }
+                            let now = started.elapsed().as_secs();
+                            for (to, pdu) in radio.sent.drain(..) {
+                                if let sim_sds::Sds::Text { text, .. } =
+                                    sim_sds::parse(12, &pdu, pdu.len() * 8)
+                                {
+                                    if is_order(&text) {
+                                        presses.push((
+                                            now + PRESS_RECEIVED_S,
+                                            to.clone(),
+                                            STATUS_RECEIVED,
+                                        ));
+                                        presses.push((now + PRESS_CLOSED_S, to, STATUS_CLOSED));
+                                    }
+                                }
+                            }
                         }
                         // Nobody has the slave open (the daemon reopening): wait.
                         #[allow(clippy::disallowed_methods)] // the simulated radio's own thread
@@ -247,7 +339,15 @@ pub(super) fn simulate_base_radio(
                     continue;
                 }
                 next_second = second + 1;
-                if writer.write_all(&handheld_traffic(second)).is_err() {
+                let mut traffic = handheld_traffic(second);
+                presses.retain(|(when, issi, status)| {
+                    let due = *when <= second;
+                    if due {
+                        traffic.extend(sim::tetra::status(issi, BASE_ISSI, *status));
+                    }
+                    !due
+                });
+                if writer.write_all(&traffic).is_err() {
                     return;
                 }
             }
@@ -361,10 +461,11 @@ pub(super) async fn simulate_inputs(port: u16, stop: CancellationToken) {
                 lines.push_str(&sign("signed_on", person));
             }
         }
-        if tick > 16 && tick.is_multiple_of(80) {
+        // A-1042 is out from 30 s to 40 s of every minute (the calls come at other moments).
+        if tick > 16 && tick % 240 == 120 {
             lines.push_str(&sign("signed_off", "A-1042"));
         }
-        if tick > 16 && tick % 80 == 40 {
+        if tick > 16 && tick % 240 == 160 {
             lines.push_str(&sign("signed_on", "A-1042"));
         }
         if tick.is_multiple_of(28) {

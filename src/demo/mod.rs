@@ -80,8 +80,10 @@ struct CentralView {
     evidence_head: u64,
     /// The crews' readiness as central holds it (`P/state/staffing`).
     crews: String,
-    /// How many crews central last saw `ready`.
+    /// The most crews central saw `ready` at once (a crew sent to a call is `on_call`).
     crews_ready: u64,
+    /// The calls as central holds them (`P/state/dispatch`): open incidents and the figures.
+    dispatch: String,
 }
 
 impl CentralView {
@@ -115,18 +117,23 @@ impl CentralView {
                     }
                 })
                 .collect();
-            self.crews_ready = v["crews"]
+            let ready = v["crews"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter(|c| c["readiness"] == "ready")
                 .count() as u64;
+            self.crews_ready = self.crews_ready.max(ready);
             self.crews = format!(
                 "{} — {} of {} expected present",
                 crews.join(" · "),
                 v["on_duty"]["total"],
                 v["expected"]["total"]
             );
+            return;
+        }
+        if topic.ends_with("/state/dispatch") {
+            self.dispatch = dispatch_line(&v);
             return;
         }
         if topic.ends_with("/state/evidence") {
@@ -214,6 +221,49 @@ impl CentralView {
     }
 }
 
+/// `P/state/dispatch` in one line: each open call with its crew's progress, then the figures.
+fn dispatch_line(v: &serde_json::Value) -> String {
+    let secs = |ms: &serde_json::Value| format!("{:.0} s", ms.as_f64().unwrap_or(0.0) / 1000.0);
+    let mut calls: Vec<String> = Vec::new();
+    for i in v["open"].as_array().into_iter().flatten() {
+        for c in i["crews"].as_array().into_iter().flatten() {
+            let mut progress = vec![format!(
+                "{} {} → {}",
+                i["incident"].as_str().unwrap_or("?"),
+                i["type"].as_str().unwrap_or("?"),
+                c["car"].as_str().unwrap_or("?")
+            )];
+            match (&c["acknowledged"], c["unacknowledged_alarm"] == true) {
+                (serde_json::Value::Object(a), _) => {
+                    progress.push(format!("acknowledged {}", secs(&a["after_ms"])))
+                }
+                (_, true) => progress.push("NOT ACKNOWLEDGED".into()),
+                _ => progress.push("waiting for acknowledgement".into()),
+            }
+            if let serde_json::Value::Object(a) = &c["arrived"] {
+                progress.push(format!("arrived {}", secs(&a["response_ms"])));
+            }
+            calls.push(progress.join(", "));
+        }
+    }
+    let f = &v["figures"]["station"];
+    format!(
+        "{} | {} crews sent, {} acknowledged, {} arrived (median {}), {} closed",
+        if calls.is_empty() {
+            "no open call".to_string()
+        } else {
+            calls.join(" · ")
+        },
+        f["dispatched"],
+        f["acknowledged"],
+        f["arrived"],
+        f["median_response_s"]
+            .as_f64()
+            .map_or("-".to_string(), |m| format!("{m:.0} s")),
+        f["closed"],
+    )
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -257,6 +307,8 @@ listen = "tcp://127.0.0.1:{ingest_port}"
 [[device]]
 id = "fleet"
 listen = "tcp://127.0.0.1:{fleet_port}"
+# A car parked on scene still reports every 5 s (its arrival is confirmed sooner).
+max_interval_s = 5
 
 [[device]]
 id = "car-04"
@@ -291,7 +343,15 @@ crew = ["P-0417", "A-1031", "A-1032"]
 [[staffing.car]]
 id = "car-02"
 crew = ["P-0522", "A-1041", "A-1042"]
+
+# The crews' handhelds send status 0x8002 for "received" and 0x8004 for "call closed".
+[dispatch]
+ack_statuses = [{received:#06x}]
+clear_statuses = [{closed:#06x}]
+arrival_dwell_s = 10
 "#,
+        received = devices::STATUS_RECEIVED,
+        closed = devices::STATUS_CLOSED,
         db = dir.join("outbox.db").display(),
         gps = dir.join("gps0").display(),
         radio = dir.join("radio0").display(),
@@ -400,14 +460,15 @@ fn render(
     };
     if plain {
         return format!(
-            "t={elapsed:>4}s uplink {link} | outbox {outbox} | central: {} received, {} historical, {} duplicates, {} missing, {} commands answered | station {} | crews {}\n",
+            "t={elapsed:>4}s uplink {link} | outbox {outbox} | central: {} received, {} historical, {} duplicates, {} missing, {} commands answered | station {} | crews {} | calls {}\n",
             view.received,
             view.historical,
             view.duplicates,
             view.missing(),
             view.answered,
             view.station_state,
-            if view.crews.is_empty() { "(waiting for the roster)" } else { &view.crews }
+            if view.crews.is_empty() { "(waiting for the roster)" } else { &view.crews },
+            if view.dispatch.is_empty() { "(none yet)" } else { &view.dispatch }
         );
     }
     let mut s = String::from("\x1b[2J\x1b[H");
@@ -448,9 +509,10 @@ fn render(
         s.push_str(&format!("    {l}\n"));
     }
     s.push_str(&format!(
-        "\n  device board at central (retained P/state/devices): {}\n  crews at central (retained P/state/staffing): {}\n  commands from dispatch (signed), answered on P/cmd-result/…:\n",
+        "\n  device board at central (retained P/state/devices): {}\n  crews at central (retained P/state/staffing): {}\n  calls at central (retained P/state/dispatch): {}\n  commands from dispatch (signed), answered on P/cmd-result/…:\n",
         view.board,
-        if view.crews.is_empty() { "(waiting for the roster)" } else { &view.crews }
+        if view.crews.is_empty() { "(waiting for the roster)" } else { &view.crews },
+        if view.dispatch.is_empty() { "(no call yet: one a minute)" } else { &view.dispatch }
     ));
     for (id, what, answer) in &view.commands {
         s.push_str(&format!(
@@ -524,9 +586,12 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         }
         let station = crate::daemon::start(cfg, stop.clone(), Some(control)).await?;
         let inputs = tokio::spawn(simulate_inputs(ingest_port, inputs_stop.clone()));
-        let terminals: Vec<_> = (0..CARS.len()).map(|i| tokio::spawn(simulate_terminal(fleet_port, i, inputs_stop.clone()))).collect();
+        let scene = devices::Scene::default();
+        let terminals: Vec<_> = (0..CARS.len()).map(|i| tokio::spawn(simulate_terminal(fleet_port, i, scene.clone(), inputs_stop.clone()))).collect();
         let (sent_tx, sent) = std::sync::mpsc::channel();
-        let dispatcher = tokio::spawn(dispatch::dispatch(central_port, STATION, Duration::from_secs(if plain { 3 } else { 8 }), sent_tx, inputs_stop.clone()));
+        // The first call once crews are ready (the roster and the sign-in come first).
+        let first_call = Duration::from_secs(if plain { 5 } else { 15 });
+        let dispatcher = tokio::spawn(dispatch::dispatch(central_port, STATION, Duration::from_secs(if plain { 3 } else { 8 }), first_call, scene, sent_tx, inputs_stop.clone()));
         let mut view = CentralView::default();
         let started = Instant::now();
         let mut ticker = tokio::time::interval(Duration::from_millis(if plain { 1000 } else { 500 }));
@@ -583,7 +648,7 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             view.take(&topic, &payload);
         }
         println!(
-            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver, {} positions from handheld radios; {} footage files indexed; {} commands answered; {} crews ready), {} duplicates, {} missing seqs; station {}",
+            "\ndemo summary: central received {} messages ({} historical, delivered late after outages; {} positions from JT/T 808 terminals, {} positions from the NMEA receiver, {} positions from handheld radios; {} footage files indexed; {} commands answered; at best {} crews ready at once; {} crews sent to calls, {} acknowledged, {} arrived), {} duplicates, {} missing seqs; station {}",
             view.received,
             view.historical,
             view.terminal_positions,
@@ -592,6 +657,9 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
             view.by_kind.get("footage.indexed").copied().unwrap_or(0),
             view.answered,
             view.crews_ready,
+            view.by_kind.get("dispatch.ordered").copied().unwrap_or(0),
+            view.by_kind.get("dispatch.acknowledged").copied().unwrap_or(0),
+            view.by_kind.get("dispatch.arrived").copied().unwrap_or(0),
             view.duplicates,
             view.missing(),
             view.station_state

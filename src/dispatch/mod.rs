@@ -151,6 +151,7 @@ pub struct Dispatch {
     radios: Arc<RadioLinks>,
     notes: mpsc::Sender<Note>,
     notes_rx: Mutex<Option<mpsc::Receiver<Note>>>,
+    stop: CancellationToken,
 }
 
 struct State {
@@ -169,6 +170,9 @@ pub struct Parts {
     pub staffing: Arc<crate::staffing::Staffing>,
     pub terminals: Arc<CarLinks>,
     pub radios: Arc<RadioLinks>,
+    /// The daemon's shutdown: relays and waiting answers end with it (they hold the outbox's
+    /// sink, which must close for the outbox to finish).
+    pub stop: CancellationToken,
 }
 
 impl Dispatch {
@@ -245,6 +249,7 @@ impl Dispatch {
             radios: parts.radios,
             notes,
             notes_rx: Mutex::new(Some(rx)),
+            stop: parts.stop,
         }))
     }
 
@@ -348,7 +353,13 @@ impl Dispatch {
             let key = key.clone();
             let text = text.clone();
             let priority = order.priority;
-            tokio::spawn(async move { me.relay(key, index, path, text, priority).await });
+            let stop = self.stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = me.relay(key, index, path, text, priority) => {}
+                    _ = stop.cancelled() => {}
+                }
+            });
         }
         // The answer: when every path settled and the crew acknowledged, or the deadline.
         let ack_within = order.ack_within_ms.unwrap_or(self.cfg.ack_within_ms);
@@ -366,10 +377,14 @@ impl Dispatch {
                 if all_failed || done || Instant::now() >= until {
                     return answer(incident, a);
                 }
+                if self.stop.is_cancelled() {
+                    return stopping(incident, a);
+                }
             }
             tokio::select! {
                 _ = changed.changed() => {}
                 _ = tokio::time::sleep_until(until) => {}
+                _ = self.stop.cancelled() => {}
             }
         }
     }
@@ -1133,6 +1148,16 @@ fn answer(incident: &Incident, a: &Assignment) -> crate::commands::handlers::Out
         };
     }
     Outcome::Done(result)
+}
+
+/// The answer when the station stops before the outcome is known.
+fn stopping(incident: &Incident, a: &Assignment) -> crate::commands::handlers::Outcome {
+    let mut result = incident_head(incident);
+    result["crew"] = a.view();
+    crate::commands::handlers::Outcome::Failed {
+        reason: "the station stopped before the crew acknowledged; the incident is kept and followed after the restart (dispatch.* events)".into(),
+        result: Some(result),
+    }
 }
 
 /// What every dispatch event says of the incident.

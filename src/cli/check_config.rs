@@ -83,8 +83,24 @@ pub fn check_config(config: &Path, profile_dirs: &[PathBuf], json: bool) -> u8 {
                 }
             }
         }
+        if !staffing.cars.is_empty() {
+            checks.push(Check::new(
+                "dispatch",
+                dispatch_outcome(&cfg.dispatch),
+                cfg.dispatch.describe(),
+            ));
+        }
     }
     report(&checks, json)
+}
+
+/// Crews that cannot acknowledge would raise `dispatch.unacknowledged` on every order.
+fn dispatch_outcome(d: &crate::config::Dispatch) -> Outcome {
+    if d.ack_statuses.is_empty() && !d.ack_on_delivery {
+        Outcome::Warning
+    } else {
+        Outcome::Ok
+    }
 }
 
 /// Validates one profile file on its own (what CI runs on every shipped profile).

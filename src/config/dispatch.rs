@@ -83,6 +83,34 @@ impl Default for Dispatch {
     }
 }
 
+impl Dispatch {
+    /// One line for `check-config`.
+    pub fn describe(&self) -> String {
+        let hex = |v: &[u16]| {
+            v.iter()
+                .map(|s| format!("0x{s:04X}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let ack = match (self.ack_statuses.is_empty(), self.ack_on_delivery) {
+            (false, _) => format!("crews acknowledge with radio status {}", hex(&self.ack_statuses)),
+            (true, true) => "a delivery counts as the crew's acknowledgement".to_string(),
+            (true, false) => "no way for a crew to acknowledge (set [dispatch] ack_statuses to the status table's \"received\", or ack_on_delivery = true): every order will raise dispatch.unacknowledged".to_string(),
+        };
+        let clear = if self.clear_statuses.is_empty() {
+            "incidents are cleared by central only".to_string()
+        } else {
+            format!("cleared by radio status {}", hex(&self.clear_statuses))
+        };
+        format!(
+            "arrival within {} m for {} s; acknowledge within {} s; {ack}; {clear}",
+            self.arrival.radius_m,
+            self.arrival.dwell_ms / 1000,
+            self.ack_within_ms / 1000
+        )
+    }
+}
+
 impl RawDispatch {
     pub(super) fn check(self) -> Result<Dispatch, String> {
         if !(10.0..=5000.0).contains(&self.arrival_radius_m) {
@@ -154,5 +182,18 @@ mod tests {
             .contains("both"));
         assert!(parse("ack_within_s = 0").is_err());
         assert!(parse("radius = 5").is_err());
+    }
+
+    #[test]
+    fn check_config_says_how_crews_acknowledge_or_that_they_cannot() {
+        assert!(parse("")
+            .unwrap()
+            .describe()
+            .contains("no way for a crew to acknowledge"));
+        let d = parse("ack_statuses = [0x8002]\nclear_statuses = [0x8004]").unwrap();
+        assert_eq!(
+            d.describe(),
+            "arrival within 100 m for 20 s; acknowledge within 60 s; crews acknowledge with radio status 0x8002; cleared by radio status 0x8004"
+        );
     }
 }

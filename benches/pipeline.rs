@@ -32,6 +32,10 @@
 //!    the picture costs for a station and for the largest roster, and the time from a sign-in
 //!    line to its `staffing.changed` at the broker (median, p99).
 //!
+//! 10. Dispatch (`BENCH_ONLY=dispatch`): what the dispatch watcher costs on every position a
+//!     driver reports, and the time from central publishing a signed `dispatch` to the order on
+//!     the car terminal's screen (0x8300 over TCP) and to its answer at the broker (median, p99).
+//!
 //! `BENCH_SCALE=0.1` shrinks every size (a quick look); the goals are judged at scale 1.
 #![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
 
@@ -270,6 +274,9 @@ fn main() {
     }
     if section("staffing") {
         staffing(scale(1_000_000), scale(1_000));
+    }
+    if section("dispatch") {
+        dispatch(scale(1_000_000), scale(200));
     }
     if !section("drain") {
         return;
@@ -1701,4 +1708,113 @@ fn camera(n_cameras: u64) {
         latencies.last().copied().unwrap_or(f64::NAN)
     );
     stop(child);
+}
+
+fn dispatch(n_events: u64, n_orders: u64) {
+    // 1. The watcher's work on each position any driver reports (parse, keep the newest).
+    let positions = stationd::dispatch::Positions::default();
+    let events: Vec<Event> = (0..100)
+        .map(|i| {
+            Event::new(
+                &format!("car-{i:02}"),
+                "position",
+                Priority::Telemetry,
+                (i, ClockQuality::Synced),
+                false,
+                serde_json::json!({"lat": 36.66, "lon": 117.02, "alt_m": 45, "speed_kmh": 42.3, "course_deg": 90,
+                                   "valid": true, "satellites": 12, "terminal": "013912345678"}),
+            )
+        })
+        .collect();
+    let start = Instant::now();
+    for i in 0..n_events {
+        std::hint::black_box(positions.take(&events[(i % 100) as usize]));
+    }
+    let ns = start.elapsed().as_nanos() as f64 / n_events as f64;
+    println!("dispatch watcher: {ns:>8.0} ns per position event (a JT/T 808 position's data read and kept, 100 cars; {n_events} events, one core)");
+
+    // 2. An order → the terminal's screen, and → its answer at central, through the real
+    // daemon, one at a time.
+    let broker = common::Broker::started();
+    let dir = bench_dir("dispatch");
+    let port = common::free_port();
+    let arrivals = central_arrivals(broker.port, "bench-dispatch-central");
+    let key =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keys/dispatch-test.pub");
+    let text = format!(
+        "[station]\nid = \"bench-st01\"\nname = \"b\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:{}\"]\n[buffer]\npath = \"{}\"\n[commands]\npublic_key_file = \"{}\"\nmax_per_minute = 1000000\n[[device]]\nid = \"fleet\"\ndriver = \"jt808\"\nlisten = \"tcp://127.0.0.1:{port}\"\n[device.terminals]\n\"013912345678\" = \"car-03\"\n[staffing]\nteams = [\"1\"]\nstart = \"2026-01-01T08:00\"\n[[staffing.slot]]\nhours = 24\non_duty = [\"1\"]\n[[staffing.car]]\nid = \"car-03\"\n[dispatch]\nack_on_delivery = true\n",
+        broker.port,
+        dir.join("outbox.db").display(),
+        key.display()
+    );
+    let _ = std::fs::remove_file(dir.join("dispatch.db"));
+    let child = spawn_daemon(&dir, "dispatch", &text, port);
+    let pid = child.id();
+    let mut terminal = common::terminal::Terminal::online(
+        port,
+        "013912345678",
+        stationd::codec::jt808::Edition::V2013,
+    );
+    arrivals_of(&arrivals, "/status", 1);
+    // One dispatcher connection, kept (as central keeps its own).
+    let mut o = rumqttc::MqttOptions::new("bench-dispatcher", "127.0.0.1", broker.port);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut conn) = rumqttc::Client::new(o, 100);
+    std::thread::spawn(move || for _ in conn.iter() {});
+    let signing = common::dispatch::key("dispatch-test.key");
+    let signed = |name: &str, id: &str, args: serde_json::Value| {
+        let now = stationd::clock::unix_ms();
+        let serde_json::Value::Object(args) = args else {
+            unreachable!()
+        };
+        let mut c = stationd::command::Command::new(name, id, now, now + 3_600_000, args);
+        c.sign("bench-st01", &signing);
+        (format!("stations/bench-st01/cmd/{name}"), c.to_payload())
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    while arrivals.try_recv().is_ok() {}
+    let (mut to_screen, mut to_answer) = (Vec::new(), Vec::new());
+    for i in 0..n_orders {
+        let incident = format!("B-{i}");
+        let (topic, payload) = signed(
+            "dispatch",
+            &incident,
+            serde_json::json!({"incident": incident, "type": "help", "location": {"lat": 36.66, "lon": 117.02}, "car": "car-03"}),
+        );
+        let (clear_topic, clear) = signed(
+            "dispatch.clear",
+            &format!("c-{i}"),
+            serde_json::json!({"incident": incident}),
+        );
+        let sent = Instant::now();
+        client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+            .unwrap();
+        let f = terminal.recv().expect("the order on the terminal");
+        assert_eq!(f.header.msg_id, 0x8300);
+        to_screen.push(sent.elapsed().as_secs_f64() * 1000.0);
+        let mut answer = f.header.serial.to_be_bytes().to_vec();
+        answer.extend(0x8300u16.to_be_bytes());
+        answer.push(0);
+        terminal.send(0x0001, &answer);
+        let at = arrivals_of(&arrivals, &format!("/cmd-result/{incident}"), 1);
+        to_answer.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+        client
+            .publish(clear_topic, rumqttc::QoS::AtLeastOnce, false, clear)
+            .unwrap();
+        arrivals_of(&arrivals, &format!("/cmd-result/c-{i}"), 1);
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    };
+    println!(
+        "dispatch order published -> 0x8300 on the terminal: median {:.2} ms, p99 {:.2} ms; -> its answer at central (terminal's 0x0001 counted as acknowledgement): median {:.2} ms, p99 {:.2} ms ({n_orders} orders, one at a time, each then cleared; daemon RSS {} kB after)",
+        pct(&mut to_screen, 0.5),
+        pct(&mut to_screen, 0.99),
+        pct(&mut to_answer, 0.5),
+        pct(&mut to_answer, 0.99),
+        vm_rss_kb(pid)
+    );
+    stop_daemon(child);
 }

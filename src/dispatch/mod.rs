@@ -134,7 +134,7 @@ pub struct Dispatch {
     /// waiting for the service).
     kept: Mutex<BTreeMap<String, Incident>>,
     /// The latest position of every device that sent one: for "nearest".
-    positions: Mutex<HashMap<String, (f64, f64, i64)>>,
+    positions: Positions,
     /// Any crew on its way or on scene: positions and statuses go to the task.
     tracking: AtomicBool,
     /// Bumped on every change of an assignment (the command's answer waits on it).
@@ -235,7 +235,7 @@ impl Dispatch {
                 deadlines,
                 taken: HashMap::new(),
             }),
-            positions: Mutex::new(HashMap::new()),
+            positions: Positions::default(),
             tracking: AtomicBool::new(open > 0),
             changed: watch::Sender::new(0),
             new_deadline: tokio::sync::Notify::new(),
@@ -337,9 +337,7 @@ impl Dispatch {
                 }
             }
         };
-        self.staffing.refresh(Vec::new()).await;
-        self.board.state_changed();
-        // Relay on every path at once; each reports as it settles.
+        // Relay on every path at once, before anything is written; each reports as it settles.
         let paths = {
             let st = self.state.lock().await;
             st.incidents[&key.0]
@@ -361,6 +359,15 @@ impl Dispatch {
                 }
             });
         }
+        // Then the record (under the lock, so no later change's write is overtaken), and the
+        // crew's readiness.
+        {
+            let st = self.state.lock().await;
+            let incident = st.incidents[&key.0].clone();
+            self.keep(&incident).await;
+        }
+        self.staffing.refresh(Vec::new()).await;
+        self.board.state_changed();
         // The answer: when every path settled and the crew acknowledged, or the deadline.
         let ack_within = order.ack_within_ms.unwrap_or(self.cfg.ack_within_ms);
         let until = Instant::now() + Duration::from_millis(ack_within as u64) + ANSWER_GRACE;
@@ -420,7 +427,7 @@ impl Dispatch {
                 (car.clone(), None)
             }
             Crew::Nearest => {
-                let positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+                let positions = self.positions.lock();
                 let candidates: Vec<Candidate> = self
                     .cars
                     .iter()
@@ -514,8 +521,8 @@ impl Dispatch {
         self.on_call.set(&car, &order.incident, true);
         self.tracking.store(true, Ordering::Relaxed);
         metrics::inc(&self.metrics.counter("dispatch.orders", ""));
+        // Stored once the relay is under way (`send`): the order reaches the crew first.
         let incident = st.incidents[&key.0].clone();
-        self.keep(&incident).await;
         let a = incident.crew(&car).expect("just added");
         tracing::info!(event = "dispatch.ordered", incident = %incident.id, car = %car, priority = incident.priority, chosen = ?a.chosen, paths = a.paths.len(), "crew sent");
         let mut data = incident_head(&incident);
@@ -771,9 +778,10 @@ impl Dispatch {
         if let Some(by) = acked {
             self.acknowledge(&mut st, key, by).await;
         }
+        // Stored under the lock: a later change's write cannot be overtaken by this one.
         let incident = st.incidents[&key.0].clone();
-        drop(st);
         self.keep(&incident).await;
+        drop(st);
         self.touched();
     }
 
@@ -942,7 +950,6 @@ impl Dispatch {
                 if ack {
                     self.acknowledge(&mut st, &key, by).await;
                     let kept = st.incidents[&incident].clone();
-                    drop(st);
                     self.keep(&kept).await;
                 } else {
                     // A clearing status also acknowledges, if nothing had.
@@ -1006,8 +1013,8 @@ impl Dispatch {
         }
         let open = st.incidents.values().any(|i| i.open());
         self.tracking.store(open, Ordering::Relaxed);
-        drop(st);
         self.keep(&kept).await;
+        drop(st);
         let keep_ms = self.cfg.keep_ms;
         self.kept()
             .retain(|_, i| i.cleared.as_ref().is_none_or(|c| c.at_ms >= now - keep_ms));
@@ -1046,6 +1053,8 @@ impl Dispatch {
             .join(", ")
     }
 
+    /// Stores `incident` (and shows it to the views). Called with the state lock held, so
+    /// writes happen in the order of the changes.
     async fn keep(&self, incident: &Incident) {
         self.kept().insert(incident.id.clone(), incident.clone());
         let i = incident.clone();
@@ -1069,11 +1078,6 @@ enum Refusal {
 impl crate::drivers::EventWatcher for Dispatch {
     fn watch(&self, driver: &'static str, ev: &Event) {
         #[derive(serde::Deserialize)]
-        struct Fix {
-            lat: f64,
-            lon: f64,
-        }
-        #[derive(serde::Deserialize)]
         struct Status {
             status: u16,
             officer: Option<String>,
@@ -1082,22 +1086,16 @@ impl crate::drivers::EventWatcher for Dispatch {
         let note = match ev.kind.as_str() {
             // Positions only from the drivers that make them (a local input's are not a car's).
             "position" if matches!(driver, "nmea" | "jt808" | "tetra") => {
-                let Ok(fix) = serde_json::from_str::<Fix>(ev.data.get()) else {
+                let Some((lat, lon)) = self.positions.take(ev) else {
                     return;
                 };
-                let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
-                let newer = positions.get(&ev.device).is_none_or(|p| p.2 <= ev.ts_ms);
-                if newer {
-                    positions.insert(ev.device.clone(), (fix.lat, fix.lon, ev.ts_ms));
-                }
-                drop(positions);
                 if !self.tracking.load(Ordering::Relaxed) {
                     return;
                 }
                 Note::Position {
                     device: ev.device.clone(),
-                    lat: fix.lat,
-                    lon: fix.lon,
+                    lat,
+                    lon,
                     at_ms: ev.ts_ms,
                 }
             }
@@ -1117,6 +1115,43 @@ impl crate::drivers::EventWatcher for Dispatch {
         if self.notes.try_send(note).is_err() {
             metrics::inc(&self.metrics.counter("dispatch.notes_dropped", ""));
         }
+    }
+}
+
+/// Devices whose latest position is kept (the station's own are a few dozen).
+const MAX_POSITIONS: usize = 10_000;
+
+/// The latest position of each device, as the drivers' `position` events give them (the
+/// dispatch watcher's work on every position: parse two fields, keep the newer).
+#[derive(Default)]
+pub struct Positions(Mutex<HashMap<String, (f64, f64, i64)>>);
+
+impl Positions {
+    /// Takes `ev` (a `position` event): its (lat, lon) when it reads, kept if it is the
+    /// device's newest.
+    pub fn take(&self, ev: &Event) -> Option<(f64, f64)> {
+        #[derive(serde::Deserialize)]
+        struct Fix {
+            lat: f64,
+            lon: f64,
+        }
+        let fix = serde_json::from_str::<Fix>(ev.data.get()).ok()?;
+        let mut positions = self.lock();
+        let room = positions.len() < MAX_POSITIONS;
+        match positions.get_mut(ev.device.as_str()) {
+            Some(p) if p.2 <= ev.ts_ms => *p = (fix.lat, fix.lon, ev.ts_ms),
+            Some(_) => {}
+            // Bounded: a base radio may hear a whole city's handhelds.
+            None if room => {
+                positions.insert(ev.device.clone(), (fix.lat, fix.lon, ev.ts_ms));
+            }
+            None => {}
+        }
+        Some((fix.lat, fix.lon))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (f64, f64, i64)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -64,13 +64,7 @@ poll_s = 1
 "1001" = {{ id = "hh-1001", officer = "P-0417" }}
 "2003" = {{ id = "car-03-radio", car = "car-03" }}
 
-[staffing]
-teams = ["1", "2"]
-start = "2026-01-01T08:00"
-[[staffing.slot]]
-hours = 24
-on_duty = ["1"]
-training = ["2"]
+{ROTATION}
 [[staffing.car]]
 id = "car-03"
 radio = "car-03-radio"

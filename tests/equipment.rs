@@ -30,21 +30,16 @@ fn the_register_follows_the_dock_the_terminal_the_technician_and_central() {
     let station = common::dispatch::station(&broker, "");
     let root = station.add_dock_with_recorder();
     let fleet_port = station.add_fleet("");
-    station.append_config(
+    station.append_config(&format!(
         r#"
 [equipment]
 offline_fault_h = 0.001
 
-[staffing]
-teams = ["1", "2"]
-start = "2026-01-01T08:00"
-[[staffing.slot]]
-hours = 24
-on_duty = ["1"]
+{ROTATION}
 [[staffing.car]]
 id = "car-03"
-"#,
-    );
+"#
+    ));
     let daemon = station.start();
     assert!(wait_until(LONG, || station.control_socket().exists()));
     station.cli_ok(&["roster", "import", &data("staffing/roster.csv")]);

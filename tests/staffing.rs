@@ -19,18 +19,10 @@ use std::time::Duration;
 const LONG: Duration = Duration::from_secs(30);
 const STATE: &str = "stations/test-st01/state/staffing";
 
-/// Team 1 always on duty, team 2 always training; car-03 with the default crew of three.
-const STAFFING: &str = r#"
-[staffing]
-teams = ["1", "2"]
-start = "2026-01-01T08:00"
-[[staffing.slot]]
-hours = 24
-on_duty = ["1"]
-training = ["2"]
-[[staffing.car]]
-id = "car-03"
-"#;
+/// car-03 with the default crew of three, after the tests' rotation (team 1 on duty).
+fn staffing() -> String {
+    format!("{ROTATION}\n[[staffing.car]]\nid = \"car-03\"\n")
+}
 
 fn data(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -102,8 +94,9 @@ baud = 115200
 poll_s = 1
 [device.radios]
 "1001" = {{ id = "hh-1001", officer = "A-1203", car = "car-03" }}
-{STAFFING}"#,
+{staffing}"#,
         radio = radio_link.display(),
+        staffing = staffing(),
     ));
     let radio = Arc::new(Mutex::new(SimRadio::new("2001", "9001")));
     let mut pty = PtyRadio::plug_in(&radio_link, radio);
@@ -283,7 +276,7 @@ fn a_signed_roster_and_crew_from_central_survive_a_restart_and_are_republished()
     let broker = Broker::started();
     let central = Subscriber::connect(broker.port, "central-staffing-cmd");
     let station = common::dispatch::station(&broker, "");
-    station.append_config(STAFFING);
+    station.append_config(&staffing());
     let daemon = station.start();
     let answer = |id: &str| common::dispatch::answer(&central, id, LONG, &daemon);
     wait_online(&central, &daemon);
@@ -436,7 +429,7 @@ fn names_leave_the_box_only_when_configured() {
     let broker = Broker::started();
     let central = Subscriber::connect(broker.port, "central-staffing-names");
     let station = Station::new(broker.port, "");
-    station.append_config(&STAFFING.replace("[staffing]\n", "[staffing]\nshare_names = true\n"));
+    station.append_config(&staffing().replace("[staffing]\n", "[staffing]\nshare_names = true\n"));
     let daemon = station.start();
     assert!(wait_until(LONG, || station.control_socket().exists()));
     station.cli_ok(&["roster", "import", data("roster.toml").to_str().unwrap()]);

@@ -208,9 +208,7 @@ async fn reply(cmd: Command, s: &Sources, caller: &str) -> Result<serde_json::Va
                 )
                 .await
                 .map_err(refused)?;
-            serde_json::to_value(
-                serde_json::json!({"person": p.id, "present": p.present, "crew": p.crew}),
-            )
+            Ok(crate::staffing::payload::duty_answer(&p))
         }
         Command::RosterImport { people } => {
             let answer = staffing()?
@@ -225,12 +223,7 @@ async fn reply(cmd: Command, s: &Sources, caller: &str) -> Result<serde_json::Va
                 .await
                 .map_err(refused)?;
             tracing::info!(event = "staffing.crew_set", car = %car, by = %caller, "crew set on the box");
-            Ok(serde_json::json!({
-                "car": c.car,
-                "members": c.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
-                "readiness": c.readiness.name(),
-                "reason": c.reason,
-            }))
+            Ok(crate::staffing::payload::crew_answer(&c))
         }
         Command::OverrideAdd {
             person,

@@ -122,7 +122,7 @@ impl StaffingCommand {
             .staffing
             .duty(person, present, Source::Central, detail)
             .await?;
-        Ok(json!({"person": p.id, "present": p.present, "crew": p.crew}))
+        Ok(super::payload::duty_answer(&p))
     }
 
     /// `{car, members: [ids]}`.
@@ -138,12 +138,7 @@ impl StaffingCommand {
             }
         };
         let c = self.staffing.set_crew(car, members, "command").await?;
-        Ok(json!({
-            "car": c.car,
-            "members": c.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
-            "readiness": c.readiness.name(),
-            "reason": c.reason,
-        }))
+        Ok(super::payload::crew_answer(&c))
     }
 
     /// `{person, kind: sick|leave|swap, team?, from?, until}`.

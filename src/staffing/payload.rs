@@ -120,6 +120,21 @@ pub fn change(s: &Staffing, picture: &Picture, change: &Change) -> Value {
 }
 
 /// The data of a `staffing.changed` event for an exception added or removed.
+/// The answer to setting a crew (`crew.set`, `stationd crew set`).
+pub fn crew_answer(c: &CrewView) -> Value {
+    json!({
+        "car": c.car,
+        "members": c.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        "readiness": c.readiness.name(),
+        "reason": c.reason,
+    })
+}
+
+/// The answer to saying someone is on or off duty (`duty.set`, `stationd duty`).
+pub fn duty_answer(p: &PersonView) -> Value {
+    json!({"person": p.id, "present": p.present, "crew": p.crew})
+}
+
 pub fn override_change(o: &Override, what: &str) -> Value {
     json!({
         "change": "override",

@@ -19,6 +19,11 @@ use std::time::{Duration, Instant};
 
 pub mod terminal;
 
+/// The tests' `[staffing]` rotation (tests/data/staffing/rotation.toml): team 1 always on duty,
+/// team 2 always training; append `[[staffing.car]]` tables after it.
+#[allow(dead_code)] // not every test binary keeps staffing
+pub const ROTATION: &str = include_str!("../data/staffing/rotation.toml");
+
 /// A free loopback port, never the same one twice in this test process: the kernel may hand a
 /// just-released port out again, and two tests running in parallel must not share one.
 pub fn free_port() -> u16 {

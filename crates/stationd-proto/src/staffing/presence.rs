@@ -99,14 +99,6 @@ impl Presence {
     pub fn people(&self) -> impl Iterator<Item = &str> {
         self.latest.keys().map(String::as_str)
     }
-
-    /// Everyone heard of, with their presence.
-    pub fn all(&self) -> Vec<(String, Resolved)> {
-        self.latest
-            .keys()
-            .filter_map(|p| self.of(p).map(|r| (p.clone(), r)))
-            .collect()
-    }
 }
 
 #[cfg(test)]

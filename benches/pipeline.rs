@@ -34,7 +34,9 @@
 //!
 //! 10. Dispatch (`BENCH_ONLY=dispatch`): what the dispatch watcher costs on every position a
 //!     driver reports, and the time from central publishing a signed `dispatch` to the order on
-//!     the car terminal's screen (0x8300 over TCP) and to its answer at the broker (median, p99).
+//!     the car terminal's screen (0x8300 over TCP) and to its answer at the broker (median, p99),
+//!     beside a signed `ping`'s round trip. `BENCH_BROKER_EXTRA` adds lines to that mosquitto's
+//!     config (e.g. `set_tcp_nodelay true`, to see what the broker's Nagle costs).
 //!
 //! `BENCH_SCALE=0.1` shrinks every size (a quick look); the goals are judged at scale 1.
 #![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
@@ -1735,7 +1737,8 @@ fn dispatch(n_events: u64, n_orders: u64) {
 
     // 2. An order → the terminal's screen, and → its answer at central, through the real
     // daemon, one at a time.
-    let broker = common::Broker::started();
+    let mut broker = common::Broker::with_config(|_| std::env::var("BENCH_BROKER_EXTRA").unwrap_or_default());
+    broker.start();
     let dir = bench_dir("dispatch");
     let port = common::free_port();
     let arrivals = central_arrivals(broker.port, "bench-dispatch-central");
@@ -1804,10 +1807,26 @@ fn dispatch(n_events: u64, n_orders: u64) {
             .unwrap();
         arrivals_of(&arrivals, &format!("/cmd-result/c-{i}"), 1);
     }
+    // The command path alone, for comparison: a signed ping's answer at central.
+    let mut ping = Vec::new();
+    for i in 0..n_orders.min(200) {
+        let (topic, payload) = signed("ping", &format!("p-{i}"), serde_json::json!({}));
+        let sent = Instant::now();
+        client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+            .unwrap();
+        let at = arrivals_of(&arrivals, &format!("/cmd-result/p-{i}"), 1);
+        ping.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+    }
     let pct = |v: &mut Vec<f64>, p: f64| {
         v.sort_by(f64::total_cmp);
         v[((v.len() - 1) as f64 * p).round() as usize]
     };
+    println!(
+        "dispatch a signed ping published -> its answer at central (the command path alone): median {:.2} ms, p99 {:.2} ms",
+        pct(&mut ping, 0.5),
+        pct(&mut ping, 0.99)
+    );
     println!(
         "dispatch order published -> 0x8300 on the terminal: median {:.2} ms, p99 {:.2} ms; -> its answer at central (terminal's 0x0001 counted as acknowledgement): median {:.2} ms, p99 {:.2} ms ({n_orders} orders, one at a time, each then cleared; daemon RSS {} kB after)",
         pct(&mut to_screen, 0.5),

@@ -1737,7 +1737,8 @@ fn dispatch(n_events: u64, n_orders: u64) {
 
     // 2. An order → the terminal's screen, and → its answer at central, through the real
     // daemon, one at a time.
-    let mut broker = common::Broker::with_config(|_| std::env::var("BENCH_BROKER_EXTRA").unwrap_or_default());
+    let mut broker =
+        common::Broker::with_config(|_| std::env::var("BENCH_BROKER_EXTRA").unwrap_or_default());
     broker.start();
     let dir = bench_dir("dispatch");
     let port = common::free_port();

@@ -78,6 +78,8 @@ crew = ["L-0001"]
 [dispatch]
 ack_statuses = [{ACK:#06x}]
 clear_statuses = [{CLOSED:#06x}]
+terminal_ack_events = [1]
+terminal_clear_events = [3]
 "#,
         radio = radio_link.display(),
     ));
@@ -522,4 +524,27 @@ fn a_crew_that_does_not_acknowledge_raises_the_alarm_and_stays_on_call_across_a_
     wait_state(&central, &daemon, "staffing", |s| {
         crew(s, "car-04")["readiness"] != "on_call"
     });
+    // The driver answers on the terminal: event 1 (preset "received"), later 3 ("closed").
+    let mut t4 = Terminal::online(port, CAR_04, Edition::V2013);
+    dispatch::send(
+        broker.port,
+        "dispatch",
+        "u-6",
+        json!({"incident": "J-4", "type": "traffic", "location": {"lat": AT.0, "lon": AT.1}, "car": "car-04"}),
+    );
+    answer_text(&mut t4, 0);
+    assert_eq!(t4.request(0x0301, &sim::event_report(1)), 0);
+    let a = dispatch::answer(&central, "u-6", LONG, &daemon);
+    assert_eq!(
+        a["result"]["crew"]["acknowledged"]["by"], "terminal car-04 event 1",
+        "{a}"
+    );
+    assert_eq!(t4.request(0x0301, &sim::event_report(3)), 0);
+    let cleared = wait_event(&central, &daemon, "dispatch.cleared", "J-4", |d| {
+        d["incident"] == "J-4"
+    });
+    assert_eq!(
+        (cleared["closed_by"].as_str(), cleared["by"].as_str()),
+        (Some("car-04"), Some("terminal car-04 event 3"))
+    );
 }

@@ -96,7 +96,7 @@ pub fn check_config(config: &Path, profile_dirs: &[PathBuf], json: bool) -> u8 {
 
 /// Crews that cannot acknowledge would raise `dispatch.unacknowledged` on every order.
 fn dispatch_outcome(d: &crate::config::Dispatch) -> Outcome {
-    if d.ack_statuses.is_empty() && !d.ack_on_delivery {
+    if d.ack_statuses.is_empty() && d.terminal_ack_events.is_empty() && !d.ack_on_delivery {
         Outcome::Warning
     } else {
         Outcome::Ok

@@ -25,6 +25,13 @@ pub(super) struct RawDispatch {
     /// Radio status values that mean "call closed".
     #[serde(default)]
     clear_statuses: Vec<u16>,
+    /// JT/T 808-2013 terminal events (0x0301, as preset on the terminals with 0x8301) that
+    /// mean "order received".
+    #[serde(default)]
+    terminal_ack_events: Vec<u8>,
+    /// Terminal events that mean "call closed".
+    #[serde(default)]
+    terminal_clear_events: Vec<u8>,
     /// Whether a path's delivery (the terminal's 0x0001, the radio's delivery report) counts
     /// as the crew's acknowledgement, for crews with no acknowledgement status to send.
     #[serde(default)]
@@ -70,6 +77,8 @@ pub struct Dispatch {
     pub position_max_age_ms: i64,
     pub ack_statuses: Vec<u16>,
     pub clear_statuses: Vec<u16>,
+    pub terminal_ack_events: Vec<u8>,
+    pub terminal_clear_events: Vec<u8>,
     pub ack_on_delivery: bool,
     pub figures_window_ms: i64,
     pub keep_ms: i64,
@@ -92,15 +101,29 @@ impl Dispatch {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let ack = match (self.ack_statuses.is_empty(), self.ack_on_delivery) {
-            (false, _) => format!("crews acknowledge with radio status {}", hex(&self.ack_statuses)),
+        let mut ways = Vec::new();
+        if !self.ack_statuses.is_empty() {
+            ways.push(format!("radio status {}", hex(&self.ack_statuses)));
+        }
+        if !self.terminal_ack_events.is_empty() {
+            ways.push(format!("terminal event {:?}", self.terminal_ack_events));
+        }
+        let ack = match (ways.is_empty(), self.ack_on_delivery) {
+            (false, _) => format!("crews acknowledge with {}", ways.join(" or ")),
             (true, true) => "a delivery counts as the crew's acknowledgement".to_string(),
             (true, false) => "no way for a crew to acknowledge (set [dispatch] ack_statuses to the status table's \"received\", or ack_on_delivery = true): every order will raise dispatch.unacknowledged".to_string(),
         };
-        let clear = if self.clear_statuses.is_empty() {
+        let mut clears = Vec::new();
+        if !self.clear_statuses.is_empty() {
+            clears.push(format!("radio status {}", hex(&self.clear_statuses)));
+        }
+        if !self.terminal_clear_events.is_empty() {
+            clears.push(format!("terminal event {:?}", self.terminal_clear_events));
+        }
+        let clear = if clears.is_empty() {
             "incidents are cleared by central only".to_string()
         } else {
-            format!("cleared by radio status {}", hex(&self.clear_statuses))
+            format!("cleared by {}", clears.join(" or "))
         };
         format!(
             "arrival within {} m for {} s; acknowledge within {} s; {ack}; {clear}",
@@ -137,6 +160,15 @@ impl RawDispatch {
                 "dispatch: status 0x{s:04X} is in both ack_statuses and clear_statuses"
             ));
         }
+        if let Some(e) = self
+            .terminal_ack_events
+            .iter()
+            .find(|e| self.terminal_clear_events.contains(e))
+        {
+            return Err(format!(
+                "dispatch: terminal event {e} is in both terminal_ack_events and terminal_clear_events"
+            ));
+        }
         if self.figures_window_h == 0 || self.keep_days == 0 {
             return Err("dispatch.figures_window_h and keep_days must be positive".into());
         }
@@ -149,6 +181,8 @@ impl RawDispatch {
             position_max_age_ms: self.position_max_age_s as i64 * 1000,
             ack_statuses: self.ack_statuses,
             clear_statuses: self.clear_statuses,
+            terminal_ack_events: self.terminal_ack_events,
+            terminal_clear_events: self.terminal_clear_events,
             ack_on_delivery: self.ack_on_delivery,
             figures_window_ms: self.figures_window_h as i64 * 3_600_000,
             keep_ms: self.keep_days as i64 * 86_400_000,

@@ -109,11 +109,15 @@ enum Note {
         lon: f64,
         at_ms: i64,
     },
-    Status {
+    /// The crew says it has the order (`ack`) or has closed the call: a status from one of its
+    /// radios, an event pressed on its terminal.
+    Crew {
         device: String,
         officer: Option<String>,
         car: Option<String>,
-        status: u16,
+        ack: bool,
+        /// `radio hh-1001 status 0x8002`, `terminal car-03 event 1`.
+        by: String,
     },
 }
 
@@ -913,18 +917,14 @@ impl Dispatch {
                     self.board.state_changed();
                 }
             }
-            Note::Status {
+            Note::Crew {
                 device,
                 officer,
                 car,
-                status,
+                ack,
+                by,
             } => {
-                let ack = self.cfg.ack_statuses.contains(&status);
-                let clear = self.cfg.clear_statuses.contains(&status);
-                if !ack && !clear {
-                    return;
-                }
-                // The open incidents whose crew this radio speaks for, newest order first.
+                // The open incidents whose crew this device speaks for, newest order first.
                 let mut of_crew: Vec<(i64, String, String)> = st
                     .incidents
                     .values()
@@ -941,9 +941,8 @@ impl Dispatch {
                     })
                     .collect();
                 of_crew.sort();
-                let by = format!("radio {device} status 0x{status:04X}");
                 let Some((_, incident, car)) = of_crew.pop() else {
-                    tracing::info!(event = "dispatch.status_unmatched", device = %device, status, "an acknowledgement or clearing status from a radio of no crew on an incident");
+                    tracing::info!(event = "dispatch.status_unmatched", device = %device, by = %by, "an acknowledgement or clearing from a device of no crew on an incident");
                     return;
                 };
                 let key = (incident.clone(), car.clone());
@@ -952,7 +951,7 @@ impl Dispatch {
                     let kept = st.incidents[&incident].clone();
                     self.keep(&kept).await;
                 } else {
-                    // A clearing status also acknowledges, if nothing had.
+                    // Closing the call also acknowledges, if nothing had.
                     self.acknowledge(&mut st, &key, by.clone()).await;
                     drop(st);
                     let _ = self.clear(&incident, "closed", Some(car), by).await;
@@ -1103,11 +1102,36 @@ impl crate::drivers::EventWatcher for Dispatch {
                 let Ok(s) = serde_json::from_str::<Status>(ev.data.get()) else {
                     return;
                 };
-                Note::Status {
+                let ack = self.cfg.ack_statuses.contains(&s.status);
+                if !ack && !self.cfg.clear_statuses.contains(&s.status) {
+                    return;
+                }
+                Note::Crew {
                     device: ev.device.clone(),
                     officer: s.officer,
                     car: s.car,
-                    status: s.status,
+                    ack,
+                    by: format!("radio {} status 0x{:04X}", ev.device, s.status),
+                }
+            }
+            "jt808.event_report" if driver == "jt808" && self.tracking.load(Ordering::Relaxed) => {
+                #[derive(serde::Deserialize)]
+                struct Pressed {
+                    event_id: u8,
+                }
+                let Ok(p) = serde_json::from_str::<Pressed>(ev.data.get()) else {
+                    return;
+                };
+                let ack = self.cfg.terminal_ack_events.contains(&p.event_id);
+                if !ack && !self.cfg.terminal_clear_events.contains(&p.event_id) {
+                    return;
+                }
+                Note::Crew {
+                    device: ev.device.clone(),
+                    officer: None,
+                    car: None,
+                    ack,
+                    by: format!("terminal {} event {}", ev.device, p.event_id),
                 }
             }
             _ => return,

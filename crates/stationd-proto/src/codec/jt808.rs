@@ -412,6 +412,9 @@ pub enum Message {
     /// 0x0702: a driver's IC card (qualification certificate) inserted or removed at the
     /// terminal's card reader: the driver signing in or out of the car.
     DriverCard(DriverCard),
+    /// 0x0301 (JT/T 808-2013 §8.28; deleted in the 2019 edition): the driver pressed one of the
+    /// events the platform preset on the terminal (0x8301), e.g. "order received".
+    EventReport { event_id: u8 },
     /// Anything else (answered "unsupported").
     Other(u16),
 }
@@ -551,6 +554,9 @@ pub fn decode_body(header: &Header, body: &[u8]) -> Result<Message, BodyError> {
             Message::BatchLocation { backfill, items }
         }
         0x0702 => Message::DriverCard(parse_driver_card(&mut r).map_err(bad)?),
+        0x0301 => Message::EventReport {
+            event_id: r.u8().ok_or(bad("empty event report"))?,
+        },
         other => Message::Other(other),
     })
 }

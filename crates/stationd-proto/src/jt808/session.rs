@@ -379,6 +379,21 @@ impl Session {
                 out.extend(self.driver_card(&card, now));
                 out.push(self.ack(&header, result::OK));
             }
+            Message::EventReport { event_id } => {
+                if !self.authenticated {
+                    out.push(self.ack(&header, result::FAIL));
+                    return out;
+                }
+                out.push(Action::Event(Event::new(
+                    &self.device(),
+                    "jt808.event_report",
+                    Priority::Event,
+                    now,
+                    false,
+                    json!({ "event_id": event_id }),
+                )));
+                out.push(self.ack(&header, result::OK));
+            }
             Message::Other(_) => out.push(self.ack(&header, result::UNSUPPORTED)),
         }
         out
@@ -630,6 +645,32 @@ mod tests {
             ..Default::default()
         }
         .body()
+    }
+
+    #[test]
+    fn an_event_the_driver_pressed_is_an_event_of_the_car_and_is_acknowledged() {
+        let mut s = session();
+        let out = feed(&mut s, 0x0301, &crate::sim::jt808::event_report(1), 0);
+        let acks: Vec<u8> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Reply(b) => Some(b[b.len() - 1]),
+                _ => None,
+            })
+            .collect();
+        let evs = events(out);
+        assert_eq!(
+            (
+                evs[0].device.as_str(),
+                evs[0].kind.as_str(),
+                evs[0].data.get()
+            ),
+            ("car-03", "jt808.event_report", r#"{"event_id":1}"#)
+        );
+        assert_eq!(acks.len(), 1);
+        // An empty body is a bad message, not an event.
+        let out = feed(&mut s, 0x0301, &[], 0);
+        assert!(events(out).is_empty());
     }
 
     #[test]

@@ -137,6 +137,11 @@ pub fn batch(kind: u8, items: &[Vec<u8>]) -> Vec<u8> {
     b
 }
 
+/// An event report (0x0301 body, JT/T 808-2013): the driver pressed preset event `event_id`.
+pub fn event_report(event_id: u8) -> Vec<u8> {
+    vec![event_id]
+}
+
 /// A driver's IC card (0x0702 body): inserted and read (`Some(certificate)`, with the name in
 /// GBK), or removed (`None`), at `unix_ms` on the terminal's clock.
 pub fn driver_card(certificate: Option<&str>, name: &str, unix_ms: i64) -> Vec<u8> {

@@ -36,7 +36,8 @@ fn south(m: f64) -> (f64, f64) {
 
 /// A station with two cars (car-03: terminal, car radio ISSI 2003, officer P-0417 with
 /// handheld 1001; car-04: terminal, L-0001), the base radio on a pty and the fleet listener.
-fn station(broker: &Broker) -> (Station, u16, std::path::PathBuf) {
+/// `dispatch_extra`: more `[dispatch]` keys.
+fn station(broker: &Broker, dispatch_extra: &str) -> (Station, u16, std::path::PathBuf) {
     let station = Station::new(broker.port, "");
     dispatch::take_commands(&station, "");
     let port = free_port();
@@ -80,6 +81,7 @@ ack_statuses = [{ACK:#06x}]
 clear_statuses = [{CLOSED:#06x}]
 terminal_ack_events = [1]
 terminal_clear_events = [3]
+{dispatch_extra}
 "#,
         radio = radio_link.display(),
     ));
@@ -159,7 +161,7 @@ fn envelopes_of(central: &Subscriber, kind: &str) -> Vec<Value> {
 fn the_nearest_crew_is_sent_on_every_path_acknowledges_arrives_and_clears_through_an_outage() {
     let mut broker = Broker::started();
     let central = Subscriber::connect(broker.port, "central-dispatch");
-    let (station, port, radio_link) = station(&broker);
+    let (station, port, radio_link) = station(&broker, "");
     let radio = Arc::new(Mutex::new(SimRadio::new("9999", "9001")));
     let mut pty = PtyRadio::plug_in(&radio_link, radio.clone());
     let daemon = station.start();
@@ -397,7 +399,7 @@ fn the_nearest_crew_is_sent_on_every_path_acknowledges_arrives_and_clears_throug
 fn a_crew_that_does_not_acknowledge_raises_the_alarm_and_stays_on_call_across_a_restart() {
     let broker = Broker::started();
     let central = Subscriber::connect(broker.port, "central-dispatch-unack");
-    let (station, port, radio_link) = station(&broker);
+    let (station, port, radio_link) = station(&broker, "");
     let radio = Arc::new(Mutex::new(SimRadio::new("9999", "9001")));
     let _pty = PtyRadio::plug_in(&radio_link, radio);
     let daemon = station.start();
@@ -547,4 +549,61 @@ fn a_crew_that_does_not_acknowledge_raises_the_alarm_and_stays_on_call_across_a_
         (cleared["closed_by"].as_str(), cleared["by"].as_str()),
         (Some("car-04"), Some("terminal car-04 event 3"))
     );
+}
+
+#[test]
+fn an_incident_nobody_clears_expires_and_its_crew_is_stood_down() {
+    let broker = Broker::started();
+    let central = Subscriber::connect(broker.port, "central-dispatch-expiry");
+    // Open at most 3.6 s (the station looks every 0.9 s).
+    let (station, _port, _radio) = station(&broker, "max_open_h = 0.001");
+    let daemon = station.start();
+    wait_online(&central, &daemon);
+    dispatch::send(
+        broker.port,
+        "dispatch",
+        "e-1",
+        json!({"incident": "J-9", "type": "help", "location": {"lat": AT.0, "lon": AT.1}, "car": "car-04"}),
+    );
+    // Its terminal is not logged in: the order reached no one, but the crew was sent.
+    let a = dispatch::answer(&central, "e-1", LONG, &daemon);
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(
+        a["reason"].as_str().unwrap().contains("not logged in"),
+        "{a}"
+    );
+    // On call meanwhile (an event: the retained state may skip a state this short).
+    let readiness = |state: &'static str| {
+        move |d: &Value| {
+            d["change"] == "readiness" && d["car"] == "car-04" && d["readiness"] == state
+        }
+    };
+    wait_event(
+        &central,
+        &daemon,
+        "staffing.changed",
+        "car-04 on call",
+        readiness("on_call"),
+    );
+    let cleared = wait_event(&central, &daemon, "dispatch.cleared", "J-9", |d| {
+        d["incident"] == "J-9"
+    });
+    assert_eq!(
+        (cleared["outcome"].as_str(), cleared["closed_by"].as_str()),
+        (Some("expired"), None)
+    );
+    assert_eq!(cleared["by"], "station: open longer than 0.001 h");
+    let open_ms = cleared["open_ms"].as_i64().unwrap();
+    assert!(
+        (3_600..6_000).contains(&open_ms),
+        "cleared after {open_ms} ms"
+    );
+    let stood_down = wait_event(
+        &central,
+        &daemon,
+        "staffing.changed",
+        "car-04 stood down",
+        readiness("off_duty"),
+    );
+    assert_eq!(stood_down["was"], "on_call");
 }

@@ -42,6 +42,10 @@ pub(super) struct RawDispatch {
     /// Incidents are kept on the box this many days after they were cleared.
     #[serde(default = "default_keep_days")]
     keep_days: u64,
+    /// An incident still open this many hours after its first order is cleared by the station
+    /// (`expired`): a crew is never left on call for good when central forgets to clear.
+    #[serde(default = "default_max_open_h")]
+    max_open_h: f64,
 }
 
 impl Default for RawDispatch {
@@ -65,6 +69,9 @@ fn default_position_max_age_s() -> u64 {
 fn default_figures_window_h() -> u64 {
     24
 }
+fn default_max_open_h() -> f64 {
+    12.0
+}
 fn default_keep_days() -> u64 {
     30
 }
@@ -82,6 +89,7 @@ pub struct Dispatch {
     pub ack_on_delivery: bool,
     pub figures_window_ms: i64,
     pub keep_ms: i64,
+    pub max_open_ms: i64,
 }
 
 impl Default for Dispatch {
@@ -169,6 +177,9 @@ impl RawDispatch {
                 "dispatch: terminal event {e} is in both terminal_ack_events and terminal_clear_events"
             ));
         }
+        if !(self.max_open_h > 0.0 && self.max_open_h <= 720.0) {
+            return Err("dispatch.max_open_h must be above 0 and at most 720 (12 is usual)".into());
+        }
         if self.figures_window_h == 0 || self.keep_days == 0 {
             return Err("dispatch.figures_window_h and keep_days must be positive".into());
         }
@@ -186,6 +197,7 @@ impl RawDispatch {
             ack_on_delivery: self.ack_on_delivery,
             figures_window_ms: self.figures_window_h as i64 * 3_600_000,
             keep_ms: self.keep_days as i64 * 86_400_000,
+            max_open_ms: (self.max_open_h * 3_600_000.0).round().max(1.0) as i64,
         })
     }
 }

@@ -311,17 +311,25 @@ impl Dispatch {
         else {
             return;
         };
+        let mut next_sweep = Instant::now() + self.sweep_every();
         loop {
             let next = self.state.lock().await.deadlines.values().min().copied();
             // Asleep when no deadline is near: no wakeups on an idle station.
-            let wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            // … and every minute (or a quarter of max_open_h) for forgotten incidents.
+            let wake = next.map_or(next_sweep, |n| n.min(next_sweep));
             tokio::select! {
                 _ = stop.cancelled() => break,
                 note = notes.recv() => match note {
                     Some(n) => self.note(n).await,
                     None => break,
                 },
-                _ = tokio::time::sleep_until(wake) => self.deadlines().await,
+                _ = tokio::time::sleep_until(wake) => {
+                    self.deadlines().await;
+                    if Instant::now() >= next_sweep {
+                        self.expire().await;
+                        next_sweep = Instant::now() + self.sweep_every();
+                    }
+                }
                 _ = self.new_deadline.notified() => {}
             }
         }
@@ -832,6 +840,31 @@ impl Dispatch {
         )
         .await;
         self.touched();
+    }
+
+    fn sweep_every(&self) -> Duration {
+        Duration::from_millis((self.cfg.max_open_ms as u64 / 4).clamp(250, 60_000))
+    }
+
+    /// Incidents open longer than `max_open_h`: cleared as `expired`, their crews stood down.
+    async fn expire(&self) {
+        let now = crate::clock::unix_ms();
+        let old: Vec<String> = {
+            let st = self.state.lock().await;
+            model::expired(st.incidents.values(), now, self.cfg.max_open_ms)
+        };
+        for id in old {
+            let hours = self.cfg.max_open_ms as f64 / 3_600_000.0;
+            tracing::warn!(event = "dispatch.expired", incident = %id, max_open_h = hours, "an incident nobody cleared is cleared by the station; its crews are stood down");
+            let _ = self
+                .clear(
+                    &id,
+                    "expired",
+                    None,
+                    format!("station: open longer than {hours} h"),
+                )
+                .await;
+        }
     }
 
     /// Deadlines that passed: the alarm, once per crew.

@@ -105,7 +105,8 @@ pub struct Ack {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cleared {
     pub at_ms: i64,
-    /// `closed` (the call is dealt with), `handed_over` (another unit took it), `cancelled`.
+    /// `closed` (the call is dealt with), `handed_over` (another unit took it), `cancelled`;
+    /// `expired` when the station cleared it after `max_open_h`.
     pub outcome: String,
     /// The car whose crew closed it, when one did.
     pub closed_by: Option<String>,
@@ -196,6 +197,18 @@ pub fn arrived_view(a: Arrived) -> Value {
         "positions": a.positions,
         "distance_m": (a.distance_m * 10.0).round() / 10.0,
     })
+}
+
+/// The open incidents first ordered more than `max_open_ms` before `now_ms`.
+pub fn expired<'a>(
+    incidents: impl Iterator<Item = &'a Incident>,
+    now_ms: i64,
+    max_open_ms: i64,
+) -> Vec<String> {
+    incidents
+        .filter(|i| i.open() && now_ms - i.opened_ms > max_open_ms)
+        .map(|i| i.id.clone())
+        .collect()
 }
 
 /// Counts behind one row of the figures.
@@ -326,6 +339,20 @@ mod tests {
                 by: "central".into(),
             }),
         }
+    }
+
+    #[test]
+    fn only_open_incidents_past_the_limit_expire() {
+        let open_old = incident("old", vec![assignment("car-01", 1_000, None, true)], None);
+        let open_new = incident("new", vec![assignment("car-02", 9_000, None, true)], None);
+        let closed_old = incident(
+            "done",
+            vec![assignment("car-03", 1_000, None, true)],
+            Some("car-03"),
+        );
+        let all = [open_old, open_new, closed_old];
+        assert_eq!(expired(all.iter(), 10_000, 5_000), ["old"]);
+        assert!(expired(all.iter(), 10_000, 9_000).is_empty());
     }
 
     #[test]

@@ -88,6 +88,16 @@ terminal_clear_events = [3]
     (station, port, radio_link)
 }
 
+/// Central sends `car` (or `"nearest"`) to a call for help at the incident, as request `id`.
+fn order(broker_port: u16, id: &str, incident: &str, car: &str) {
+    dispatch::send(
+        broker_port,
+        "dispatch",
+        id,
+        json!({"incident": incident, "type": "help", "location": {"lat": AT.0, "lon": AT.1}, "car": car}),
+    );
+}
+
 /// A 0x0200 position at `p`, on the terminal's clock `at_ms`; the platform's result.
 fn position(t: &mut Terminal, p: (f64, f64), at_ms: i64) -> u8 {
     let body = sim::Location {
@@ -407,12 +417,7 @@ fn a_crew_that_does_not_acknowledge_raises_the_alarm_and_stays_on_call_across_a_
     let mut t4 = Terminal::online(port, CAR_04, Edition::V2013);
 
     // Refused before anything is sent: a car the station does not have.
-    dispatch::send(
-        broker.port,
-        "dispatch",
-        "u-0",
-        json!({"incident": "J-2", "type": "help", "location": {"lat": AT.0, "lon": AT.1}, "car": "car-09"}),
-    );
+    order(broker.port, "u-0", "J-2", "car-09");
     let a = dispatch::answer(&central, "u-0", LONG, &daemon);
     assert_eq!(a["status"], "refused");
     assert!(
@@ -420,12 +425,7 @@ fn a_crew_that_does_not_acknowledge_raises_the_alarm_and_stays_on_call_across_a_
         "{a}"
     );
     // "Nearest" with nobody ready (no one on duty): failed, saying why of each crew.
-    dispatch::send(
-        broker.port,
-        "dispatch",
-        "u-1",
-        json!({"incident": "J-2", "type": "help", "location": {"lat": AT.0, "lon": AT.1}, "car": "nearest"}),
-    );
+    order(broker.port, "u-1", "J-2", "nearest");
     let a = dispatch::answer(&central, "u-1", LONG, &daemon);
     assert_eq!(a["status"], "failed", "{a}");
     assert!(
@@ -463,12 +463,7 @@ fn a_crew_that_does_not_acknowledge_raises_the_alarm_and_stays_on_call_across_a_
 
     // car-03 is sent while nobody is there to acknowledge; the station stops meanwhile: it
     // does not wait for the crew, and the answer says what it knew.
-    dispatch::send(
-        broker.port,
-        "dispatch",
-        "u-5",
-        json!({"incident": "J-3", "type": "help", "location": {"lat": AT.0, "lon": AT.1}, "car": "car-03"}),
-    );
+    order(broker.port, "u-5", "J-3", "car-03");
     wait_event(&central, &daemon, "dispatch.ordered", "J-3", |d| {
         d["incident"] == "J-3"
     });
@@ -514,12 +509,7 @@ fn a_crew_that_does_not_acknowledge_raises_the_alarm_and_stays_on_call_across_a_
         (Some("handed_over"), None)
     );
     // A cleared incident takes no more crews.
-    dispatch::send(
-        broker.port,
-        "dispatch",
-        "u-4",
-        json!({"incident": "J-2", "type": "help", "location": {"lat": AT.0, "lon": AT.1}, "car": "car-03"}),
-    );
+    order(broker.port, "u-4", "J-2", "car-03");
     let a = dispatch::answer(&central, "u-4", LONG, &daemon);
     assert_eq!(a["status"], "refused");
     assert!(a["reason"].as_str().unwrap().contains("was cleared"), "{a}");
@@ -528,12 +518,7 @@ fn a_crew_that_does_not_acknowledge_raises_the_alarm_and_stays_on_call_across_a_
     });
     // The driver answers on the terminal: event 1 (preset "received"), later 3 ("closed").
     let mut t4 = Terminal::online(port, CAR_04, Edition::V2013);
-    dispatch::send(
-        broker.port,
-        "dispatch",
-        "u-6",
-        json!({"incident": "J-4", "type": "traffic", "location": {"lat": AT.0, "lon": AT.1}, "car": "car-04"}),
-    );
+    order(broker.port, "u-6", "J-4", "car-04");
     answer_text(&mut t4, 0);
     assert_eq!(t4.request(0x0301, &sim::event_report(1)), 0);
     let a = dispatch::answer(&central, "u-6", LONG, &daemon);
@@ -559,12 +544,7 @@ fn an_incident_nobody_clears_expires_and_its_crew_is_stood_down() {
     let (station, _port, _radio) = station(&broker, "max_open_h = 0.001");
     let daemon = station.start();
     wait_online(&central, &daemon);
-    dispatch::send(
-        broker.port,
-        "dispatch",
-        "e-1",
-        json!({"incident": "J-9", "type": "help", "location": {"lat": AT.0, "lon": AT.1}, "car": "car-04"}),
-    );
+    order(broker.port, "e-1", "J-9", "car-04");
     // Its terminal is not logged in: the order reached no one, but the crew was sent.
     let a = dispatch::answer(&central, "e-1", LONG, &daemon);
     assert_eq!(a["status"], "failed", "{a}");

@@ -163,6 +163,15 @@ impl Handler for StateDevices {
     }
 }
 
+/// `args.{key}` as a non-empty string, trimmed.
+pub fn text_arg(args: &Map<String, Value>, key: &str) -> Option<String> {
+    args.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// A JSON object literal as a command's `args` (tests of the handlers' argument checks).
 #[cfg(test)]
 pub fn args(v: Value) -> Map<String, Value> {

@@ -2,6 +2,7 @@
 //! crew to an incident, or the nearest ready one) and `dispatch.clear` (the incident is over).
 
 use super::{Crew, Dispatch, Order};
+use crate::commands::handlers::text_arg as text;
 use crate::commands::handlers::{CommandContext, Handler, Outcome, Registry, Running};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -66,14 +67,6 @@ impl Handler for Clear {
             }
         })
     }
-}
-
-fn text(args: &Map<String, Value>, key: &str) -> Option<String> {
-    args.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
 }
 
 /// `dispatch`'s arguments, checked before anything is sent.

@@ -5,6 +5,7 @@
 use super::model::State;
 use super::register::Item;
 use super::{Equipment, EquipmentError, Mark};
+use crate::commands::handlers::text_arg as text;
 use crate::commands::handlers::{CommandContext, Handler, Outcome, Registry, Running};
 use serde_json::{Map, Value};
 use stationd_proto::staffing::presence::Source;
@@ -28,14 +29,6 @@ pub fn register(registry: &mut Registry, equipment: &Arc<Equipment>) {
 struct EquipmentCommand {
     name: &'static str,
     equipment: Arc<Equipment>,
-}
-
-fn text(args: &Map<String, Value>, key: &str) -> Option<String> {
-    args.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
 }
 
 impl Handler for EquipmentCommand {

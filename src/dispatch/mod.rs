@@ -275,18 +275,13 @@ impl Dispatch {
     pub fn document(&self) -> Value {
         let incidents = self.kept();
         let now = crate::clock::unix_ms();
-        let open: Vec<Value> = incidents
-            .values()
-            .filter(|i| i.open())
-            .map(incident_view)
-            .collect();
-        let recent: Vec<Value> = incidents
-            .values()
-            .rev()
-            .filter(|i| !i.open())
-            .take(10)
-            .map(incident_view)
-            .collect();
+        // Open ones by when they were opened; then the ten cleared last, latest first.
+        let mut open: Vec<&Incident> = incidents.values().filter(|i| i.open()).collect();
+        open.sort_by_key(|i| i.opened_ms);
+        let mut recent: Vec<&Incident> = incidents.values().filter(|i| !i.open()).collect();
+        recent.sort_by_key(|i| std::cmp::Reverse(i.cleared.as_ref().map_or(0, |c| c.at_ms)));
+        let open: Vec<Value> = open.into_iter().map(incident_view).collect();
+        let recent: Vec<Value> = recent.into_iter().take(10).map(incident_view).collect();
         let figures = model::figures(incidents.values(), now - self.cfg.figures_window_ms);
         let (now, clock) = crate::clock::now();
         json!({
@@ -1048,8 +1043,9 @@ impl Dispatch {
         self.keep(&kept).await;
         drop(st);
         let keep_ms = self.cfg.keep_ms;
-        self.kept()
-            .retain(|_, i| i.cleared.as_ref().is_none_or(|c| c.at_ms >= now - keep_ms));
+        let recent = |i: &Incident| i.cleared.as_ref().is_none_or(|c| c.at_ms >= now - keep_ms);
+        self.kept().retain(|_, i| recent(i));
+        self.state.lock().await.incidents.retain(|_, i| recent(i));
         if let Err(e) = self.store.run(move |s| s.prune(now - keep_ms)).await {
             tracing::warn!(event = "dispatch.store_failed", error = %e, "cannot drop old incidents from dispatch.db");
         }

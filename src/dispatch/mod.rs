@@ -108,6 +108,8 @@ enum Note {
         lat: f64,
         lon: f64,
         at_ms: i64,
+        /// Its time is trustworthy (the envelope's `clock`).
+        synced: bool,
     },
     /// The crew says it has the order (`ack`) or has closed the call: a status from one of its
     /// radios, an event pressed on its terminal.
@@ -502,6 +504,8 @@ impl Dispatch {
             alarmed: false,
             approach: Approach::new((order.lat, order.lon), now, self.cfg.arrival),
             arrived: None,
+            ordered_synced: crate::clock::now().1 == crate::event::ClockQuality::Synced,
+            unsynced_positions: false,
         };
         let incident = st
             .incidents
@@ -914,6 +918,7 @@ impl Dispatch {
                 lat,
                 lon,
                 at_ms,
+                synced,
             } => {
                 let mut arrivals = Vec::new();
                 for i in st.incidents.values_mut().filter(|i| i.open()) {
@@ -922,13 +927,16 @@ impl Dispatch {
                         if !a.devices.contains(&device) {
                             continue;
                         }
+                        if !synced && at_ms >= a.ordered_ms {
+                            a.unsynced_positions = true;
+                        }
                         if let Some(arrived) = a.approach.position(lat, lon, at_ms) {
                             a.arrived = Some(arrived);
                             let mut data = head.clone();
                             data["car"] = a.car.clone().into();
                             data["by"] = device.clone().into();
                             if let (Value::Object(d), Value::Object(v)) =
-                                (&mut data, model::arrived_view(arrived))
+                                (&mut data, model::arrived_view(arrived, a.response_clock()))
                             {
                                 d.extend(v);
                             }
@@ -1125,6 +1133,7 @@ impl crate::drivers::EventWatcher for Dispatch {
                     lat,
                     lon,
                     at_ms: ev.ts_ms,
+                    synced: ev.clock == crate::event::ClockQuality::Synced,
                 }
             }
             "radio.status" if driver == "tetra" && self.tracking.load(Ordering::Relaxed) => {

@@ -50,6 +50,16 @@ pub struct Assignment {
     pub alarmed: bool,
     pub approach: Approach,
     pub arrived: Option<Arrived>,
+    /// The box's clock was synchronised when the order came.
+    #[serde(default = "yes")]
+    pub ordered_synced: bool,
+    /// A position on the way carried an unsynchronised clock.
+    #[serde(default)]
+    pub unsynced_positions: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One way the order went to the crew.
@@ -169,8 +179,20 @@ impl Assignment {
                 "after_ms": a.at_ms - self.ordered_ms,
             })),
             "unacknowledged_alarm": self.alarmed,
-            "arrived": self.arrived.map(arrived_view),
+            "arrived": self.arrived.map(|a| arrived_view(a, self.response_clock())),
         })
+    }
+}
+
+impl Assignment {
+    /// Whether the response time can be trusted: the order's moment on a synchronised box
+    /// clock, every position on the way on a trustworthy clock (the contract's `clock`).
+    pub fn response_clock(&self) -> &'static str {
+        if self.ordered_synced && !self.unsynced_positions {
+            "synced"
+        } else {
+            "unsynced"
+        }
     }
 }
 
@@ -187,9 +209,11 @@ impl RelayPath {
     }
 }
 
-/// An arrival as events and the state show it.
-pub fn arrived_view(a: Arrived) -> Value {
+/// An arrival as events and the state show it; `clock` says whether its response time can be
+/// trusted.
+pub fn arrived_view(a: Arrived, clock: &str) -> Value {
     json!({
+        "clock": clock,
         "at": crate::event::format_ts_ms(a.at_ms),
         "response_ms": a.response_ms,
         "response_s": a.response_ms as f64 / 1000.0,
@@ -218,7 +242,10 @@ struct Tally {
     acknowledged: u64,
     unacknowledged: u64,
     arrived: u64,
+    /// Response times on trustworthy clocks only.
     response_ms: Vec<i64>,
+    /// Arrivals whose response time is not counted: a clock was not synchronised.
+    unsynced: u64,
     /// Incidents this crew was first to and that were closed, and of those closed by it.
     first_closed: u64,
     first_closed_by_it: u64,
@@ -231,7 +258,11 @@ impl Tally {
         self.unacknowledged += u64::from(a.alarmed && a.acknowledged.is_none());
         if let Some(arr) = a.arrived {
             self.arrived += 1;
-            self.response_ms.push(arr.response_ms);
+            if a.response_clock() == "synced" {
+                self.response_ms.push(arr.response_ms);
+            } else {
+                self.unsynced += 1;
+            }
         }
         let first = incident.crews.first().is_some_and(|f| f.car == a.car);
         if let (true, Some(by_first)) = (first, incident.closed_by_first_crew()) {
@@ -249,6 +280,7 @@ impl Tally {
             "arrived": self.arrived,
             "median_response_s": median.map(|m| m as f64 / 1000.0),
             "p90_response_s": p90.map(|m| m as f64 / 1000.0),
+            "unsynced_responses": self.unsynced,
             "first_crew_closure_share": share(self.first_closed_by_it, self.first_closed),
         })
     }
@@ -311,6 +343,8 @@ mod tests {
             }),
             alarmed: !acked,
             approach: Approach::new((0.0, 0.0), ordered_ms, Rules::default()),
+            ordered_synced: true,
+            unsynced_positions: false,
             arrived: response_ms.map(|r| Arrived {
                 at_ms: ordered_ms + r,
                 response_ms: r,

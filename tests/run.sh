@@ -90,6 +90,8 @@ cargo fmt --all -- --check
 say "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 say "fuzz targets built and run ${FUZZ_SECONDS:-10} s each from the kept corpus (fuzz/run-all.sh; one longer: cd fuzz && cargo +nightly fuzz run TARGET)"
+# libFuzzer is C++, built by libfuzzer-sys with the system's C++ compiler.
+command -v c++ >/dev/null 2>&1 || apt_install g++ || true
 bash fuzz/run-all.sh
 say "cargo build (binary used by the config checks and the integration tests)"
 cargo build --locked

@@ -18,7 +18,7 @@ pub mod model;
 pub mod store;
 
 use crate::board::Board;
-use crate::drivers::jt808::text::{CarLinks, TextRequest, FLAG_DISPLAY, FLAG_EMERGENCY, FLAG_TTS};
+use crate::drivers::jt808::text::{CarLinks, FLAG_DISPLAY, FLAG_EMERGENCY, FLAG_TTS};
 use crate::drivers::tetra::text::{RadioLinks, SendRequest};
 use crate::event::{Event, Priority};
 use crate::metrics::{self, Metrics};
@@ -52,14 +52,6 @@ pub struct OnCall(Mutex<BTreeMap<String, BTreeSet<String>>>);
 impl OnCall {
     pub fn contains(&self, car: &str) -> bool {
         self.lock().get(car).is_some_and(|i| !i.is_empty())
-    }
-
-    /// The incidents `car` is on.
-    pub fn incidents(&self, car: &str) -> Vec<String> {
-        self.lock()
-            .get(car)
-            .map(|i| i.iter().cloned().collect())
-            .unwrap_or_default()
     }
 
     fn set(&self, car: &str, incident: &str, on: bool) {
@@ -257,10 +249,6 @@ impl Dispatch {
             notes_rx: Mutex::new(Some(rx)),
             stop: parts.stop,
         }))
-    }
-
-    pub fn station(&self) -> &str {
-        &self.station
     }
 
     /// Whether the station publishes `P/state/dispatch`: it has cars, or keeps incidents.
@@ -602,63 +590,30 @@ impl Dispatch {
             return;
         }
         let (state, detail) = match path.via.as_str() {
-            "terminal" => {
-                self.relay_terminal(&path.to, &path.device, &text, priority)
-                    .await
-            }
+            "terminal" => self.relay_terminal(&path.device, &text, priority).await,
             _ => self.relay_radio(&key, index, &path, &text).await,
         };
         self.path_settled(&key, index, state, detail).await;
     }
 
-    async fn relay_terminal(
-        &self,
-        car: &str,
-        tracker: &str,
-        text: &str,
-        priority: u8,
-    ) -> (PathState, String) {
-        use crate::drivers::jt808::text::{ANSWER_TIMEOUT, MAX_TEXT_BYTES};
-        let Some(link) = self.terminals.get(tracker) else {
-            return (
-                PathState::Failed,
-                format!("car {car}'s terminal ({tracker}) is not logged in to this station"),
-            );
-        };
+    /// The order as a 0x8300 text on the car terminal `tracker` (the JT/T 808 driver's
+    /// `CarLinks::send_text`, as `jt808.text` sends it).
+    async fn relay_terminal(&self, tracker: &str, text: &str, priority: u8) -> (PathState, String) {
         let mut flags = FLAG_DISPLAY | FLAG_TTS;
         if priority == 1 {
             flags |= FLAG_EMERGENCY;
         }
-        let (answer, answered) = oneshot::channel();
-        let request = TextRequest {
-            flags,
-            text: fit_gbk(text, MAX_TEXT_BYTES),
-            answer,
-        };
-        if link.send(request).await.is_err() {
-            return (PathState::Failed, "the terminal has just left".into());
-        }
-        match tokio::time::timeout(ANSWER_TIMEOUT, answered).await {
-            Ok(Ok(Ok(0))) => (
+        let text = fit_gbk(text, crate::drivers::jt808::text::MAX_TEXT_BYTES);
+        match self.terminals.send_text(tracker, flags, text).await {
+            Ok(0) => (
                 PathState::Delivered,
                 "the terminal answered 0x0001 success".into(),
             ),
-            Ok(Ok(Ok(code))) => (
+            Ok(code) => (
                 PathState::Failed,
                 format!("the terminal answered result {code}"),
             ),
-            Ok(Ok(Err(why))) => (PathState::Failed, why),
-            Ok(Err(_)) => (
-                PathState::Failed,
-                "the terminal's connection closed before it answered".into(),
-            ),
-            Err(_) => (
-                PathState::Failed,
-                format!(
-                    "no answer from the terminal within {} s",
-                    ANSWER_TIMEOUT.as_secs()
-                ),
-            ),
+            Err(why) => (PathState::Failed, why),
         }
     }
 
@@ -878,14 +833,14 @@ impl Dispatch {
             .collect();
         for key in due {
             st.deadlines.remove(&key);
-            let Some(incident) = st.incidents.get_mut(&key.0) else {
+            let Some(incident) = st.incidents.get_mut(&key.0).filter(|i| i.open()) else {
                 continue;
             };
             let head = incident_head(incident);
             let Some(a) = incident.crew_mut(&key.1) else {
                 continue;
             };
-            if a.acknowledged.is_some() || !incident_open(&head) {
+            if a.acknowledged.is_some() {
                 continue;
             }
             a.alarmed = true;
@@ -1268,10 +1223,6 @@ fn incident_head(i: &Incident) -> Value {
         "opened": crate::event::format_ts_ms(i.opened_ms),
         "open": i.open(),
     })
-}
-
-fn incident_open(head: &Value) -> bool {
-    head["open"].as_bool().unwrap_or(true)
 }
 
 /// An incident as the state and the CLI show it.

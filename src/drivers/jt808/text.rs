@@ -58,6 +58,38 @@ impl CarLinks {
         self.lock().get(car).map(|(_, tx)| tx.clone())
     }
 
+    /// Sends `text` to `car`'s terminal with `flags` and waits for its 0x0001: the terminal's
+    /// result (0 success, 1 failure, 2 bad message, 3 unsupported), or why there is none.
+    pub async fn send_text(&self, car: &str, flags: u8, text: String) -> Result<u8, String> {
+        let Some(link) = self.get(car) else {
+            return Err(format!(
+                "car {car} not connected: its terminal is not logged in to this station"
+            ));
+        };
+        let (answer, answered) = oneshot::channel();
+        let request = TextRequest {
+            flags,
+            text,
+            answer,
+        };
+        if link.send(request).await.is_err() {
+            return Err(format!(
+                "car {car} not connected: its terminal has just left"
+            ));
+        }
+        match tokio::time::timeout(ANSWER_TIMEOUT, answered).await {
+            Ok(Ok(Ok(code))) => Ok(code),
+            Ok(Ok(Err(why))) => Err(format!("car {car}: {why}")),
+            Ok(Err(_)) => Err(format!(
+                "car {car}: the terminal's connection closed before it answered"
+            )),
+            Err(_) => Err(format!(
+                "car {car}: sent, but the terminal did not answer within {} s",
+                ANSWER_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, mpsc::Sender<TextRequest>)>> {
         self.cars.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -79,29 +111,9 @@ impl Handler for TextCommand {
                 Ok(a) => a,
                 Err(why) => return Outcome::BadArgs(why),
             };
-            let Some(link) = self.links.get(&car) else {
-                return Outcome::Failed {
-                    reason: format!(
-                        "car {car} not connected: its terminal is not logged in to this station"
-                    ),
-                    result: None,
-                };
-            };
-            let (answer, answered) = oneshot::channel();
-            let request = TextRequest {
-                flags,
-                text,
-                answer,
-            };
-            if link.send(request).await.is_err() {
-                return Outcome::Failed {
-                    reason: format!("car {car} not connected: its terminal has just left"),
-                    result: None,
-                };
-            }
-            match tokio::time::timeout(ANSWER_TIMEOUT, answered).await {
-                Ok(Ok(Ok(0))) => Outcome::Done(json!({"car": car, "terminal_result": 0})),
-                Ok(Ok(Ok(code))) => Outcome::Failed {
+            match self.links.send_text(&car, flags, text).await {
+                Ok(0) => Outcome::Done(json!({"car": car, "terminal_result": 0})),
+                Ok(code) => Outcome::Failed {
                     reason: format!(
                         "the terminal of car {car} answered {code} ({})",
                         match code {
@@ -113,21 +125,8 @@ impl Handler for TextCommand {
                     ),
                     result: Some(json!({"car": car, "terminal_result": code})),
                 },
-                Ok(Ok(Err(why))) => Outcome::Failed {
-                    reason: format!("car {car}: {why}"),
-                    result: None,
-                },
-                Ok(Err(_)) => Outcome::Failed {
-                    reason: format!(
-                        "car {car}: the terminal's connection closed before it answered"
-                    ),
-                    result: None,
-                },
-                Err(_) => Outcome::Failed {
-                    reason: format!(
-                        "car {car}: sent, but the terminal did not answer within {} s",
-                        ANSWER_TIMEOUT.as_secs()
-                    ),
+                Err(reason) => Outcome::Failed {
+                    reason,
                     result: None,
                 },
             }

@@ -140,6 +140,8 @@ pub struct Running {
     /// Notified when the uplink connects or loses its broker.
     pub uplink_changed: Arc<Notify>,
     control_server: Option<tokio::task::JoinHandle<()>>,
+    /// `/metrics` and the status page, where configured.
+    web_servers: Vec<tokio::task::JoinHandle<()>>,
     pub sink: outbox::EventSink,
     pub uplink_status: Arc<std::sync::Mutex<crate::uplink::UplinkStatus>>,
     /// This daemon's device board and counters.
@@ -320,29 +322,31 @@ pub async fn start(
     let uplink_heartbeat = uplink.heartbeat();
     let uplink_changed = uplink.status_changed();
     let uplink = tokio::spawn(uplink.run());
+    // What the technician's views read: the control socket's replies, the status page, /metrics.
+    let sources = Arc::new(crate::control::server::Sources {
+        station: cfg.station.id.as_str().to_string(),
+        station_name: cfg.station.name.clone(),
+        profile: cfg.profile.as_ref().map(|p| p.name.clone()),
+        outbox_path: path.clone(),
+        reader: Arc::new(std::sync::Mutex::new(control_reader)),
+        uplink: uplink_status.clone(),
+        started,
+        started_ms,
+        board: board.clone(),
+        metrics: metrics.clone(),
+        staffing: Some(staffing.clone()),
+        equipment: Some(equipment.clone()),
+        dispatch: Some(dispatch.clone()),
+        alarms: sink.recent_alarms(),
+    });
     // The technician's views are a convenience: without the socket the daemon still does its job.
     let control_server = control_socket.and_then(|socket| match crate::control::server::bind(&socket) {
         Ok(listener) => {
             tracing::info!(event = "control.listening", path = %socket.display(), "control socket ready (stationd status / devices / outbox)");
-            let sources = crate::control::server::Sources {
-                station: cfg.station.id.as_str().to_string(),
-                station_name: cfg.station.name.clone(),
-                profile: cfg.profile.as_ref().map(|p| p.name.clone()),
-                outbox_path: path.clone(),
-                reader: Arc::new(std::sync::Mutex::new(control_reader)),
-                uplink: uplink_status.clone(),
-                started,
-                started_ms,
-                board: board.clone(),
-                metrics: metrics.clone(),
-                staffing: Some(staffing.clone()),
-                equipment: Some(equipment.clone()),
-                dispatch: Some(dispatch.clone()),
-            };
             Some(tokio::spawn(crate::control::server::serve(
                 listener,
                 socket,
-                Arc::new(sources),
+                sources.clone(),
                 stop.clone(),
             )))
         }
@@ -351,6 +355,13 @@ pub async fn start(
             None
         }
     });
+    let web_servers = crate::web::start(
+        cfg.metrics.as_ref(),
+        cfg.status_page.as_ref(),
+        sources,
+        stop.clone(),
+    )
+    .await;
     tracing::info!(
         event = "daemon.ready",
         devices = cfg.devices.len(),
@@ -364,6 +375,7 @@ pub async fn start(
         uplink_heartbeat,
         uplink_changed,
         control_server,
+        web_servers,
         sink,
         uplink_status,
         board,
@@ -439,6 +451,18 @@ impl Running {
         }
         if let Some(c) = self.control_server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(1), c).await;
+        }
+        for mut server in self.web_servers.drain(..) {
+            if tokio::time::timeout(Duration::from_secs(1), &mut server)
+                .await
+                .is_err()
+            {
+                tracing::debug!(
+                    event = "web.stop_forced",
+                    "an HTTP client held its connection past the stop"
+                );
+                server.abort();
+            }
         }
         // 3. Everything queued is committed; the writer ends when its last sender is gone.
         drop(self.sink);

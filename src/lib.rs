@@ -32,6 +32,7 @@ pub use stationd_proto::tetra;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;
+pub mod recent_alarms;
 pub mod records;
 pub mod side_store;
 pub mod staffing;
@@ -39,6 +40,7 @@ pub mod state;
 pub mod systemd;
 pub mod uplink;
 pub mod upload;
+pub mod web;
 
 /// Exit codes from sysexits.h that administrators and systemd see.
 pub mod exit_code {

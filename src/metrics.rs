@@ -5,6 +5,10 @@
 //! is owned by the running daemon and handed to its parts (drivers through their
 //! `DeviceContext`, the writer, the uplink, the control socket), so two daemons in one
 //! process (the benchmark, the demo) keep their own counts.
+//!
+//! Most are counters (they only go up while the daemon runs); the few that go down
+//! (`outbox.rows`) are made with [`Metrics::gauge`], so the Prometheus exposition
+//! (`crate::web::prometheus`) can type them right.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +20,8 @@ pub type Counter = Arc<AtomicU64>;
 #[derive(Debug, Default)]
 pub struct Metrics {
     registry: Mutex<BTreeMap<(String, String), Counter>>,
+    /// Names made with [`Metrics::gauge`].
+    gauges: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Metrics {
@@ -25,6 +31,23 @@ impl Metrics {
         reg.entry((name.to_string(), device.to_string()))
             .or_default()
             .clone()
+    }
+
+    /// The gauge `name` for `device`: a value that goes up and down, changed with [`set`].
+    pub fn gauge(&self, name: &str, device: &str) -> Counter {
+        self.gauges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string());
+        self.counter(name, device)
+    }
+
+    /// Whether `name` was made with [`Metrics::gauge`].
+    pub fn is_gauge(&self, name: &str) -> bool {
+        self.gauges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
     }
 
     /// The current value of `name` for `device` ("" for station-wide).
@@ -66,5 +89,14 @@ mod tests {
         inc(&a.counter("x", "d"));
         assert_eq!((a.value("x", "d"), b.value("x", "d")), (2, 0));
         assert_eq!(a.snapshot(), [(("x".to_string(), "d".to_string()), 2)]);
+    }
+
+    #[test]
+    fn a_gauge_is_known_as_one() {
+        let m = Metrics::default();
+        set(&m.gauge("outbox.rows", ""), 5);
+        inc(&m.counter("outbox.commits", ""));
+        assert!(m.is_gauge("outbox.rows") && !m.is_gauge("outbox.commits"));
+        assert_eq!(m.value("outbox.rows", ""), 5);
     }
 }

@@ -76,6 +76,19 @@ if ! have_lighttpd && [ "$(id -u)" = 0 ]; then
   [ "$no_start" = yes ] && rm -f /usr/sbin/policy-rc.d
 fi
 have_lighttpd || echo "lighttpd is missing (apt-get install lighttpd): the camera snapshot test will fail" >&2
+# Prometheus's own Python client parses /metrics in tests/web.rs (its classic-text and strict
+# OpenMetrics parsers), with Debian's python3 as the camera tests use.
+have_prom_parser() { /usr/bin/python3 -c 'import prometheus_client.parser, prometheus_client.openmetrics.parser' >/dev/null 2>&1; }
+have_prom_parser || apt_install python3-prometheus-client || true
+have_prom_parser || echo "python3-prometheus-client is missing (apt-get install python3-prometheus-client): the metrics test will fail" >&2
+# Chromium and ChromeDriver: tests/web.rs drives a real headless browser through the status page
+# (a CJK font so its screenshots show the Chinese labels).
+have_chromium() { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }
+if ! have_chromium && [ "$(id -u)" = 0 ]; then
+  say "installing chromium and chromium-driver (the status page test drives a headless browser)"
+  apt_install chromium chromium-driver fonts-wqy-microhei || true
+fi
+have_chromium || echo "chromium or chromedriver is missing (apt-get install chromium chromium-driver): the status page test will fail" >&2
 # libfaketime steps the daemon's wall clock in tests/systemd.rs (the watchdog must not notice).
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || apt_install libfaketime || true
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || echo "libfaketime is missing (apt-get install libfaketime): the wall-clock step test will fail" >&2

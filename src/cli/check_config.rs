@@ -91,6 +91,29 @@ pub fn check_config(config: &Path, profile_dirs: &[PathBuf], json: bool) -> u8 {
             ));
         }
     }
+    for (what, listen, describe) in [
+        cfg.metrics
+            .as_ref()
+            .map(|m| ("metrics", &m.listen, m.describe())),
+        cfg.status_page
+            .as_ref()
+            .map(|p| ("status_page", &p.listen, p.describe())),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let outcome = if crate::config::on_all_interfaces(listen) {
+            Outcome::Warning
+        } else {
+            Outcome::Ok
+        };
+        let note = if outcome == Outcome::Warning {
+            format!("{describe}: on every interface, reachable from any network the box is on; name the station LAN's address instead")
+        } else {
+            describe
+        };
+        checks.push(Check::new(what, outcome, note));
+    }
     report(&checks, json)
 }
 

@@ -26,6 +26,7 @@ pub mod profile;
 mod staffing;
 pub mod udev;
 mod values;
+mod web;
 
 use buffer::{buffer_settings, RawBuffer};
 pub use buffer::{Buffer, Durability};
@@ -36,6 +37,7 @@ pub use dispatch::Dispatch;
 pub use equipment::Equipment;
 pub use staffing::{Car, Staffing};
 pub use values::{parse_utc_offset, BrokerUrl, ListenAddr, StationId, TopicPrefix};
+pub use web::{on_all_interfaces, Language, MetricsListener, StatusPage};
 
 pub use crate::drivers::Device;
 pub use profile::Profile;
@@ -88,6 +90,10 @@ pub struct Config {
     pub equipment: Equipment,
     /// How orders are relayed and arrival judged (`[dispatch]`, or its defaults).
     pub dispatch: Dispatch,
+    /// Where Prometheus scrapes `/metrics` (`[metrics]`), if anywhere.
+    pub metrics: Option<MetricsListener>,
+    /// The technician's status page (`[status_page]`), if served.
+    pub status_page: Option<StatusPage>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +177,10 @@ struct RawConfig {
     equipment: Option<Spanned<equipment::RawEquipment>>,
     #[serde(default)]
     dispatch: Option<Spanned<dispatch::RawDispatch>>,
+    #[serde(default)]
+    metrics: Option<Spanned<web::RawMetrics>>,
+    #[serde(default)]
+    status_page: Option<Spanned<web::RawStatusPage>>,
 }
 
 impl Config {
@@ -319,6 +329,28 @@ impl Config {
                     .map_err(|message| err(Some(span), Some("dispatch"), message))?
             }
         };
+        let metrics = match raw.metrics {
+            None => None,
+            Some(m) => {
+                let span = m.span();
+                Some(
+                    m.into_inner()
+                        .check()
+                        .map_err(|(key, message)| err(Some(span), Some(key), message))?,
+                )
+            }
+        };
+        let status_page = match raw.status_page {
+            None => None,
+            Some(p) => {
+                let span = p.span();
+                Some(
+                    p.into_inner()
+                        .check()
+                        .map_err(|(key, message)| err(Some(span), Some(key), message))?,
+                )
+            }
+        };
         Ok(Config {
             source: path.to_path_buf(),
             station: raw.station,
@@ -330,6 +362,8 @@ impl Config {
             staffing,
             equipment,
             dispatch,
+            metrics,
+            status_page,
         })
     }
 

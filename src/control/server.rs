@@ -1,5 +1,7 @@
 //! The daemon's side of the control socket: binds it with the right permissions, answers each
-//! connection with one reply, and removes the socket at shutdown.
+//! connection with one reply, and removes the socket at shutdown. The readings it answers
+//! with ([`Sources`], [`status_reply`], [`devices_reply`]) are also what the HTTP listeners
+//! (`crate::web`) show.
 
 use super::{
     Command, DeviceRow, DevicesReply, OutboxReply, Request, StatusReply, PROTOCOL_VERSION,
@@ -38,6 +40,8 @@ pub struct Sources {
     pub staffing: Option<Arc<crate::staffing::Staffing>>,
     pub equipment: Option<Arc<crate::equipment::Equipment>>,
     pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
+    /// The alarms queued lately (the status page).
+    pub alarms: Arc<crate::recent_alarms::RecentAlarms>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -291,64 +295,8 @@ async fn reply(cmd: Command, s: &Sources, caller: &str) -> Result<serde_json::Va
                 .map_err(refused)?;
             Ok(serde_json::json!({ "id": id, "removed": true }))
         }
-        Command::Status => {
-            let outbox = outbox_stats(s).await?;
-            let mut devices: BTreeMap<String, usize> = BTreeMap::new();
-            for (_, d) in s.board.snapshot() {
-                *devices.entry(d.state).or_default() += 1;
-            }
-            let mut counters: BTreeMap<String, u64> = s
-                .metrics
-                .snapshot()
-                .into_iter()
-                .filter(|((_, device), _)| device.is_empty())
-                .map(|((name, _), v)| (name, v))
-                .collect();
-            counters.insert(
-                "clock.state_unreadable".into(),
-                crate::clock::unreadable_readings(),
-            );
-            serde_json::to_value(StatusReply {
-                station: s.station.clone(),
-                station_name: s.station_name.clone(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                profile: s.profile.clone(),
-                pid: std::process::id(),
-                started_ms: s.started_ms,
-                uptime_s: s.started.elapsed().as_secs(),
-                uplink: s
-                    .uplink
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .as_of_now(),
-                outbox,
-                devices,
-                counters,
-                clock: crate::control::ClockReport::from_state(crate::clock::sync_state()),
-            })
-        }
-        Command::Devices => {
-            let mut counters: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            for ((name, device), v) in s.metrics.snapshot() {
-                if !device.is_empty() {
-                    counters.entry(device).or_default().insert(name, v);
-                }
-            }
-            let devices = s
-                .board
-                .snapshot()
-                .into_iter()
-                .map(|(id, board)| DeviceRow {
-                    counters: counters.remove(&id).unwrap_or_default(),
-                    id,
-                    board,
-                })
-                .collect();
-            serde_json::to_value(DevicesReply {
-                now_ms: crate::clock::unix_ms(),
-                devices,
-            })
-        }
+        Command::Status => serde_json::to_value(status_reply(s).await?),
+        Command::Devices => serde_json::to_value(devices_reply(s)),
         Command::Outbox => serde_json::to_value(OutboxReply {
             now_ms: crate::clock::unix_ms(),
             path: s.outbox_path.clone(),
@@ -358,7 +306,70 @@ async fn reply(cmd: Command, s: &Sources, caller: &str) -> Result<serde_json::Va
     value.map_err(|e| format!("cannot encode the reply: {e}"))
 }
 
-async fn outbox_stats(s: &Sources) -> Result<crate::outbox::OutboxStats, String> {
+/// `stationd status` (and the status page's head).
+pub async fn status_reply(s: &Sources) -> Result<StatusReply, String> {
+    let outbox = outbox_stats(s).await?;
+    let mut devices: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, d) in s.board.snapshot() {
+        *devices.entry(d.state).or_default() += 1;
+    }
+    let mut counters: BTreeMap<String, u64> = s
+        .metrics
+        .snapshot()
+        .into_iter()
+        .filter(|((_, device), _)| device.is_empty())
+        .map(|((name, _), v)| (name, v))
+        .collect();
+    counters.insert(
+        "clock.state_unreadable".into(),
+        crate::clock::unreadable_readings(),
+    );
+    Ok(StatusReply {
+        station: s.station.clone(),
+        station_name: s.station_name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        profile: s.profile.clone(),
+        pid: std::process::id(),
+        started_ms: s.started_ms,
+        uptime_s: s.started.elapsed().as_secs(),
+        uplink: s
+            .uplink
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_of_now(),
+        outbox,
+        devices,
+        counters,
+        clock: crate::control::ClockReport::from_state(crate::clock::sync_state()),
+    })
+}
+
+/// `stationd devices` (and the status page's device table).
+pub fn devices_reply(s: &Sources) -> DevicesReply {
+    let mut counters: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for ((name, device), v) in s.metrics.snapshot() {
+        if !device.is_empty() {
+            counters.entry(device).or_default().insert(name, v);
+        }
+    }
+    let devices = s
+        .board
+        .snapshot()
+        .into_iter()
+        .map(|(id, board)| DeviceRow {
+            counters: counters.remove(&id).unwrap_or_default(),
+            id,
+            board,
+        })
+        .collect();
+    DevicesReply {
+        now_ms: crate::clock::unix_ms(),
+        devices,
+    }
+}
+
+/// The outbox's figures, read off the daemon's thread.
+pub async fn outbox_stats(s: &Sources) -> Result<crate::outbox::OutboxStats, String> {
     let reader = s.reader.clone();
     tokio::task::spawn_blocking(move || {
         reader

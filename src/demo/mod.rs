@@ -270,6 +270,27 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// Where the demo serves its status page and metrics (free loopback ports, a fresh token).
+struct DemoWeb {
+    page_port: u16,
+    metrics_port: u16,
+    token: String,
+}
+
+impl DemoWeb {
+    fn new() -> anyhow::Result<DemoWeb> {
+        Ok(DemoWeb {
+            page_port: free_port()?,
+            metrics_port: free_port()?,
+            token: format!("{:032x}", fastrand::u128(..)),
+        })
+    }
+
+    fn page_url(&self) -> String {
+        format!("http://127.0.0.1:{}/?token={}", self.page_port, self.token)
+    }
+}
+
 /// The simulated box (`hw-profiles/sim.toml`), embedded so the demo needs no files.
 const SIM_PROFILE: &str = include_str!("../../hw-profiles/sim.toml");
 
@@ -279,6 +300,7 @@ fn demo_config(
     uplink_port: u16,
     ingest_port: u16,
     fleet_port: u16,
+    web: &DemoWeb,
 ) -> anyhow::Result<Config> {
     let text = format!(
         r#"[station]
@@ -349,7 +371,18 @@ crew = ["P-0522", "A-1041", "A-1042"]
 ack_statuses = [{received:#06x}]
 clear_statuses = [{closed:#06x}]
 arrival_dwell_s = 10
+
+# The technician's status page and Prometheus metrics, on loopback only.
+[status_page]
+listen = "127.0.0.1:{page_port}"
+token = "{token}"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
 "#,
+        page_port = web.page_port,
+        token = web.token,
+        metrics_port = web.metrics_port,
         received = devices::STATUS_RECEIVED,
         closed = devices::STATUS_CLOSED,
         db = dir.join("outbox.db").display(),
@@ -565,7 +598,8 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let (central_port, uplink_port, ingest_port, fleet_port) =
         (free_port()?, free_port()?, free_port()?, free_port()?);
     let received = start_central(central_port)?;
-    let cfg = demo_config(&dir.0, uplink_port, ingest_port, fleet_port)?;
+    let web = DemoWeb::new()?;
+    let cfg = demo_config(&dir.0, uplink_port, ingest_port, fleet_port, &web)?;
     let db = cfg.buffer.path.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -580,7 +614,12 @@ pub fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let base_radio = simulate_base_radio(&dir.0.join("radio0"), inputs_stop.clone())?;
         let dock = simulate_dock(&dir.0.join("footage"), inputs_stop.clone())?;
         let control = dir.0.join("control.sock");
-        let hint = format!("technician's view, in another terminal: STATIOND_CONTROL_SOCKET={} stationd devices", control.display());
+        let hint = format!(
+            "status page (open in a browser): {}\nmetrics: http://127.0.0.1:{}/metrics\ntechnician's view, in another terminal: STATIOND_CONTROL_SOCKET={} stationd devices",
+            web.page_url(),
+            web.metrics_port,
+            control.display()
+        );
         if plain {
             println!("{hint}");
         }

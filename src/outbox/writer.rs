@@ -71,6 +71,8 @@ impl Committed {
 pub struct EventSink {
     tx: mpsc::Sender<WriterCmd>,
     link: Arc<LinkState>,
+    /// Every alarm handed in, for the status page.
+    alarms: Arc<crate::recent_alarms::RecentAlarms>,
 }
 
 impl EventSink {
@@ -80,10 +82,16 @@ impl EventSink {
         if !self.link.is_up() {
             ev.historical = true;
         }
+        self.alarms.record(&ev);
         self.tx
             .send(WriterCmd::Event(ev))
             .await
             .map_err(|_| SinkClosed)
+    }
+
+    /// The alarms handed to this sink (and its clones) lately, for the status page.
+    pub fn recent_alarms(&self) -> Arc<crate::recent_alarms::RecentAlarms> {
+        self.alarms.clone()
     }
 
     /// Queues the daemon's own `events` of `kind` (a part's state changes: `staffing.changed`,
@@ -116,6 +124,7 @@ impl EventSink {
         if !self.link.is_up() {
             ev.historical = true;
         }
+        self.alarms.record(&ev);
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(WriterCmd::DurableEvent(ev, tx))
@@ -178,6 +187,7 @@ impl WriterThread {
             EventSink {
                 tx: tx.clone(),
                 link,
+                alarms: Default::default(),
             },
             WriterControl { tx },
         )
@@ -199,9 +209,9 @@ fn run(
     let commits = metrics.counter("outbox.commits", "");
     let failures = metrics.counter("outbox.commit_failures", "");
     let evicted = metrics.counter("outbox.evicted_rows", "");
-    let backlog_rows = metrics.counter("outbox.rows", "");
-    let backlog_bytes = metrics.counter("outbox.bytes", "");
-    let disk_limited = metrics.counter("outbox.disk_limited", "");
+    let backlog_rows = metrics.gauge("outbox.rows", "");
+    let backlog_bytes = metrics.gauge("outbox.bytes", "");
+    let disk_limited = metrics.gauge("outbox.disk_limited", "");
     metrics::set(&backlog_rows, store.rows());
     metrics::set(&backlog_bytes, store.bytes());
     let mut events: Vec<Event> = Vec::with_capacity(MAX_BATCH);

@@ -10,7 +10,8 @@ use super::Staffing;
 use crate::event::format_ts_ms;
 use serde_json::{json, Map, Value};
 
-fn share_names(s: &Staffing) -> bool {
+/// Whether names go to central (`[staffing] share_names`); the status page follows the same rule.
+pub fn share_names(s: &Staffing) -> bool {
     s.config().is_some_and(|c| c.share_names)
 }
 

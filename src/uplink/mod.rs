@@ -66,6 +66,15 @@ pub struct UplinkStatus {
     pub since_mono: Option<u64>,
     #[serde(skip)]
     pub last_error_mono: Option<u64>,
+    /// Seconds without a broker since the daemon started, as of now (monotonic; filled by
+    /// [`UplinkStatus::as_of_now`]).
+    #[serde(default)]
+    pub offline_s: u64,
+    /// The offline periods that ended (ms), and when the current one began (monotonic ms).
+    #[serde(skip)]
+    pub offline_closed_ms: u64,
+    #[serde(skip)]
+    pub offline_from_mono: Option<u64>,
 }
 
 impl UplinkStatus {
@@ -77,8 +86,17 @@ impl UplinkStatus {
         UplinkStatus {
             since_ms: self.since_mono.map(at),
             last_error_ms: self.last_error_mono.map(at),
+            offline_s: self.offline_ms(mono) / 1000,
             ..self.clone()
         }
+    }
+
+    /// Milliseconds without a broker since the daemon started, as of `now_mono`.
+    pub fn offline_ms(&self, now_mono: u64) -> u64 {
+        self.offline_closed_ms
+            + self
+                .offline_from_mono
+                .map_or(0, |from| now_mono.saturating_sub(from))
     }
 }
 
@@ -96,6 +114,9 @@ pub struct Uplink {
     published: metrics::Counter,
     acked: metrics::Counter,
     dropped_busy: metrics::Counter,
+    connects: metrics::Counter,
+    disconnects: metrics::Counter,
+    connect_failures: metrics::Counter,
     /// Where command messages go (None: no command core, nothing subscribed).
     commands: Option<mpsc::Sender<Incoming>>,
     /// Acknowledgements of command messages, from the core: (connection, message). Unbounded
@@ -135,13 +156,20 @@ impl Uplink {
             dropped_busy: metrics.counter("cmd.dropped_busy", ""),
             published: metrics.counter("uplink.published", ""),
             acked: metrics.counter("uplink.acked", ""),
+            connects: metrics.counter("uplink.connects", ""),
+            disconnects: metrics.counter("uplink.disconnects", ""),
+            connect_failures: metrics.counter("uplink.connect_failures", ""),
             opts,
             reader: Arc::new(Mutex::new(reader)),
             control,
             new_data,
             link,
             shutdown,
-            status: Default::default(),
+            // Offline from the start until the first connection.
+            status: Arc::new(Mutex::new(UplinkStatus {
+                offline_from_mono: Some(crate::clock::mono_ms()),
+                ..Default::default()
+            })),
             status_changed: Default::default(),
             heartbeat: Default::default(),
         }
@@ -310,9 +338,14 @@ impl Uplink {
                 tracing::info!(event = "uplink.connected", broker = %broker, "connected to central");
                 {
                     let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                    let now = crate::clock::mono_ms();
                     st.connected_to = Some(broker.to_string());
-                    st.since_mono = Some(crate::clock::mono_ms());
+                    st.since_mono = Some(now);
+                    if let Some(from) = st.offline_from_mono.take() {
+                        st.offline_closed_ms += now.saturating_sub(from);
+                    }
                 }
+                metrics::inc(&self.connects);
                 self.status_changed.notify_one();
             }
             Action::SayOnline(broker) => {
@@ -409,6 +442,14 @@ impl Uplink {
         let now = crate::clock::mono_ms();
         if st.connected_to.is_some() || st.since_mono.is_none() {
             st.since_mono = Some(now);
+        }
+        metrics::inc(if st.connected_to.is_some() {
+            &self.disconnects
+        } else {
+            &self.connect_failures
+        });
+        if st.offline_from_mono.is_none() {
+            st.offline_from_mono = Some(now);
         }
         st.connected_to = None;
         st.last_error = Some(e);

@@ -10,13 +10,16 @@
 #   3. the envelope's `clock` agrees with the kernel's real sync state, both ways (the host's
 #      flag is set with tests/lib/kernel-clock.c; the container shares the kernel), and
 #      `stationd check` inside says the same;
+#   3b. under the unit's hardening (ProcSubset=pid, RestrictAddressFamilies, …) /metrics on
+#      loopback parses with Prometheus's own client and has the process figures, and the status
+#      page answers with its token and refuses without it;
 #   4. the sandbox holds: in the daemon's own mount namespace, as its user, nothing outside
 #      /var/lib/stationd and /run/stationd can be written;
 #   5. SIGHUP is logged and survived; SIGABRT gets the daemon restarted by systemd;
 #   6. `systemctl stop` publishes the retained clean `offline`.
 #   bash tests/boot.sh target/debian/stationd_0.1.0-1_amd64.deb
 # Needs root, systemd-nspawn (systemd-container), debootstrap and Debian's mirror (for the root,
-# made once by tests/lib/deb12-root.sh), a C compiler, mosquitto and mosquitto_sub. Says what is
+# made once by tests/lib/deb12-root.sh), a C compiler, mosquitto, mosquitto_sub and curl. Says what is
 # missing and skips when it cannot run; FAILS when a check does not hold. The container shares
 # the host's network namespace: the broker is a host mosquitto on a free loopback port.
 set -euo pipefail
@@ -71,6 +74,9 @@ free_port() {
 }
 port=$(free_port)
 ingest=$(free_port)
+metrics=$(free_port)
+page=$(free_port)
+page_token=boot-token-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" > "$work/mosquitto.conf"
 P=stations/jn-szq-boot
 broker=
@@ -123,6 +129,13 @@ cat >> "$conf" <<TOML
 id = "ingest0"
 driver = "jsonl"
 listen = "tcp://127.0.0.1:$ingest"
+
+[metrics]
+listen = "127.0.0.1:$metrics"
+
+[status_page]
+listen = "127.0.0.1:$page"
+token = "$page_token"
 TOML
 in_ct stationd check-config > "$work/check-config.log" 2>&1 || { cat "$work/check-config.log" >&2; fail "check-config"; }
 
@@ -195,6 +208,24 @@ for want in synced unsynced; do
   ok "kernel clock $want -> envelope clock: \"$got\", stationd check: $(check_clock)"
 done
 "$work/kernel-clock" status "$clock_saved"
+
+# --- 3b. /metrics and the status page under the unit ----------------------------------------
+scrape=$(curl -sf --max-time 5 -H 'Accept: application/openmetrics-text; version=1.0.0' "http://127.0.0.1:$metrics/metrics") \
+  || fail "no /metrics on 127.0.0.1:$metrics under the unit"
+if /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null; then
+  parsed=$(/usr/bin/python3 tests/lib/prom_parse.py openmetrics <<< "$scrape") || fail "/metrics under the unit is not valid OpenMetrics"
+  for want in '"stationd_uplink_connected", {}, 1.0' '"process_open_fds"' '"process_start_time_seconds"' '"process_resident_memory_bytes"' '"stationd_device_state", {"device": "ingest0"'; do
+    grep -qF "$want" <<< "$parsed" || fail "/metrics under the unit lacks $want"
+  done
+  ok "/metrics under the unit: valid OpenMetrics ($(grep -o '\["' <<< "$parsed" | wc -l) samples), connected, process figures (ProcSubset=pid)"
+else
+  echo "boot test: python3-prometheus-client missing, /metrics fetched but not parsed" >&2
+fi
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$page/api/status")
+[ "$code" = 401 ] || fail "the status page without its token answered $code, not 401"
+curl -sf --max-time 5 -H "Authorization: Bearer $page_token" "http://127.0.0.1:$page/api/status" | grep -q '"station":"jn-szq-boot"' \
+  || fail "the status page with its token did not show the station"
+ok "status page under the unit: 401 without the token, the station with it"
 
 # --- 4. the sandbox holds --------------------------------------------------------------------
 gid=$(in_ct id -g stationd)

@@ -163,6 +163,7 @@ if cargo deb --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-d
   say "the packaged unit under a real systemd (systemd-nspawn --boot of the same Debian 12 root)"
   command -v systemd-nspawn >/dev/null 2>&1 || apt_install systemd-container || true
   command -v mosquitto_sub >/dev/null 2>&1 || apt_install mosquitto-clients || true
+  command -v curl >/dev/null 2>&1 || apt_install curl || true
   bash tests/boot.sh "$amd64_deb"
 else
   echo "packages were NOT built or checked: cargo-deb could not be installed (cargo install --locked cargo-deb)" >&2

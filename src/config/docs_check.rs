@@ -73,6 +73,12 @@ fn every_config_key_is_documented_and_every_documented_key_exists() {
         keys_of::<super::dispatch::RawDispatch>(),
         &[],
     );
+    assert_same("## `[metrics]`", keys_of::<super::web::RawMetrics>(), &[]);
+    assert_same(
+        "## `[status_page]`",
+        keys_of::<super::web::RawStatusPage>(),
+        &[],
+    );
     assert_same(
         "### `[[staffing.car]]`",
         keys_of::<super::staffing::RawCar>(),

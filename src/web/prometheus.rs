@@ -26,7 +26,14 @@ use std::collections::BTreeSet;
 
 /// The states a device row can be in (docs/CONTRACT.md, "Device states"); each device gets
 /// one `stationd_device_state` sample per state, 1 for the one it is in.
-const DEVICE_STATES: [&str; 5] = ["waiting", "listening", "online", "no_fix", "offline"];
+const DEVICE_STATES: [&str; 6] = [
+    "waiting",
+    "listening",
+    "initialising",
+    "online",
+    "no_fix",
+    "offline",
+];
 
 /// Registry counters shown by a family of their own below (from the outbox's file, which
 /// outlives a restart) rather than under their own names.
@@ -93,7 +100,13 @@ pub async fn read(s: &Sources) -> Result<Readings, String> {
         devices: s.board.snapshot(),
         counters,
         gauges,
-        process: super::process::read(),
+        process: super::process::read().map(|mut p| {
+            // /proc/stat (the boot time) is hidden under the unit's ProcSubset=pid: then the
+            // daemon's own start, a few milliseconds after the process's.
+            p.start_time_seconds
+                .get_or_insert(s.started_ms as f64 / 1000.0);
+            p
+        }),
     })
 }
 
@@ -284,7 +297,7 @@ impl Collector for Readings {
         gauge(
             &mut e,
             "stationd_device_state",
-            "1 for the state each device is in (waiting, listening, online, no_fix, offline).",
+            "1 for the state each device is in (waiting, listening, initialising, online, no_fix, offline; docs/INSTRUMENTATION.md, \"Device states\").",
             self.devices.iter().flat_map(|(id, d)| {
                 let mut states: Vec<&str> = DEVICE_STATES.to_vec();
                 if !states.contains(&d.state.as_str()) {

@@ -93,6 +93,12 @@ impl Board {
         self.changed.notify_one();
     }
 
+    /// A device taken out of the configuration (a reload), with the devices seen through it.
+    pub fn unregister(&self, id: &str) {
+        self.with(|b| b.retain(|k, row| k != id && row.via.as_deref() != Some(id)));
+        self.changed.notify_one();
+    }
+
     /// Bytes arrived from `id` (a configured device, or a car behind one).
     pub fn seen(&self, id: &str) {
         let now = crate::clock::mono_ms();

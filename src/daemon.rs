@@ -72,11 +72,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-    // SIGHUP's default action would kill the daemon without its clean stop (and systemd would
-    // restart it). Reloading is not supported yet: say so and go on.
+    // SIGHUP reloads the configuration (its default action would kill the daemon).
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let stop = CancellationToken::new();
-    let running = start(
+    let mut running = start(
         cfg,
         stop.clone(),
         Some(crate::control::default_socket_path()),
@@ -87,10 +86,17 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(10)));
     let mut last_status = String::new();
     let uplink_changed = running.uplink_changed.clone();
+    let mut reloads = running.reloads.take().expect("the reload requests");
     loop {
         tokio::select! {
             _ = sighup.recv() => {
-                tracing::warn!(event = "daemon.reload_unsupported", signal = "SIGHUP", "SIGHUP received: reloading the configuration is not supported yet; restart the unit to apply changes (still running)");
+                tracing::info!(event = "config.reload_requested", by = "SIGHUP", "SIGHUP: reloading the configuration");
+                running.reload("SIGHUP").await;
+            }
+            Some(request) = reloads.recv() => {
+                tracing::info!(event = "config.reload_requested", by = %request.by, "reloading the configuration");
+                let outcome = running.reload(&request.by).await;
+                let _ = request.reply.send(outcome);
             }
             // STATUS= follows the uplink at once, not on the next tick.
             _ = uplink_changed.notified() => {
@@ -132,8 +138,22 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
 
 /// A started daemon (also used by the demo and the benchmark).
 pub struct Running {
-    drivers: tokio::task::JoinSet<()>,
+    /// The configured devices, changed one by one by a reload.
+    devices: drivers::DeviceSet,
+    /// The services beside them (staffing, equipment, dispatch, the command core).
+    services: tokio::task::JoinSet<()>,
     uplink: tokio::task::JoinHandle<()>,
+    /// New uplink settings from a reload.
+    uplink_reconfigure: Arc<crate::uplink::Reconfigure>,
+    /// The configuration the daemon started with (what `pending_restart` compares against)
+    /// and the one applied last.
+    started_cfg: Config,
+    applied_cfg: Config,
+    boot_id: String,
+    /// The configuration as the views show it.
+    config_report: crate::reload::SharedConfigReport,
+    /// Reload requests from the control socket and `config.reload` (taken by `run`).
+    pub reloads: Option<tokio::sync::mpsc::Receiver<crate::reload::ReloadRequest>>,
     writer: WriterThread,
     control: outbox::WriterControl,
     uplink_heartbeat: Arc<crate::systemd::Heartbeat>,
@@ -159,6 +179,13 @@ pub async fn start(
     let started = std::time::Instant::now();
     let started_ms = crate::clock::unix_ms();
     let boot_id = new_boot_id();
+    let config_report = Arc::new(std::sync::Mutex::new(crate::reload::ConfigReport {
+        path: cfg.source.display().to_string(),
+        hash: cfg.hash.clone(),
+        loaded_ms: started_ms,
+        ..Default::default()
+    }));
+    let (reloader, reloads) = crate::reload::Reloader::new();
     let opts = OutboxOptions {
         path: cfg.buffer.path.clone(),
         station: cfg.station.id.as_str().to_string(),
@@ -253,9 +280,16 @@ pub async fn start(
         equipment.clone() as Arc<dyn drivers::EventWatcher>,
         dispatch.clone() as Arc<dyn drivers::EventWatcher>,
     ]);
-    let mut drivers = drivers::start_all(
+    registry
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .add(Arc::new(crate::commands::handlers::ConfigReload(
+            reloader.clone(),
+        )));
+    let devices = drivers::DeviceSet::start(
         &cfg.devices,
-        &drivers::Parts {
+        &cfg.device_settings,
+        drivers::Parts {
             sink: sink.clone(),
             board: board.clone(),
             metrics: metrics.clone(),
@@ -265,14 +299,19 @@ pub async fn start(
         },
         &stop,
     )?;
-    drivers.spawn(staffing.clone().run(staffing_notes, stop.clone()));
-    drivers.spawn(equipment.clone().run(equipment_notes, stop.clone()));
-    drivers.spawn(dispatch.clone().run(stop.clone()));
-    let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    // The docks the dock drivers registered (none: an empty set, no `P/state/evidence`).
-    let docks = registry.service::<crate::evidence::Docks>();
-    // Held by video pushes: the backlog's replay gives way to live video.
-    let replay_gate = registry.service::<crate::uplink::ReplayGate>();
+    let mut services = tokio::task::JoinSet::new();
+    services.spawn(staffing.clone().run(staffing_notes, stop.clone()));
+    services.spawn(equipment.clone().run(equipment_notes, stop.clone()));
+    services.spawn(dispatch.clone().run(stop.clone()));
+    let (docks, replay_gate) = {
+        let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner());
+        // The docks the dock drivers registered (none: an empty set, no `P/state/evidence`).
+        // Held by video pushes: the backlog's replay gives way to live video.
+        (
+            registry.service::<crate::evidence::Docks>(),
+            registry.service::<crate::uplink::ReplayGate>(),
+        )
+    };
     let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(crate::commands::QUEUE);
     let snapshots = Arc::new(crate::state::Snapshots {
         station: cfg.station.id.as_str().to_string(),
@@ -316,9 +355,10 @@ pub async fn start(
         },
         metrics.clone(),
     );
-    drivers.spawn(core.run(commands_rx, stop.clone()));
+    services.spawn(core.run(commands_rx, stop.clone()));
     tracing::info!(event = "cmd.ready", "{}", cfg.commands.describe());
     let uplink_status = uplink.status();
+    let uplink_reconfigure = uplink.reconfigurer();
     let uplink_heartbeat = uplink.heartbeat();
     let uplink_changed = uplink.status_changed();
     let uplink = tokio::spawn(uplink.run());
@@ -338,6 +378,8 @@ pub async fn start(
         equipment: Some(equipment.clone()),
         dispatch: Some(dispatch.clone()),
         alarms: sink.recent_alarms(),
+        config: config_report.clone(),
+        reloader: Some(reloader),
     });
     // The technician's views are a convenience: without the socket the daemon still does its job.
     let control_server = control_socket.and_then(|socket| match crate::control::server::bind(&socket) {
@@ -367,9 +409,17 @@ pub async fn start(
         devices = cfg.devices.len(),
         "stationd is running"
     );
+    let started_cfg = cfg.clone();
     Ok(Running {
-        drivers,
+        devices,
+        services,
         uplink,
+        uplink_reconfigure,
+        applied_cfg: cfg,
+        started_cfg,
+        boot_id,
+        config_report,
+        reloads: Some(reloads),
         writer,
         control,
         uplink_heartbeat,
@@ -384,6 +434,110 @@ pub async fn start(
 }
 
 impl Running {
+    /// Reads the configuration file again and applies it (see `crate::reload`): an invalid
+    /// one changes nothing and is reported; a valid one restarts only the devices whose
+    /// settings changed and reconnects the uplink only when its settings changed.
+    pub async fn reload(&mut self, by: &str) -> crate::reload::ReloadOutcome {
+        use crate::reload::{pending_restart, uplink_changed, ReloadOutcome};
+        crate::systemd::reloading();
+        let current = self.applied_cfg.clone();
+        let read = tokio::task::spawn_blocking(move || current.reload())
+            .await
+            .map_err(|e| format!("the reload task failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        // The uplink's new options are built (TLS files read) before anything is applied.
+        let checked = read.and_then(|new| {
+            let opts = if uplink_changed(&self.applied_cfg, &new) {
+                Some(UplinkOptions::from_config(&new, &self.boot_id).map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
+            Ok((new, opts))
+        });
+        let outcome = match checked {
+            Err(error) => {
+                tracing::error!(event = "config.rejected", by = %by, error = %error, "the configuration was not reloaded: it is invalid; the running one stays (fix the file, then reload again)");
+                ReloadOutcome {
+                    applied: false,
+                    by: by.to_string(),
+                    at_ms: crate::clock::unix_ms(),
+                    hash: self.applied_cfg.hash.clone(),
+                    previous_hash: None,
+                    error: Some(error),
+                    devices: Default::default(),
+                    uplink: "unchanged",
+                    pending_restart: pending_restart(&self.started_cfg, &self.applied_cfg),
+                }
+            }
+            Ok((new, uplink_opts)) => {
+                let devices = self.devices.apply(&new.devices, &new.device_settings).await;
+                let uplink = match uplink_opts {
+                    Some(opts) => {
+                        self.uplink_reconfigure.apply(opts);
+                        "reconnecting"
+                    }
+                    None => "unchanged",
+                };
+                let outcome = ReloadOutcome {
+                    applied: true,
+                    by: by.to_string(),
+                    at_ms: crate::clock::unix_ms(),
+                    hash: new.hash.clone(),
+                    previous_hash: Some(self.applied_cfg.hash.clone()),
+                    error: None,
+                    devices,
+                    uplink,
+                    pending_restart: pending_restart(&self.started_cfg, &new),
+                };
+                tracing::info!(
+                    event = "config.reloaded",
+                    by = %by,
+                    hash = %outcome.hash,
+                    added = ?outcome.devices.added,
+                    removed = ?outcome.devices.removed,
+                    restarted = ?outcome.devices.restarted,
+                    unchanged = outcome.devices.unchanged,
+                    uplink,
+                    pending_restart = ?outcome.pending_restart,
+                    "configuration reloaded"
+                );
+                if !outcome.pending_restart.is_empty() {
+                    tracing::warn!(event = "config.pending_restart", sections = ?outcome.pending_restart, "these changes apply at the next restart (systemctl restart stationd)");
+                }
+                self.applied_cfg = new;
+                outcome
+            }
+        };
+        {
+            let mut report = self.config_report.lock().unwrap_or_else(|p| p.into_inner());
+            if outcome.applied {
+                report.hash = outcome.hash.clone();
+                report.loaded_ms = outcome.at_ms;
+            }
+            report.pending_restart = outcome.pending_restart.clone();
+            report.last_reload = serde_json::to_value(&outcome).ok();
+        }
+        let kind = if outcome.applied {
+            "config.reloaded"
+        } else {
+            "config.rejected"
+        };
+        let data = serde_json::to_value(&outcome).expect("the outcome serialises");
+        if self
+            .sink
+            .send_own("config", kind, vec![data])
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                event = "config.report_lost",
+                "the reload's outcome could not be queued for central (the outbox writer stopped)"
+            );
+        }
+        crate::systemd::ready(&self.status_line());
+        outcome
+    }
+
     /// Ok when the outbox writer answers within 5 s and the uplink kept its heartbeat;
     /// otherwise which part is stuck.
     pub async fn liveness(&self) -> Result<(), &'static str> {
@@ -424,17 +578,18 @@ impl Running {
     /// Phased stop; call after the `stop` channel was set to true.
     pub async fn stop(mut self) {
         // 1. Inputs stop accepting and hand over what they have read.
+        let devices_stopped = self.devices.join(PHASE_DEADLINE).await;
         let drained = tokio::time::timeout(PHASE_DEADLINE, async {
-            while self.drivers.join_next().await.is_some() {}
+            while self.services.join_next().await.is_some() {}
         })
         .await;
-        if drained.is_err() {
+        if drained.is_err() || !devices_stopped {
             tracing::warn!(
                 event = "daemon.stop_forced",
                 phase = "drivers",
                 "inputs did not stop in time"
             );
-            self.drivers.abort_all();
+            self.services.abort_all();
         }
         // 2. The uplink finishes what is in flight and says offline.
         if tokio::time::timeout(PHASE_DEADLINE, &mut self.uplink)
@@ -465,6 +620,7 @@ impl Running {
             }
         }
         // 3. Everything queued is committed; the writer ends when its last sender is gone.
+        drop(self.devices);
         drop(self.sink);
         drop(self.control);
         let writer = self.writer;

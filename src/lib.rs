@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod recent_alarms;
 pub mod records;
+pub mod reload;
 pub mod side_store;
 pub mod staffing;
 pub mod state;

@@ -55,6 +55,13 @@ enum Command {
         /// Hardware profile files (default: the profile the config names).
         profiles: Vec<PathBuf>,
     },
+    /// Asks the running daemon to read its configuration (and profile) again and apply it:
+    /// changed devices restart, the others run on; an invalid file changes nothing. Exit 1 when
+    /// the file was rejected. What `systemctl reload stationd` and SIGHUP do.
+    Reload {
+        #[command(flatten)]
+        view: ViewArgs,
+    },
     /// The running daemon: uplink, uptime, backlog per class, last error, device states.
     Status {
         #[command(flatten)]
@@ -454,6 +461,7 @@ fn main() -> ExitCode {
                 },
         } => ExitCode::from(cli::evidence::verify_command(&config, &profile_dirs, json)),
         Command::Status { view } => ExitCode::from(cli::views::status(&view.socket(), view.json)),
+        Command::Reload { view } => ExitCode::from(cli::reload::reload(&view.socket(), view.json)),
         Command::Equipment {
             command,
             view,

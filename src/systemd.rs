@@ -21,6 +21,14 @@ pub fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
+/// RELOADING=1: systemd shows the unit `reloading` until the next READY=1.
+pub fn reloading() {
+    send(&[
+        NotifyState::Reloading,
+        NotifyState::Status("reloading the configuration"),
+    ]);
+}
+
 pub fn status(status: &str) {
     send(&[NotifyState::Status(status)]);
 }

@@ -10,6 +10,7 @@ pub mod check_config;
 pub mod dispatch;
 pub mod equipment;
 pub mod evidence;
+pub mod reload;
 pub mod sign_command;
 pub mod staffing;
 pub mod station_check;

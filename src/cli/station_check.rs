@@ -150,7 +150,37 @@ pub fn judge(s: &StatusReply, d: &DevicesReply, local: SyncState) -> Vec<Check> 
     }
 
     checks.push(clock_check(&s.clock, local));
+    if let Some(c) = &s.config {
+        checks.push(config_check(c));
+    }
     checks
+}
+
+/// The configuration running: a rejected last reload, or changes waiting for a restart, are
+/// warnings (the file on disk is not what runs).
+fn config_check(c: &crate::reload::ConfigReport) -> Check {
+    let hash = super::views::short_hash(&c.hash);
+    if let Some(last) = c.last_reload.as_ref().filter(|l| l["applied"] == false) {
+        return Check::new(
+            "config",
+            Outcome::Warning,
+            format!(
+                "the last reload was rejected, {hash} runs: {}",
+                last["error"].as_str().unwrap_or("?")
+            ),
+        );
+    }
+    if !c.pending_restart.is_empty() {
+        return Check::new(
+            "config",
+            Outcome::Warning,
+            format!(
+                "{hash} runs; changed in the file, applied at the next restart: {}",
+                c.pending_restart.join(", ")
+            ),
+        );
+    }
+    Check::new("config", Outcome::Ok, format!("{hash} ({})", c.path))
 }
 
 fn clock_check(daemon: &ClockReport, local: SyncState) -> Check {
@@ -219,6 +249,7 @@ mod tests {
             devices: BTreeMap::new(),
             counters: counters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             clock: ClockReport::default(),
+            config: None,
         }
     }
 

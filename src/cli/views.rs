@@ -107,6 +107,31 @@ pub fn status(socket: &Path, json: bool) -> u8 {
         s.devices.values().sum::<usize>(),
         states.join(", ")
     );
+    if let Some(cfg) = &s.config {
+        let mut line = format!(
+            "config      {} ({}), loaded {}",
+            short_hash(&cfg.hash),
+            cfg.path,
+            utc(cfg.loaded_ms)
+        );
+        if !cfg.pending_restart.is_empty() {
+            line.push_str(&format!(
+                "; changed, applies at the next restart: {}",
+                cfg.pending_restart.join(", ")
+            ));
+        }
+        println!("{line}");
+        if let Some(last) = &cfg.last_reload {
+            if last["applied"] == false {
+                println!(
+                    "            last reload REJECTED ({}, by {}): {}",
+                    last["at_ms"].as_i64().map_or_else(|| "?".into(), utc),
+                    last["by"].as_str().unwrap_or("?"),
+                    last["error"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
     let c = |name: &str| s.counters.get(name).copied().unwrap_or(0);
     println!(
         "counters    {} committed, {} published, {} acknowledged, {} evicted, {} commit failure(s)",
@@ -117,6 +142,14 @@ pub fn status(socket: &Path, json: bool) -> u8 {
         c("outbox.commit_failures")
     );
     0
+}
+
+/// `sha256:0123456789ab…`: enough to tell two configurations apart on a screen.
+pub fn short_hash(hash: &str) -> String {
+    match hash.get(..19) {
+        Some(head) if hash.len() > 19 => format!("{head}…"),
+        _ => hash.to_string(),
+    }
 }
 
 fn oldest(now: i64, s: &OutboxStats) -> String {

@@ -126,6 +126,37 @@ impl Handler for Ping {
     }
 }
 
+/// `config.reload`: read the station's configuration file again and apply it (as SIGHUP and
+/// `stationd reload` do); the answer carries the configuration's hash, what changed, and
+/// what waits for a restart. An invalid file changes nothing and the command fails with why.
+pub struct ConfigReload(pub crate::reload::Reloader);
+
+impl Handler for ConfigReload {
+    fn name(&self) -> &'static str {
+        "config.reload"
+    }
+    fn run<'a>(&'a self, _args: &'a Map<String, Value>, _ctx: &'a CommandContext) -> Running<'a> {
+        Box::pin(async move {
+            match self.0.reload("central").await {
+                Ok(outcome) if outcome.applied => {
+                    Outcome::Done(serde_json::to_value(&outcome).expect("the outcome serialises"))
+                }
+                Ok(outcome) => Outcome::Failed {
+                    reason: format!(
+                        "the configuration was not reloaded: {}",
+                        outcome.error.as_deref().unwrap_or("rejected")
+                    ),
+                    result: serde_json::to_value(&outcome).ok(),
+                },
+                Err(why) => Outcome::Failed {
+                    reason: why,
+                    result: None,
+                },
+            }
+        })
+    }
+}
+
 /// `rebirth`: publish the retained birth (`P/status`) and every `P/state/*` again.
 struct Rebirth;
 

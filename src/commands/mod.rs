@@ -75,7 +75,8 @@ pub struct CommandCore {
     settings: Commands,
     store: Arc<Mutex<AnswerStore>>,
     sink: EventSink,
-    registry: Registry,
+    /// Shared with the drivers: a device a reload adds brings its driver's commands.
+    registry: Arc<std::sync::Mutex<Registry>>,
     ctx: Arc<CommandContext>,
     metrics: Arc<Metrics>,
     limiter: RateLimiter,
@@ -108,7 +109,7 @@ impl CommandCore {
         settings: Commands,
         store: AnswerStore,
         sink: EventSink,
-        registry: Registry,
+        registry: Arc<std::sync::Mutex<Registry>>,
         ctx: CommandContext,
         metrics: Arc<Metrics>,
     ) -> CommandCore {
@@ -252,7 +253,8 @@ impl CommandCore {
                 Some((Status::Refused, reason))
             }
         };
-        let handler = self.registry.get(&cmd.name);
+        let registry = || self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let handler = registry().get(&cmd.name);
         let refusal = refusal.or_else(|| {
             handler.is_none().then(|| {
                 (
@@ -260,7 +262,7 @@ impl CommandCore {
                     format!(
                         "this station has no command {:?}; it has: {}",
                         cmd.name,
-                        self.registry.names().join(", ")
+                        registry().names().join(", ")
                     ),
                 )
             })

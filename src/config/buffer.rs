@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// The outbox settings: `[buffer]` over the hardware profile's `[storage]` defaults.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Buffer {
     pub path: PathBuf,
     pub max_bytes: u64,

@@ -3,7 +3,7 @@
 //! (ids unique, no input speaking for another device's ids).
 
 use super::{line_of, profile, ConfigError, Device, Profile};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 use toml::Spanned;
@@ -38,12 +38,14 @@ struct DeviceDraft {
 }
 
 /// The profile's devices, in its order, with the station's changes; then the station's own.
+/// With them, each device's settings as one canonical text (its merged table, the profile's
+/// port resolved): a reload restarts a device only when this text changed.
 pub(super) fn merge_devices(
     path: &Path,
     text: &str,
     profile: Option<&Profile>,
     station_tables: Vec<Spanned<toml::Table>>,
-) -> Result<Vec<Device>, ConfigError> {
+) -> Result<(Vec<Device>, BTreeMap<String, String>), ConfigError> {
     let at_station = |span: Range<usize>, label: &str, message: String| ConfigError {
         file: path.to_path_buf(),
         line: Some(line_of(text, span.start)),
@@ -90,6 +92,7 @@ pub(super) fn merge_devices(
     }
 
     let mut devices = Vec::new();
+    let mut settings = BTreeMap::new();
     let mut seen = HashSet::new();
     for DeviceDraft {
         id,
@@ -136,7 +139,10 @@ pub(super) fn merge_devices(
             Some(_) => return Err(locate("enabled must be true or false".into())),
         }
         let table = profile::resolve_port(profile, table).map_err(&locate)?;
+        // (toml's Table is ordered by key: the same settings give the same text.)
+        let canonical = table.to_string();
         let device = device_from_table(table).map_err(&locate)?;
+        settings.insert(device.id().to_string(), canonical);
         if !seen.insert(device.id().to_string()) {
             return Err(locate("device id used twice".into()));
         }
@@ -162,7 +168,7 @@ pub(super) fn merge_devices(
             });
         }
     }
-    Ok(devices)
+    Ok((devices, settings))
 }
 
 /// Why `device` may not speak for an id `other` owns (a `jsonl` input's `devices`), if it

@@ -94,6 +94,17 @@ pub struct Config {
     pub metrics: Option<MetricsListener>,
     /// The technician's status page (`[status_page]`), if served.
     pub status_page: Option<StatusPage>,
+    /// Where else profiles were looked up (`--profile-dir`): a reload looks there again.
+    pub profile_dirs: Vec<PathBuf>,
+    /// Each device's settings as canonical text (a reload restarts only the devices whose
+    /// text changed).
+    pub device_settings: std::collections::BTreeMap<String, String>,
+    /// Each top-level table of the file but the devices (`station`, `uplink`, …) as canonical
+    /// text, to tell what a reload changed.
+    pub sections: std::collections::BTreeMap<String, String>,
+    /// `sha256:` of the file and its profile, as read: what `config.reload` answers and
+    /// `stationd status` shows.
+    pub hash: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,7 +203,14 @@ impl Config {
     /// Reads and validates `path`; profiles are looked up in `profile_dirs` first.
     pub fn load_with(path: &Path, profile_dirs: &[PathBuf]) -> Result<Config, ConfigError> {
         let text = read_text(path, "the configuration file")?;
-        Config::parse_with(path, &text, profile_dirs)
+        let mut cfg = Config::parse_with(path, &text, profile_dirs)?;
+        cfg.profile_dirs = profile_dirs.to_vec();
+        Ok(cfg)
+    }
+
+    /// Reads the same file again, with the same profile directories (a reload).
+    pub fn reload(&self) -> Result<Config, ConfigError> {
+        Config::load_with(&self.source, &self.profile_dirs)
     }
 
     /// Validates `text` as if read from `path` (used in messages and to find profiles named
@@ -240,7 +258,7 @@ impl Config {
                 .map_err(|why| err(Some(span), Some(&key), why))?;
         }
 
-        let devices = merge_devices(path, text, profile.as_ref(), raw.device)?;
+        let (devices, device_settings) = merge_devices(path, text, profile.as_ref(), raw.device)?;
 
         let storage = profile.as_ref().map(|p| &p.storage);
         let buffer = buffer_settings(raw.buffer, storage, &err)?;
@@ -351,6 +369,16 @@ impl Config {
                 )
             }
         };
+        let sections = text
+            .parse::<toml::Table>()
+            .map(|t| {
+                t.into_iter()
+                    .filter(|(k, _)| k != "device" && k != "serial")
+                    .map(|(k, v)| (k, v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let hash = config_hash(text, profile.as_ref());
         Ok(Config {
             source: path.to_path_buf(),
             station: raw.station,
@@ -364,6 +392,10 @@ impl Config {
             dispatch,
             metrics,
             status_page,
+            profile_dirs: Vec::new(),
+            device_settings,
+            sections,
+            hash,
         })
     }
 
@@ -375,6 +407,20 @@ impl Config {
             self.station.id.as_str()
         )
     }
+}
+
+/// `sha256:HEX` of the config's text and its profile file's bytes (the profile as read now).
+fn config_hash(text: &str, profile: Option<&Profile>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(text.as_bytes());
+    if let Some(p) = profile {
+        h.update(b"\0profile\0");
+        h.update(std::fs::read(&p.source).unwrap_or_default());
+    }
+    let digest = h.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// A file's text, or an error naming it as `what`.

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 /// How long the daemon gets to answer (it answers in milliseconds unless it is wedged).
 const DEADLINE: Duration = Duration::from_secs(10);
+/// A reload stops and starts devices: its answer may take longer (the daemon gives up on it
+/// after `crate::reload::RELOAD_DEADLINE`).
+const RELOAD_DEADLINE: Duration = Duration::from_secs(90);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -58,7 +61,12 @@ pub fn request<T: DeserializeOwned>(socket: &Path, cmd: Command) -> Result<T, Cl
         },
     };
     let mut stream = UnixStream::connect(socket).map_err(io)?;
-    stream.set_read_timeout(Some(DEADLINE)).map_err(io)?;
+    let read_deadline = if cmd == Command::Reload {
+        RELOAD_DEADLINE
+    } else {
+        DEADLINE
+    };
+    stream.set_read_timeout(Some(read_deadline)).map_err(io)?;
     stream.set_write_timeout(Some(DEADLINE)).map_err(io)?;
     let mut line = serde_json::to_string(&Request {
         v: PROTOCOL_VERSION,

@@ -9,7 +9,7 @@
 //! types below; `--json` prints them as they are, so scripts get the same fields.
 //!
 //! The device views are read-only: commands that change devices come from central dispatch,
-//! signed. The station's own records are the exception — who is on duty (`stationd duty`), the
+//! signed, or from the configuration file (`stationd reload` reads it again). The station's own records are the exception — who is on duty (`stationd duty`), the
 //! roster (`stationd roster import`), crews and rotation exceptions — kept by the station's
 //! staff on the box; each such request is logged and recorded with the caller's user name
 //! (from the socket's peer credentials), and central sees it as a `staffing.changed` event.
@@ -88,6 +88,8 @@ pub enum Command {
     },
     /// `stationd dispatch`: open incidents, the latest cleared ones, the figures.
     Dispatch,
+    /// `stationd reload`: read the configuration again and apply it.
+    Reload,
     /// `stationd equipment`: the whole register.
     Equipment,
     /// `stationd equipment import FILE`.
@@ -126,6 +128,10 @@ pub struct StatusReply {
     /// The clock's sync state as the daemon reads it: the source of every envelope's `clock`.
     #[serde(default)]
     pub clock: ClockReport,
+    /// The configuration running (hash, when loaded), changes waiting for a restart, and the
+    /// last reload (None from a daemon too old to say).
+    #[serde(default)]
+    pub config: Option<crate::reload::ConfigReport>,
 }
 
 /// The daemon's view of the box's clock (`stationd status`, `stationd check`).

@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Longest request line accepted (a roster import of a few thousand people).
 const MAX_REQUEST: u64 = 1024 * 1024;
-/// A client gets this long to send its request and read the reply.
+/// A client gets this long to send its request, and to read the reply.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
+/// A connection lasts at most this long (a reload's answer waits for devices to stop).
+const CONNECTION_LIMIT: Duration = Duration::from_secs(95);
 /// Connections answered at once; more wait.
 const MAX_CLIENTS: usize = 8;
 
@@ -42,6 +44,10 @@ pub struct Sources {
     pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
     /// The alarms queued lately (the status page).
     pub alarms: Arc<crate::recent_alarms::RecentAlarms>,
+    /// The configuration running, and the last reload.
+    pub config: crate::reload::SharedConfigReport,
+    /// Asks the daemon's main loop to reload (None where there is none: the demo).
+    pub reloader: Option<crate::reload::Reloader>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +109,7 @@ pub async fn serve(
         };
         let sources = sources.clone();
         tokio::spawn(async move {
-            if tokio::time::timeout(CLIENT_DEADLINE, answer(stream, &sources))
+            if tokio::time::timeout(CONNECTION_LIMIT, answer(stream, &sources))
                 .await
                 .is_err()
             {
@@ -123,8 +129,9 @@ async fn answer(stream: UnixStream, sources: &Sources) {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
-    if reader.read_until(b'\n', &mut line).await.is_err() {
-        return;
+    match tokio::time::timeout(CLIENT_DEADLINE, reader.read_until(b'\n', &mut line)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
     }
     let reply = match serde_json::from_slice::<Request>(line.trim_ascii()) {
         Ok(r) if r.v != PROTOCOL_VERSION => Err(format!(
@@ -154,8 +161,11 @@ async fn answer(stream: UnixStream, sources: &Sources) {
     };
     let mut text = body.to_string();
     text.push('\n');
-    let _ = write.write_all(text.as_bytes()).await;
-    let _ = write.shutdown().await;
+    let _ = tokio::time::timeout(CLIENT_DEADLINE, async {
+        let _ = write.write_all(text.as_bytes()).await;
+        let _ = write.shutdown().await;
+    })
+    .await;
 }
 
 /// Who is asking: `cli:NAME` from the socket's peer credentials (`cli:uid N` without a name).
@@ -297,6 +307,15 @@ async fn reply(cmd: Command, s: &Sources, caller: &str) -> Result<serde_json::Va
         }
         Command::Status => serde_json::to_value(status_reply(s).await?),
         Command::Devices => serde_json::to_value(devices_reply(s)),
+        Command::Reload => {
+            let reloader = s
+                .reloader
+                .as_ref()
+                .ok_or("this daemon does not reload (it runs embedded, without its main loop)")?;
+            tracing::info!(event = "config.reload_requested", by = %caller, "reload asked on the control socket");
+            let outcome = reloader.reload(caller).await?;
+            serde_json::to_value(outcome)
+        }
         Command::Outbox => serde_json::to_value(OutboxReply {
             now_ms: crate::clock::unix_ms(),
             path: s.outbox_path.clone(),
@@ -341,6 +360,7 @@ pub async fn status_reply(s: &Sources) -> Result<StatusReply, String> {
         devices,
         counters,
         clock: crate::control::ClockReport::from_state(crate::clock::sync_state()),
+        config: Some(s.config.lock().unwrap_or_else(|p| p.into_inner()).clone()),
     })
 }
 

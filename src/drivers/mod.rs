@@ -20,17 +20,18 @@ pub mod jt808;
 pub mod nmea;
 pub mod rtsp;
 pub mod serial;
+pub mod set;
 pub mod tetra;
 
 use crate::board::Board;
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::outbox::{Committed, EventSink, SinkClosed};
+pub use set::{DeviceChanges, DeviceSet, SharedDevices};
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// A driver this build knows: what `driver = "NAME"` in a `[[device]]` table selects.
@@ -104,8 +105,9 @@ pub struct DeviceContext {
     /// The daemon's counters.
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
-    /// Every configured device (a `jsonl` input must know what the others own).
-    pub devices: Arc<[Device]>,
+    /// Every configured device, as the latest (re)load left them (a `jsonl` input must know
+    /// what the others own).
+    pub devices: SharedDevices,
     /// The commands from dispatch, being assembled at start: a driver adds the commands its
     /// devices can carry out (and shares services with them), in `start`.
     pub commands: Arc<std::sync::Mutex<crate::commands::handlers::Registry>>,
@@ -223,37 +225,4 @@ pub struct Parts {
     pub commands: Arc<std::sync::Mutex<crate::commands::handlers::Registry>>,
     pub evidence_index: std::path::PathBuf,
     pub watchers: Watchers,
-}
-
-/// Starts every configured device. Listening sockets are bound before this returns, so a
-/// port already in use is reported at start, not later. Must run inside the runtime.
-pub fn start_all(
-    devices: &[Device],
-    parts: &Parts,
-    shutdown: &CancellationToken,
-) -> Result<JoinSet<()>, DriverError> {
-    let all: Arc<[Device]> = devices.into();
-    let mut set = JoinSet::new();
-    for device in devices {
-        parts
-            .board
-            .register(device.id(), device.driver(), device.initial_state());
-        let task = device.start(DeviceContext {
-            sink: DeviceSink::new(
-                device.id(),
-                device.driver(),
-                parts.sink.clone(),
-                parts.board.clone(),
-                parts.watchers.clone(),
-            ),
-            board: parts.board.clone(),
-            metrics: parts.metrics.clone(),
-            shutdown: shutdown.clone(),
-            devices: all.clone(),
-            commands: parts.commands.clone(),
-            evidence_index: parts.evidence_index.clone(),
-        })?;
-        set.spawn(task);
-    }
-    Ok(set)
 }

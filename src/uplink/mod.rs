@@ -132,6 +132,8 @@ pub struct Uplink {
     state_request: Arc<Notify>,
     /// Held while something more urgent needs the link (a video push): no backlog is read.
     replay: Arc<ReplayGate>,
+    /// New settings from a reload.
+    reconfigure: Arc<Reconfigure>,
 }
 
 impl Uplink {
@@ -153,6 +155,7 @@ impl Uplink {
             state: None,
             state_request: Default::default(),
             replay: Default::default(),
+            reconfigure: Default::default(),
             dropped_busy: metrics.counter("cmd.dropped_busy", ""),
             published: metrics.counter("uplink.published", ""),
             acked: metrics.counter("uplink.acked", ""),
@@ -224,6 +227,41 @@ impl Uplink {
     /// Runs until shutdown is signalled; then drains what is in flight and says offline.
     pub async fn run(mut self) {
         let mut command_acks = self.command_acks_rx.take().expect("run is called once");
+        loop {
+            match self.session(&mut command_acks).await {
+                Ended::Shutdown => return,
+                Ended::Reconfigure => {
+                    if let Some(opts) = self.reconfigure.take() {
+                        let brokers: Vec<String> =
+                            opts.brokers.iter().map(|b| b.to_string()).collect();
+                        tracing::info!(event = "uplink.reconfigured", brokers = %brokers.join(", "), "the uplink's settings changed (reload): connecting with the new ones");
+                        self.opts = opts;
+                    }
+                    {
+                        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                        let now = crate::clock::mono_ms();
+                        st.connected_to = None;
+                        st.since_mono = Some(now);
+                        st.in_flight = 0;
+                        st.offline_from_mono.get_or_insert(now);
+                    }
+                    self.status_changed.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Handles new settings from a reload: the uplink finishes what is in flight, tells the
+    /// broker it goes (`offline`, reason `reconfigured`), and connects with them.
+    pub fn reconfigurer(&self) -> Arc<Reconfigure> {
+        self.reconfigure.clone()
+    }
+
+    /// One machine's life: until shutdown, or until new settings ask for a new one.
+    async fn session(
+        &mut self,
+        command_acks: &mut mpsc::UnboundedReceiver<(u64, Publish)>,
+    ) -> Ended {
         let mut machine = Machine::new(
             self.opts.brokers.clone(),
             self.opts.window as usize,
@@ -238,11 +276,29 @@ impl Uplink {
         let mut io = Io::default();
         let shutdown = self.shutdown.clone();
         let mut shutdown_seen = false;
+        let reconfigure = self.reconfigure.clone();
+        let mut reconfiguring = false;
         let mut beat = tokio::time::interval(Duration::from_secs(1));
         loop {
             while let Some(action) = machine.poll_action() {
                 if action == Action::Stop {
-                    return;
+                    return if shutdown_seen {
+                        Ended::Shutdown
+                    } else {
+                        Ended::Reconfigure
+                    };
+                }
+                if action == Action::SayOffline {
+                    let reason = if shutdown_seen {
+                        "shutdown"
+                    } else {
+                        "reconfigured"
+                    };
+                    let payload = self.opts.status_payload("offline", Some(reason), None);
+                    if let Some(note) = io.publish(self.opts.status_topic(), true, payload).await {
+                        machine.on(note, crate::clock::mono_ms());
+                    }
+                    continue;
                 }
                 if let Some(note) = self.carry_out(action, &mut io).await {
                     machine.on(note, crate::clock::mono_ms());
@@ -281,6 +337,11 @@ impl Uplink {
                 _ = beat.tick() => Note::Tick,
                 _ = shutdown.cancelled(), if !shutdown_seen => {
                     shutdown_seen = true;
+                    Note::Shutdown
+                }
+                // New settings: the session ends as at shutdown (in flight first), then a new one.
+                _ = reconfigure.notify.notified(), if !shutdown_seen && !reconfiguring => {
+                    reconfiguring = true;
                     Note::Shutdown
                 }
             };
@@ -362,10 +423,8 @@ impl Uplink {
                     }
                 }
             }
-            Action::SayOffline => {
-                let payload = self.opts.status_payload("offline", Some("shutdown"), None);
-                return io.publish(self.opts.status_topic(), true, payload).await;
-            }
+            // (said in `session`, which knows why the session ends)
+            Action::SayOffline => {}
             Action::Publish(row) => {
                 let topic = format!("{}/{}", self.opts.topic_root, row.topic);
                 metrics::inc(&self.published);
@@ -457,6 +516,31 @@ impl Uplink {
         st.in_flight = 0;
         drop(st);
         self.status_changed.notify_one();
+    }
+}
+
+/// Why a session ended.
+enum Ended {
+    Shutdown,
+    Reconfigure,
+}
+
+/// New uplink settings from a reload, waiting for the uplink to take them.
+#[derive(Default)]
+pub struct Reconfigure {
+    next: Mutex<Option<UplinkOptions>>,
+    notify: Notify,
+}
+
+impl Reconfigure {
+    /// Asks the uplink to reconnect with `opts` (the latest asked wins).
+    pub fn apply(&self, opts: UplinkOptions) {
+        *self.next.lock().unwrap_or_else(|p| p.into_inner()) = Some(opts);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<UplinkOptions> {
+        self.next.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 

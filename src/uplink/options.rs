@@ -102,7 +102,7 @@ impl UplinkOptions {
             "boot_id": self.boot_id,
             "profile": self.profile,
         });
-        if state == "online" || reason == Some("shutdown") {
+        if state == "online" || matches!(reason, Some("shutdown" | "reconfigured")) {
             v["ts"] = crate::event::format_ts_ms(ts_ms).into();
             v["clock"] = clock.as_str().into();
         }

@@ -92,7 +92,7 @@ impl DeviceConfig for JsonlDevice {
     }
     fn start(&self, ctx: DeviceContext) -> Result<DeviceTask, DriverError> {
         let listener = super::bind(self)?;
-        let policy = super::InputPolicy::new(self, &ctx.devices);
+        let policy = super::InputPolicy::new(self, ctx.devices.clone());
         Ok(Box::pin(super::serve(self.clone(), policy, listener, ctx)))
     }
     fn as_any(&self) -> &dyn Any {

@@ -1,26 +1,29 @@
 //! What one `jsonl` input may send: no kind from the daemon's reserved namespaces, no device
 //! another configured device owns, and only its `devices` / `kinds` when its config lists them
-//! (docs/CONTRACT.md, "Reserved names"). Pure: built from the configuration, asked per event.
+//! (docs/CONTRACT.md, "Reserved names"). Built from the configuration, asked per event; what
+//! the other devices own is read from the list a reload keeps current.
 
 use super::config::{kind_matches, JsonlDevice};
+#[cfg(test)]
 use crate::drivers::Device;
+use crate::drivers::SharedDevices;
 use crate::event::Event;
 
-/// What one `jsonl` input may send (pure; built from the whole configuration).
+/// What one `jsonl` input may send.
 #[derive(Debug, Clone)]
 pub struct InputPolicy {
     own: String,
-    /// Devices other than this input: (device, driver) for the message.
-    others: Vec<Device>,
+    /// Every configured device (the others' owners name the refusal).
+    all: SharedDevices,
     devices: Option<Vec<String>>,
     kinds: Option<Vec<String>>,
 }
 
 impl InputPolicy {
-    pub fn new(input: &JsonlDevice, all: &[Device]) -> InputPolicy {
+    pub fn new(input: &JsonlDevice, all: SharedDevices) -> InputPolicy {
         InputPolicy {
             own: input.id.clone(),
-            others: all.iter().filter(|d| d.id() != input.id).cloned().collect(),
+            all,
             devices: input.devices.clone(),
             kinds: input.kinds.clone(),
         }
@@ -45,7 +48,11 @@ impl InputPolicy {
         if ev.device == self.own {
             return Ok(());
         }
-        if let Some(owner) = self.others.iter().find(|d| d.owns(&ev.device)) {
+        let all = self.all.current();
+        if let Some(owner) = all
+            .iter()
+            .find(|d| d.id() != self.own && d.owns(&ev.device))
+        {
             return Err(format!(
                 "device {:?} belongs to device {:?} ({})",
                 ev.device,
@@ -96,7 +103,7 @@ mod tests {
             .iter()
             .find_map(|d| d.as_any().downcast_ref::<JsonlDevice>())
             .expect("ingest0");
-        InputPolicy::new(me, &all)
+        InputPolicy::new(me, SharedDevices::new(&all))
     }
 
     #[test]

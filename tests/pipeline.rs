@@ -416,9 +416,9 @@ fn a_local_input_cannot_forge_the_daemons_records_or_speak_for_other_devices() {
 }
 
 #[test]
-fn sighup_is_logged_and_survived_not_a_silent_death() {
-    // `systemctl kill -s HUP` (or a logrotate habit) must not stop the station: until reload
-    // exists the daemon says so and runs on.
+fn sighup_reloads_and_is_survived_not_a_silent_death() {
+    // `systemctl kill -s HUP` (or a logrotate habit) must not stop the station: it reloads an
+    // unchanged file (nothing restarts) and runs on.
     let broker = Broker::started();
     let central = Subscriber::connect(broker.port, "central-hup");
     let station = Station::new(broker.port, "");
@@ -428,12 +428,19 @@ fn sighup_is_logged_and_survived_not_a_silent_death() {
     assert!(
         wait_until(LONG, || daemon
             .log_text()
-            .contains("daemon.reload_unsupported")),
+            .contains("config.reloaded")),
         "log:\n{}",
         daemon.log_text()
     );
     send_lines(station.ingest_port, &[line("after.hup", "event", 1)]);
     assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["kind"] == "after.hup")));
+    let reloaded = central
+        .envelopes()
+        .into_iter()
+        .find(|e| e["kind"] == "config.reloaded")
+        .expect("config.reloaded");
+    assert_eq!(reloaded["data"]["devices"]["unchanged"], 2);
+    assert!(reloaded["data"]["devices"]["restarted"].as_array().unwrap().is_empty());
     assert!(
         !central.all().iter().any(|m| m.json["state"] == "offline"),
         "no offline: it never stopped"

@@ -426,9 +426,7 @@ fn sighup_reloads_and_is_survived_not_a_silent_death() {
     assert!(central.wait(LONG, |m| m.iter().any(|m| m.json["state"] == "online")));
     nix::sys::signal::kill(daemon.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
     assert!(
-        wait_until(LONG, || daemon
-            .log_text()
-            .contains("config.reloaded")),
+        wait_until(LONG, || daemon.log_text().contains("config.reloaded")),
         "log:\n{}",
         daemon.log_text()
     );
@@ -440,7 +438,10 @@ fn sighup_reloads_and_is_survived_not_a_silent_death() {
         .find(|e| e["kind"] == "config.reloaded")
         .expect("config.reloaded");
     assert_eq!(reloaded["data"]["devices"]["unchanged"], 2);
-    assert!(reloaded["data"]["devices"]["restarted"].as_array().unwrap().is_empty());
+    assert!(reloaded["data"]["devices"]["restarted"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     assert!(
         !central.all().iter().any(|m| m.json["state"] == "offline"),
         "no offline: it never stopped"

@@ -150,6 +150,17 @@ pub struct Uplink {
     /// Cap of the reconnect delay, milliseconds.
     #[serde(default = "default_reconnect_max_ms")]
     pub reconnect_max_ms: u64,
+    /// Cap of the backlog's replay on a broker connection, bytes/s of payload and topic (0:
+    /// none). Alarms and live rows are never held by it.
+    #[serde(default)]
+    pub replay_max_bytes_per_s: u64,
+    /// The cap when the route to the broker leaves through an interface the hardware profile
+    /// names `role = "cellular"` (0: none).
+    #[serde(default = "default_replay_cellular")]
+    pub replay_max_bytes_per_s_cellular: u64,
+    /// A broker's own cap (its URL as in `brokers`), over the two above.
+    #[serde(default)]
+    pub replay_max_bytes_per_s_by_broker: std::collections::BTreeMap<String, u64>,
 }
 
 fn default_topic_prefix() -> TopicPrefix {
@@ -166,6 +177,10 @@ fn default_reconnect_min_ms() -> u64 {
 }
 fn default_reconnect_max_ms() -> u64 {
     60_000
+}
+/// 32 kB/s (256 kbit/s): a cellular uplink's worst hour, with room left for live data.
+fn default_replay_cellular() -> u64 {
+    32_000
 }
 
 #[derive(Deserialize)]
@@ -284,6 +299,17 @@ impl Config {
                 Some("uplink.reconnect_min_ms"),
                 "must be at least 1 and not above reconnect_max_ms".into(),
             ));
+        }
+        for url in up.replay_max_bytes_per_s_by_broker.keys() {
+            let known =
+                BrokerUrl::try_from(url.clone()).is_ok_and(|b| up.brokers.get_ref().contains(&b));
+            if !known {
+                return Err(err(
+                    Some(up.brokers.span()),
+                    Some("uplink.replay_max_bytes_per_s_by_broker"),
+                    format!("{url:?} is not one of `brokers`"),
+                ));
+            }
         }
         let any_tls = up.brokers.get_ref().iter().any(|b| b.tls);
         if any_tls && up.ca_file.is_none() {

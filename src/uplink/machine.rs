@@ -14,6 +14,7 @@
 //! while connected drains what is in flight (≤ 1.5 s), says offline (≤ 1 s) and disconnects;
 //! in any other phase it stops at once.
 
+use super::budget::{row_bytes, Budget};
 use super::error::LinkError;
 use super::state::SessionState;
 use crate::backoff::{Backoff, Retry};
@@ -81,6 +82,9 @@ pub enum Action {
         fetch: u64,
         cursors: [u64; 3],
         limit: usize,
+        /// Whether to read the backlog lane too (not while a window of it waits for the
+        /// replay cap).
+        backlog: bool,
     },
     /// These seqs were acknowledged by the broker: the writer deletes them.
     Ack(Vec<u64>),
@@ -116,7 +120,8 @@ enum Phase {
     Connected {
         broker: usize,
         since: u64,
-        session: SessionState,
+        /// (boxed: by far the largest phase)
+        session: Box<SessionState>,
         stopping: Option<Stopping>,
     },
     Waiting {
@@ -144,6 +149,10 @@ pub struct Machine {
     /// When they were last published in this session, and when they are due again.
     state_sent: Option<u64>,
     state_due: Option<u64>,
+    /// The backlog replay's bandwidth cap on this connection (None: uncapped).
+    replay_budget: Option<Budget>,
+    /// The latest time a note came with (what `poll_action` decides at).
+    now: u64,
 }
 
 impl Machine {
@@ -170,6 +179,8 @@ impl Machine {
             state: false,
             state_sent: None,
             state_due: None,
+            replay_budget: None,
+            now,
         };
         m.connect(0, now);
         m
@@ -208,12 +219,34 @@ impl Machine {
                 stopping: Some(Stopping::Draining { until } | Stopping::SayingOffline { until }),
                 ..
             } => Some(*until),
-            Phase::Connected { stopping: None, .. } => self.state_due,
+            Phase::Connected {
+                stopping: None,
+                session,
+                ..
+            } => {
+                // Backlog rows waiting for the replay cap: wake when it allows the next.
+                let replay = self
+                    .replay_budget
+                    .as_ref()
+                    .filter(|_| session.backlog_ready > 0)
+                    .and_then(Budget::reopens_at);
+                match (self.state_due, replay) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             Phase::Stopped => None,
         }
     }
 
+    /// Caps the backlog's replay on the connection just made at `bytes_per_s` (None: no cap).
+    /// The I/O loop calls it on [`Action::Connected`], once it knows the link.
+    pub fn set_replay_cap(&mut self, bytes_per_s: Option<u64>, now: u64) {
+        self.replay_budget = bytes_per_s.map(|rate| Budget::new(rate, now));
+    }
+
     pub fn on(&mut self, note: Note, now: u64) {
+        self.now = self.now.max(now);
         match note {
             Note::ConnAck => {
                 if let Phase::Connecting { broker, .. } = self.phase {
@@ -224,7 +257,7 @@ impl Machine {
                     self.phase = Phase::Connected {
                         broker,
                         since: now,
-                        session,
+                        session: Box::new(session),
                         stopping: None,
                     };
                     self.queue.push_back(Action::Connected(url.clone()));
@@ -254,7 +287,10 @@ impl Machine {
                     s.maybe_more = rows.len() >= window || s.renotified;
                     for (lane, row) in rows {
                         s.cursors[lane as usize] = row.seq;
-                        s.ready.push_back(row);
+                        if lane == Lane::Backlog {
+                            s.backlog_ready += 1;
+                        }
+                        s.ready.push_back((lane, row));
                     }
                 }
             }
@@ -319,14 +355,45 @@ impl Machine {
         // Publish from the read-ahead while there is room: `window` in flight in rumqttc and
         // up to one more window in its request queue, so each PUBACK frees the next publish
         // without a round trip through the I/O loop.
+        // Backlog rows only while the replay cap allows; alarms and live rows pass them.
         if session.in_window() < 2 * window {
-            if let Some(row) = session.ready.pop_front() {
+            let now = self.now;
+            let replay_open = self.replay_budget.as_mut().is_none_or(|b| b.open(now));
+            let next = if replay_open {
+                (!session.ready.is_empty()).then_some(0)
+            } else {
+                session
+                    .ready
+                    .iter()
+                    .position(|(lane, _)| *lane != Lane::Backlog)
+            };
+            if let Some((lane, row)) = next.and_then(|i| session.ready.remove(i)) {
+                if lane == Lane::Backlog {
+                    session.backlog_ready -= 1;
+                    if let Some(b) = self.replay_budget.as_mut() {
+                        b.spend(row_bytes(&row));
+                    }
+                    if session.backlog_held_back && session.backlog_ready < window / 2 {
+                        session.backlog_held_back = false;
+                        session.maybe_more = true;
+                    }
+                }
                 session.queued.push_back(Some(row.seq));
                 return Some(Action::Publish(row));
             }
         }
-        // Read ahead a whole window at a time, so publishing never waits for the disk.
-        if session.maybe_more && session.reading.is_none() && session.ready.len() < window {
+        // Read ahead a whole window at a time, so publishing never waits for the disk; while
+        // a window of backlog waits for the cap, read only alarms and live rows.
+        let waiting_now = session.ready.len() - session.backlog_ready;
+        if session.maybe_more
+            && session.reading.is_none()
+            && waiting_now < window
+            && session.ready.len() < 2 * window
+        {
+            let backlog = session.backlog_ready < window;
+            if !backlog {
+                session.backlog_held_back = true;
+            }
             self.fetches += 1;
             session.reading = Some(self.fetches);
             session.renotified = false;
@@ -334,6 +401,7 @@ impl Machine {
                 fetch: self.fetches,
                 cursors: session.cursors,
                 limit: window,
+                backlog,
             });
         }
         None

@@ -459,3 +459,145 @@ fn state_snapshots_go_out_on_connect_after_changes_at_most_every_interval_and_on
     plain.on(Note::StateRequested, 2);
     assert!(!actions(&mut plain).contains(&Action::PublishState));
 }
+
+fn backlog_row(seq: u64, bytes: usize) -> (Lane, OutRow) {
+    (
+        Lane::Backlog,
+        OutRow {
+            seq,
+            topic: "t".into(),
+            payload: vec![b'x'; bytes - 1],
+        },
+    )
+}
+
+/// Publishes everything the machine hands out, acknowledging each at once.
+fn publish_all(m: &mut Machine, now: u64, published: &mut Vec<(u64, OutRow)>) {
+    while let Some(a) = m.poll_action() {
+        if let Action::Publish(row) = a {
+            published.push((now, row));
+            let pkid = published.len() as u16;
+            m.on(Note::Sent(pkid), now);
+            m.on(Note::PubAck(pkid), now);
+        }
+    }
+}
+
+#[test]
+fn the_replay_cap_holds_the_backlog_to_its_rate_and_lets_live_rows_and_alarms_pass() {
+    let mut m = machine(&["a"], 64);
+    let fetch = connected(&mut m, 0);
+    m.on(Note::Sent(1), 0); // the birth
+    m.on(Note::PubAck(1), 0);
+    m.set_replay_cap(Some(1_000), 0);
+    // 20 backlog rows of 250 bytes: 5 s at 1 kB/s.
+    let rows: Vec<_> = (1..=20).map(|seq| backlog_row(seq, 250)).collect();
+    m.on(Note::Rows { fetch, rows }, 0);
+    let mut published = Vec::new();
+    publish_all(&mut m, 0, &mut published);
+    assert!(published.is_empty(), "nothing before the first token");
+    let wake = m.deadline().expect("a wake-up for the cap");
+    assert!(wake <= 2, "{wake}");
+    // Time passes in 10 ms steps, as the I/O loop would wake.
+    let mut now = 0;
+    let mut alarm_at = None;
+    while published.iter().filter(|(_, r)| r.seq <= 20).count() < 20 && now < 10_000 {
+        now += 10;
+        m.on(Note::Tick, now);
+        if now == 1_500 {
+            // An alarm and a live row arrive in the middle of the replay.
+            let fetch = match actions_until_fetch(&mut m, now, &mut published) {
+                Some(f) => f,
+                None => panic!("no read-ahead for new data"),
+            };
+            let alarm = (
+                Lane::Alarm,
+                OutRow {
+                    seq: 100,
+                    topic: "alarm".into(),
+                    payload: vec![b'a'; 2_000],
+                },
+            );
+            m.on(
+                Note::Rows {
+                    fetch,
+                    rows: vec![alarm, row(101)],
+                },
+                now,
+            );
+            alarm_at = Some(now);
+        }
+        publish_all(&mut m, now, &mut published);
+    }
+    let at = |seq: u64| published.iter().find(|(_, r)| r.seq == seq).unwrap().0;
+    // The alarm (2 kB) and the live row went at once, without waiting for the cap.
+    assert_eq!(alarm_at, Some(1_500));
+    assert_eq!((at(100), at(101)), (1_500, 1_500));
+    assert!(at(20) > 4_000, "the backlog was still being replayed then");
+    // 5,000 backlog bytes at 1,000 bytes/s: the last one after about 4.75 s (the first went
+    // on the first token), not before.
+    assert!(
+        (4_700..=5_300).contains(&now),
+        "the replay ended at {now} ms"
+    );
+}
+
+/// Takes actions (publishing what comes) until the machine asks for a read-ahead.
+fn actions_until_fetch(
+    m: &mut Machine,
+    now: u64,
+    published: &mut Vec<(u64, OutRow)>,
+) -> Option<u64> {
+    m.on(Note::NewData, now);
+    while let Some(a) = m.poll_action() {
+        match a {
+            Action::Fetch { fetch, backlog, .. } => {
+                assert!(backlog, "less than a window of backlog waits: read it too");
+                return Some(fetch);
+            }
+            Action::Publish(row) => {
+                published.push((now, row));
+                let pkid = published.len() as u16;
+                m.on(Note::Sent(pkid), now);
+                m.on(Note::PubAck(pkid), now);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[test]
+fn a_window_of_backlog_waiting_for_the_cap_does_not_stop_live_rows_being_read() {
+    let mut m = machine(&["a"], 4);
+    let fetch = connected(&mut m, 0);
+    m.set_replay_cap(Some(10), 0);
+    let rows: Vec<_> = (1..=4).map(|seq| backlog_row(seq, 100)).collect();
+    m.on(Note::Rows { fetch, rows }, 0);
+    m.on(Note::NewData, 0);
+    let a = actions(&mut m);
+    let fetch = a
+        .iter()
+        .find_map(|a| match a {
+            Action::Fetch { fetch, backlog, .. } => Some((*fetch, *backlog)),
+            _ => None,
+        })
+        .expect("a read-ahead for the new live data");
+    assert!(
+        !fetch.1,
+        "a window of backlog waits: read alarms and live only"
+    );
+    m.on(
+        Note::Rows {
+            fetch: fetch.0,
+            rows: vec![row(9)],
+        },
+        0,
+    );
+    let a = actions(&mut m);
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, Action::Publish(r) if r.seq == 9)),
+        "the live row goes past the waiting backlog: {a:?}"
+    );
+}

@@ -24,17 +24,19 @@
 //!   session; the poll task hands each command message to the core with a way to acknowledge
 //!   it, which the core calls once what the command caused is safe (manual acks).
 
+mod budget;
 mod error;
 mod gate;
 mod machine;
 mod options;
+mod route;
 mod state;
 pub mod tls;
 
 pub use error::LinkError;
 pub use gate::{ReplayGate, ReplayHold};
 pub use machine::{Action, Machine, Note};
-pub use options::{UplinkError, UplinkOptions};
+pub use options::{ReplayCaps, UplinkError, UplinkOptions};
 pub use state::plan_fetch;
 use state::PendingRead;
 
@@ -288,6 +290,10 @@ impl Uplink {
                         Ended::Reconfigure
                     };
                 }
+                if let Action::Connected(broker) = &action {
+                    let cap = self.replay_cap(broker).await;
+                    machine.set_replay_cap(cap, crate::clock::mono_ms());
+                }
                 if action == Action::SayOffline {
                     let reason = if shutdown_seen {
                         "shutdown"
@@ -367,6 +373,25 @@ impl Uplink {
         }
     }
 
+    /// The backlog replay's cap on a connection to `broker`, as the link it goes over asks.
+    async fn replay_cap(&self, broker: &crate::config::BrokerUrl) -> Option<u64> {
+        let (host, port) = (broker.host.clone(), broker.port);
+        let interface = tokio::task::spawn_blocking(move || route::interface_towards(&host, port))
+            .await
+            .ok()
+            .flatten();
+        let (cap, why) = self.opts.replay.for_link(broker, interface.as_deref());
+        match cap {
+            Some(n) => {
+                tracing::info!(event = "uplink.replay_cap", bytes_per_s = n, reason = %why, "the backlog's replay is capped at {n} bytes/s ({why}); alarms and live data are not")
+            }
+            None => {
+                tracing::debug!(event = "uplink.replay_cap", reason = %why, "the backlog's replay is not capped ({why})")
+            }
+        }
+        cap
+    }
+
     /// Does what the state machine asked; a failure comes back as the note it causes.
     async fn carry_out(&self, action: Action, io: &mut Io) -> Option<Note> {
         match action {
@@ -434,9 +459,10 @@ impl Uplink {
                 fetch,
                 cursors,
                 limit,
+                backlog,
             } => {
                 let reader = self.reader.clone();
-                let backlog = !self.replay.held();
+                let backlog = backlog && !self.replay.held();
                 io.reading = Some(tokio::task::spawn_blocking(move || {
                     let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
                     plan_fetch(&reader, cursors, limit, backlog).map(|rows| (fetch, rows))

@@ -26,6 +26,47 @@ pub struct UplinkOptions {
     pub version: String,
     pub boot_id: String,
     pub profile: Option<String>,
+    /// The backlog replay's caps (`[uplink] replay_max_bytes_per_s…`).
+    pub replay: ReplayCaps,
+}
+
+/// The backlog replay's bandwidth caps, bytes/s; 0 is none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplayCaps {
+    pub default: u64,
+    pub cellular: u64,
+    pub by_broker: Vec<(BrokerUrl, u64)>,
+    /// The hardware profile's cellular interfaces (`[[network]] role = "cellular"`).
+    pub cellular_interfaces: Vec<String>,
+}
+
+impl ReplayCaps {
+    /// The cap on a connection to `broker` whose route leaves through `interface`, and why.
+    pub fn for_link(&self, broker: &BrokerUrl, interface: Option<&str>) -> (Option<u64>, String) {
+        let cap = |n: u64| (n > 0).then_some(n);
+        if let Some((_, n)) = self.by_broker.iter().find(|(b, _)| b == broker) {
+            return (
+                cap(*n),
+                format!("replay_max_bytes_per_s_by_broker for {broker}"),
+            );
+        }
+        match interface {
+            Some(i) if self.cellular_interfaces.iter().any(|c| c == i) => (
+                cap(self.cellular),
+                format!(
+                    "the route to {broker} leaves through {i}, cellular in the hardware profile"
+                ),
+            ),
+            Some(i) => (
+                cap(self.default),
+                format!("the route to {broker} leaves through {i}"),
+            ),
+            None => (
+                cap(self.default),
+                format!("the route to {broker} is not known here"),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +121,22 @@ impl UplinkOptions {
             version: env!("CARGO_PKG_VERSION").to_string(),
             boot_id: boot_id.to_string(),
             profile: cfg.profile.as_ref().map(|p| p.name.clone()),
+            replay: ReplayCaps {
+                default: up.replay_max_bytes_per_s,
+                cellular: up.replay_max_bytes_per_s_cellular,
+                by_broker: up
+                    .replay_max_bytes_per_s_by_broker
+                    .iter()
+                    .filter_map(|(url, n)| BrokerUrl::try_from(url.clone()).ok().map(|b| (b, *n)))
+                    .collect(),
+                cellular_interfaces: cfg
+                    .profile
+                    .iter()
+                    .flat_map(|p| &p.network)
+                    .filter(|n| n.role == crate::config::profile::NetworkRole::Cellular)
+                    .map(|n| n.interface.clone())
+                    .collect(),
+            },
         })
     }
 

@@ -54,8 +54,13 @@ pub fn plan_fetch(
 pub(super) struct SessionState {
     /// Last seq read from the outbox per lane (indexed by `Lane as usize`).
     pub(super) cursors: [u64; 3],
-    /// Rows read ahead, in send order, not yet published.
-    pub(super) ready: VecDeque<OutRow>,
+    /// Rows read ahead, in send order, not yet published, with their lane.
+    pub(super) ready: VecDeque<(Lane, OutRow)>,
+    /// How many of them are backlog rows (the replay cap may hold those back).
+    pub(super) backlog_ready: usize,
+    /// A read-ahead left the backlog lane out (a window of it was waiting already): read
+    /// again once it has gone down.
+    pub(super) backlog_held_back: bool,
     /// Publishes queued to rumqttc whose packet id is not known yet (None: a status message).
     pub(super) queued: VecDeque<Option<u64>>,
     /// Packet id -> seq of publishes awaiting PUBACK.
@@ -74,6 +79,8 @@ impl Default for SessionState {
         SessionState {
             cursors: [0; 3],
             ready: VecDeque::new(),
+            backlog_ready: 0,
+            backlog_held_back: false,
             queued: VecDeque::new(),
             in_flight: HashMap::new(),
             pending_acks: Vec::new(),

@@ -93,6 +93,7 @@ async fn a_dead_broker_is_passed_over_rows_go_out_in_order_are_deleted_once_acke
         version: "test".into(),
         boot_id: "boot".into(),
         profile: None,
+        replay: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let reader = Reader::open(&dir.path().join("outbox.db")).unwrap();

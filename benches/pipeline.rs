@@ -38,6 +38,11 @@
 //!     beside a signed `ping`'s round trip. `BENCH_BROKER_EXTRA` adds lines to that mosquitto's
 //!     config (e.g. `set_tcp_nodelay true`, to see what the broker's Nagle costs).
 //!
+//! 11. Replay that respects the link (`BENCH_ONLY=replay`): a backlog replayed by the real
+//!     daemon under `[uplink] replay_max_bytes_per_s` (two caps), measured at the broker (bytes
+//!     of payload and topic per second, first to last backlog row) against the cap, and the
+//!     latency of live lines sent every 100 ms meanwhile (they must not wait for the backlog).
+//!
 //! `BENCH_SCALE=0.1` shrinks every size (a quick look); the goals are judged at scale 1.
 #![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
 
@@ -279,6 +284,11 @@ fn main() {
     }
     if section("dispatch") {
         dispatch(scale(1_000_000), scale(200));
+    }
+    if section("replay") {
+        let quick =
+            std::env::var("BENCH_SCALE").is_ok_and(|v| v.parse::<f64>().is_ok_and(|s| s < 1.0));
+        replay(&rt, if quick { 4 } else { 15 });
     }
     if !section("drain") {
         return;
@@ -1837,4 +1847,122 @@ fn dispatch(n_events: u64, n_orders: u64) {
         vm_rss_kb(pid)
     );
     stop_daemon(child);
+}
+
+/// Every message central receives: (arrival, topic, payload bytes).
+fn central_messages(port: u16, name: &str) -> std::sync::mpsc::Receiver<(Instant, String, usize)> {
+    let (tx, messages) = std::sync::mpsc::channel();
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        let mut o = rumqttc::MqttOptions::new(name, "127.0.0.1", port);
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut conn) = rumqttc::Client::new(o, 1000);
+        client
+            .subscribe("stations/#", rumqttc::QoS::AtLeastOnce)
+            .unwrap();
+        for ev in conn.iter() {
+            match ev {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    if tx.send((Instant::now(), p.topic, p.payload.len())).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    messages
+}
+
+/// 11. A backlog of `seconds` at each cap, replayed by `stationd run` with live lines beside it.
+fn replay(rt: &tokio::runtime::Runtime, seconds: u64) {
+    use std::io::Write;
+    let broker = common::Broker::started();
+    let root = "stations/bench-st01/";
+    for cap in [50_000u64, 200_000] {
+        let dir = bench_dir(&format!("replay-{cap}"));
+        let o = opts(&dir, Durability::PowerCut);
+        // What the cap counts per row: its payload and its topic below the station's root.
+        let sample = event(1).to_envelope_json("bench-st01", 1_000_000).len()
+            + "telemetry/car-03/position".len();
+        let rows = cap * seconds / sample as u64;
+        rt.block_on(ingest(&o, rows));
+        let messages = central_messages(broker.port, &format!("central-replay-{cap}"));
+        std::thread::sleep(Duration::from_millis(300));
+        let ingest_port = common::free_port();
+        let text = format!(
+            "[station]\nid = \"bench-st01\"\nname = \"bench\"\n[uplink]\nbrokers = [\"mqtt://127.0.0.1:{}\"]\nreplay_max_bytes_per_s = {cap}\n[buffer]\npath = \"{}\"\nmax_bytes = 8589934592\n[[device]]\nid = \"ingest0\"\ndriver = \"jsonl\"\nlisten = \"tcp://127.0.0.1:{ingest_port}\"\n",
+            broker.port,
+            o.path.display()
+        );
+        let daemon = spawn_daemon(&dir, "replay", &text, ingest_port);
+        // Live lines every 100 ms while the backlog replays.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sender = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = std::net::TcpStream::connect(("127.0.0.1", ingest_port)).unwrap();
+                let mut sent = Vec::new();
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let line = format!("{{\"device\":\"live-{n}\",\"kind\":\"live.tick\",\"prio\":\"telemetry\",\"data\":{{}}}}\n");
+                    conn.write_all(line.as_bytes()).unwrap();
+                    sent.push(Instant::now());
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                sent
+            })
+        };
+        let (mut first, mut last, mut bytes, mut got) = (None, None, 0u64, 0u64);
+        let mut live: Vec<(u64, Instant)> = Vec::new();
+        while got < rows {
+            let (at, topic, len) = messages
+                .recv_timeout(Duration::from_secs(seconds * 4 + 60))
+                .unwrap_or_else(|_| panic!("replay: {got} of {rows} backlog rows"));
+            if topic.ends_with("/position") {
+                got += 1;
+                // The first row's cost was spent before it went: the rate counts from it.
+                if first.is_none() {
+                    first = Some(at);
+                } else {
+                    bytes += (len + topic.len() - root.len()) as u64;
+                }
+                last = Some(at);
+            } else if let Some(n) = topic
+                .strip_prefix(&format!("{root}telemetry/live-"))
+                .and_then(|t| t.strip_suffix("/live.tick"))
+                .and_then(|n| n.parse().ok())
+            {
+                live.push((n, at));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = sender.join().unwrap();
+        stop_daemon(daemon);
+        let secs = (last.unwrap() - first.unwrap()).as_secs_f64();
+        let rate = bytes as f64 / secs;
+        let mut latency: Vec<f64> = live
+            .iter()
+            .filter_map(|(n, at)| {
+                sent.get(*n as usize)
+                    .map(|s| (*at - *s).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        latency.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            latency
+                .get(((latency.len() as f64 * p) as usize).min(latency.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "replay   cap {cap} B/s: {rows} backlog rows replayed at {rate:.0} B/s over {secs:.1} s = {:.3} x the cap; {} live lines meanwhile, latency median {:.1} ms, p99 {:.1} ms",
+            rate / cap as f64,
+            latency.len(),
+            pct(0.5),
+            pct(0.99)
+        );
+    }
 }

@@ -81,6 +81,11 @@ have_lighttpd || echo "lighttpd is missing (apt-get install lighttpd): the camer
 have_prom_parser() { /usr/bin/python3 -c 'import prometheus_client.parser, prometheus_client.openmetrics.parser' >/dev/null 2>&1; }
 have_prom_parser || apt_install python3-prometheus-client || true
 have_prom_parser || echo "python3-prometheus-client is missing (apt-get install python3-prometheus-client): the metrics test will fail" >&2
+# Every message the integration tests capture from a station is checked against
+# docs/asyncapi.yaml (tests/common, tests/lib/validate_messages.py) with Debian's jsonschema.
+have_contract_check() { /usr/bin/python3 -c 'import jsonschema, yaml' >/dev/null 2>&1; }
+have_contract_check || apt_install python3-jsonschema python3-yaml || true
+have_contract_check || echo "python3-jsonschema or python3-yaml is missing (apt-get install python3-jsonschema python3-yaml): every test that captures messages will fail its contract check" >&2
 # Chromium and ChromeDriver: tests/web.rs drives a real headless browser through the status page
 # (a CJK font so its screenshots show the Chinese labels).
 have_chromium() { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }
@@ -106,6 +111,19 @@ say "fuzz targets built and run ${FUZZ_SECONDS:-10} s each from the kept corpus 
 # libFuzzer is C++, built by libfuzzer-sys with the system's C++ compiler.
 command -v c++ >/dev/null 2>&1 || apt_install g++ || true
 bash fuzz/run-all.sh
+say "docs/asyncapi.yaml: the contract validated by the AsyncAPI CLI (@asyncapi/cli 4.1.1, kept in target/asyncapi-cli)"
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm || true
+if command -v npm >/dev/null 2>&1; then
+  asyncapi_cli=target/asyncapi-cli/node_modules/.bin/asyncapi
+  [ -x "$asyncapi_cli" ] || npm install --prefix target/asyncapi-cli --no-audit --no-fund --loglevel=error @asyncapi/cli@4.1.1 >/dev/null
+  # Its analytics are off before it first runs (a scratch HOME): nothing leaves the machine.
+  asyncapi_home=$(mktemp -d)
+  printf '{"analyticsEnabled":"false","infoMessageShown":"true","userID":"stationd-ci"}' > "$asyncapi_home/.asyncapi-analytics"
+  HOME=$asyncapi_home "$asyncapi_cli" validate docs/asyncapi.yaml --fail-severity=warn
+  rm -rf "$asyncapi_home"
+else
+  echo "npm is missing (apt-get install npm): docs/asyncapi.yaml was NOT validated by the AsyncAPI CLI" >&2
+fi
 say "cargo build (binary used by the config checks and the integration tests)"
 cargo build --locked
 say "check-config on every shipped example and hardware profile"

@@ -161,9 +161,13 @@ pub struct Msg {
     pub retain: bool,
 }
 
-/// Central dispatch's view: everything under `stations/#`, QoS 1, persistent session.
+/// Central dispatch's view: everything under `stations/#`, QoS 1, persistent session. When it
+/// is dropped (the test did not fail before), every message a station published to it is
+/// checked against the contract, docs/asyncapi.yaml (`check_contract`).
 pub struct Subscriber {
     msgs: Arc<Mutex<Vec<Msg>>>,
+    /// (topic, payload) as received, for the contract check.
+    raw: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
     stop: Arc<AtomicBool>,
     subscribed: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -190,8 +194,10 @@ impl Subscriber {
 
     fn spawn(port: u16, client_id: &str) -> Subscriber {
         let msgs = Arc::new(Mutex::new(Vec::new()));
+        let raw = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let subscribed = Arc::new(AtomicBool::new(false));
+        let r = raw.clone();
         let (m, s, sub, id) = (
             msgs.clone(),
             stop.clone(),
@@ -221,6 +227,9 @@ impl Subscriber {
                         }
                         Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
                             let json = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                            r.lock()
+                                .unwrap()
+                                .push((p.topic.clone(), p.payload.to_vec()));
                             m.lock().unwrap().push(Msg {
                                 topic: p.topic.clone(),
                                 json,
@@ -235,6 +244,7 @@ impl Subscriber {
         });
         Subscriber {
             msgs,
+            raw,
             stop,
             subscribed,
             thread: Some(thread),
@@ -286,8 +296,41 @@ impl Drop for Subscriber {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+            if !std::thread::panicking() {
+                check_contract(&std::mem::take(&mut *self.raw.lock().unwrap()));
+            }
         }
     }
+}
+
+/// Checks (topic, payload) a station published against docs/asyncapi.yaml with
+/// tests/lib/validate_messages.py (Debian's python3-jsonschema); panics with every violation.
+pub fn check_contract(messages: &[(String, Vec<u8>)]) {
+    if messages.is_empty() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("messages.jsonl");
+    let mut text = String::new();
+    for (topic, payload) in messages {
+        let payload = String::from_utf8_lossy(payload);
+        text.push_str(&serde_json::json!({"topic": topic, "payload": payload}).to_string());
+        text.push('\n');
+    }
+    std::fs::write(&file, text).unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("/usr/bin/python3")
+        .arg(format!("{root}/tests/lib/validate_messages.py"))
+        .arg(format!("{root}/docs/asyncapi.yaml"))
+        .arg(&file)
+        .output()
+        .expect("Debian's python3 checks the contract (tests/run.sh installs python3-jsonschema)");
+    assert!(
+        out.status.success(),
+        "messages the station sent do not match docs/asyncapi.yaml:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Distinct seqs, and whether 1..=max are all present.

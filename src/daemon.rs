@@ -313,15 +313,6 @@ pub async fn start(
         )
     };
     let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(crate::commands::QUEUE);
-    let snapshots = Arc::new(crate::state::Snapshots {
-        station: cfg.station.id.as_str().to_string(),
-        board: board.clone(),
-        metrics: metrics.clone(),
-        docks: Some(docks),
-        staffing: Some(staffing.clone()),
-        equipment: Some(equipment.clone()),
-        dispatch: Some(dispatch.clone()),
-    });
     let uplink = Uplink::new(
         UplinkOptions::from_config(&cfg, &boot_id)?,
         reader,
@@ -332,8 +323,33 @@ pub async fn start(
         metrics.clone(),
     )
     .with_commands(commands_tx)
-    .with_replay_gate(replay_gate)
-    .with_state(snapshots.clone());
+    .with_replay_gate(replay_gate);
+    // The box's own health: its figures, alarms and `P/state/box`.
+    let host = crate::host::Host::new(
+        cfg.station.id.as_str(),
+        cfg.host.clone(),
+        cfg.profile
+            .iter()
+            .flat_map(|p| &p.network)
+            .filter(|n| n.role == crate::config::profile::NetworkRole::Cellular)
+            .map(|n| n.interface.clone())
+            .collect(),
+        sink.clone(),
+        board.clone(),
+        uplink.status(),
+    );
+    services.spawn(host.clone().run(stop.clone()));
+    let snapshots = Arc::new(crate::state::Snapshots {
+        station: cfg.station.id.as_str().to_string(),
+        board: board.clone(),
+        metrics: metrics.clone(),
+        docks: Some(docks),
+        staffing: Some(staffing.clone()),
+        equipment: Some(equipment.clone()),
+        dispatch: Some(dispatch.clone()),
+        host: Some(host.clone()),
+    });
+    let uplink = uplink.with_state(snapshots.clone());
     // Commands from dispatch: an input like the drivers, stopped with them.
     let answers =
         crate::commands::store::AnswerStore::open(&crate::commands::store::store_path(&path))?;
@@ -380,6 +396,7 @@ pub async fn start(
         alarms: sink.recent_alarms(),
         config: config_report.clone(),
         reloader: Some(reloader),
+        host: Some(host.clone()),
     });
     // The technician's views are a convenience: without the socket the daemon still does its job.
     let control_server = control_socket.and_then(|socket| match crate::control::server::bind(&socket) {

@@ -22,6 +22,7 @@ pub mod dispatch;
 pub mod drivers;
 pub mod equipment;
 pub mod evidence;
+pub mod host;
 /// Commands from dispatch, without I/O: parsing, the canonical form, signatures.
 pub use stationd_proto::command;
 pub use stationd_proto::event;

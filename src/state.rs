@@ -4,7 +4,8 @@
 //! chain's head, where a dock is) and `staffing` (teams, people present, crews' readiness, where
 //! the station has a rotation, a roster or crews) and `equipment` (the register's counts and
 //! the items not in service, where it holds items) and `dispatch` (open incidents and the
-//! response figures, where the station has cars). The uplink publishes them on every connection, after a
+//! response figures, where the station has cars) and `box` (the box's own health: load,
+//! memory, volumes, temperatures, uplink interface, power). The uplink publishes them on every connection, after a
 //! change (at most every 5 s) and when asked (`state.devices`, `rebirth`).
 
 use crate::board::Board;
@@ -24,6 +25,8 @@ pub struct Snapshots {
     pub equipment: Option<Arc<crate::equipment::Equipment>>,
     /// The dispatch relay (`P/state/dispatch` where the station has cars or incidents).
     pub dispatch: Option<Arc<crate::dispatch::Dispatch>>,
+    /// The box's own health (`P/state/box`, once it has a reading).
+    pub host: Option<Arc<crate::host::Host>>,
 }
 
 impl Snapshots {
@@ -45,6 +48,12 @@ impl Snapshots {
                 serde_json::to_vec(&d.document()).expect("a JSON value serialises"),
             ));
         }
+        if let Some(doc) = self.host.as_ref().and_then(|h| h.document()) {
+            out.push((
+                "box",
+                serde_json::to_vec(&doc).expect("a JSON value serialises"),
+            ));
+        }
         out
     }
 
@@ -62,6 +71,9 @@ impl Snapshots {
         }
         if self.dispatch.as_ref().is_some_and(|d| d.in_use()) {
             out.push("dispatch");
+        }
+        if self.host.as_ref().is_some_and(|h| h.document().is_some()) {
+            out.push("box");
         }
         out
     }

@@ -94,6 +94,18 @@ if ! have_chromium && [ "$(id -u)" = 0 ]; then
   apt_install chromium chromium-driver fonts-wqy-microhei || true
 fi
 have_chromium || echo "chromium or chromedriver is missing (apt-get install chromium chromium-driver): the status page test will fail" >&2
+# Network UPS Tools' server with its dummy driver is the UPS of tests/host.rs (started by the
+# test on a loopback port; the distribution's own service is not started).
+if [ ! -x /lib/nut/upsd ] && [ "$(id -u)" = 0 ]; then
+  say "installing nut-server (the box health test runs its own upsd on a loopback port)"
+  no_start=no
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && no_start=yes
+  fi
+  apt_install nut-server || true
+  [ "$no_start" = yes ] && rm -f /usr/sbin/policy-rc.d
+fi
+[ -x /lib/nut/upsd ] || echo "nut-server is missing (apt-get install nut-server): the box health test will fail" >&2
 # libfaketime steps the daemon's wall clock in tests/systemd.rs (the watchdog must not notice).
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || apt_install libfaketime || true
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || echo "libfaketime is missing (apt-get install libfaketime): the wall-clock step test will fail" >&2

@@ -91,6 +91,7 @@ pub fn check_config(config: &Path, profile_dirs: &[PathBuf], json: bool) -> u8 {
             ));
         }
     }
+    checks.push(Check::new("box", Outcome::Ok, cfg.host.describe()));
     for (what, listen, describe) in [
         cfg.metrics
             .as_ref()

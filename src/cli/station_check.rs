@@ -153,7 +153,82 @@ pub fn judge(s: &StatusReply, d: &DevicesReply, local: SyncState) -> Vec<Check> 
     if let Some(c) = &s.config {
         checks.push(config_check(c));
     }
+    if let Some(h) = &s.host {
+        checks.extend(box_checks(h));
+    }
     checks
+}
+
+/// The box's own health, as the daemon read and judged it (`P/state/box`): each condition
+/// that holds is a warning (power lost or a low battery: failed), else one line of figures.
+fn box_checks(h: &serde_json::Value) -> Vec<Check> {
+    let conditions = h["conditions"].as_array().cloned().unwrap_or_default();
+    if !conditions.is_empty() {
+        return conditions
+            .iter()
+            .map(|c| {
+                let kind = c["kind"].as_str().unwrap_or("?");
+                let outcome = if matches!(kind, "box.on_battery" | "box.battery_low") {
+                    Outcome::Failed
+                } else {
+                    Outcome::Warning
+                };
+                Check::new(
+                    "box",
+                    outcome,
+                    c["detail"].as_str().unwrap_or(kind).to_string(),
+                )
+            })
+            .collect();
+    }
+    let volumes: Vec<String> = h["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            format!(
+                "{} {}% full",
+                v["path"].as_str().unwrap_or("?"),
+                v["used_pct"]
+            )
+        })
+        .collect();
+    let temperature = h["temperatures"]
+        .as_array()
+        .and_then(|t| {
+            t.iter()
+                .filter_map(|t| t["celsius"].as_f64())
+                .reduce(f64::max)
+        })
+        .map_or("no temperature sensor".to_string(), |c| {
+            format!("hottest {c} °C")
+        });
+    let power = match &h["power"] {
+        serde_json::Value::Null => "no UPS configured".to_string(),
+        p => format!(
+            "UPS {} {}",
+            p["source"].as_str().unwrap_or("?"),
+            p["status"]
+                .as_array()
+                .map(|s| s
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "))
+                .unwrap_or_default()
+        ),
+    };
+    vec![Check::new(
+        "box",
+        Outcome::Ok,
+        format!(
+            "load {} on {} CPU(s), memory {}% used, {}, {temperature}, {power}",
+            h["load"]["load5"],
+            h["load"]["cpus"],
+            h["memory"]["used_pct"],
+            volumes.join(", ")
+        ),
+    )]
 }
 
 /// The configuration running: a rejected last reload, or changes waiting for a restart, are
@@ -250,6 +325,7 @@ mod tests {
             counters: counters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             clock: ClockReport::default(),
             config: None,
+            host: None,
         }
     }
 

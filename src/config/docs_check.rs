@@ -73,6 +73,7 @@ fn every_config_key_is_documented_and_every_documented_key_exists() {
         keys_of::<super::dispatch::RawDispatch>(),
         &[],
     );
+    assert_same("## `[box]`", keys_of::<super::host::RawBox>(), &[]);
     assert_same("## `[metrics]`", keys_of::<super::web::RawMetrics>(), &[]);
     assert_same(
         "## `[status_page]`",

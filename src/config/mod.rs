@@ -21,6 +21,7 @@ mod dispatch;
 #[cfg(test)]
 mod docs_check;
 mod equipment;
+mod host;
 pub mod keys;
 pub mod profile;
 mod staffing;
@@ -35,6 +36,7 @@ pub(crate) use devices::device_from_table;
 use devices::merge_devices;
 pub use dispatch::Dispatch;
 pub use equipment::Equipment;
+pub use host::HostConfig;
 pub use staffing::{Car, Staffing};
 pub use values::{parse_utc_offset, BrokerUrl, ListenAddr, StationId, TopicPrefix};
 pub use web::{on_all_interfaces, Language, MetricsListener, StatusPage};
@@ -90,6 +92,8 @@ pub struct Config {
     pub equipment: Equipment,
     /// How orders are relayed and arrival judged (`[dispatch]`, or its defaults).
     pub dispatch: Dispatch,
+    /// How the box watches itself (`[box]`, or its defaults).
+    pub host: HostConfig,
     /// Where Prometheus scrapes `/metrics` (`[metrics]`), if anywhere.
     pub metrics: Option<MetricsListener>,
     /// The technician's status page (`[status_page]`), if served.
@@ -203,6 +207,8 @@ struct RawConfig {
     equipment: Option<Spanned<equipment::RawEquipment>>,
     #[serde(default)]
     dispatch: Option<Spanned<dispatch::RawDispatch>>,
+    #[serde(default, rename = "box")]
+    host: Option<Spanned<host::RawBox>>,
     #[serde(default)]
     metrics: Option<Spanned<web::RawMetrics>>,
     #[serde(default)]
@@ -373,6 +379,17 @@ impl Config {
                     .map_err(|message| err(Some(span), Some("dispatch"), message))?
             }
         };
+        let host = match raw.host {
+            None => host::RawBox::default()
+                .check(&buffer.path)
+                .map_err(|message| err(None, Some("box"), message))?,
+            Some(h) => {
+                let span = h.span();
+                h.into_inner()
+                    .check(&buffer.path)
+                    .map_err(|message| err(Some(span), Some("box"), message))?
+            }
+        };
         let metrics = match raw.metrics {
             None => None,
             Some(m) => {
@@ -416,6 +433,7 @@ impl Config {
             staffing,
             equipment,
             dispatch,
+            host,
             metrics,
             status_page,
             profile_dirs: Vec::new(),

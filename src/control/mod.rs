@@ -132,6 +132,9 @@ pub struct StatusReply {
     /// last reload (None from a daemon too old to say).
     #[serde(default)]
     pub config: Option<crate::reload::ConfigReport>,
+    /// The box's own health (`P/state/box`), once read.
+    #[serde(default, rename = "box")]
+    pub host: Option<serde_json::Value>,
 }
 
 /// The daemon's view of the box's clock (`stationd status`, `stationd check`).

@@ -48,6 +48,8 @@ pub struct Sources {
     pub config: crate::reload::SharedConfigReport,
     /// Asks the daemon's main loop to reload (None where there is none: the demo).
     pub reloader: Option<crate::reload::Reloader>,
+    /// The box's own health.
+    pub host: Option<Arc<crate::host::Host>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -361,6 +363,7 @@ pub async fn status_reply(s: &Sources) -> Result<StatusReply, String> {
         counters,
         clock: crate::control::ClockReport::from_state(crate::clock::sync_state()),
         config: Some(s.config.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+        host: s.host.as_ref().and_then(|h| h.document()),
     })
 }
 

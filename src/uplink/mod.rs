@@ -37,6 +37,7 @@ pub use error::LinkError;
 pub use gate::{ReplayGate, ReplayHold};
 pub use machine::{Action, Machine, Note};
 pub use options::{ReplayCaps, UplinkError, UplinkOptions};
+pub use route::interface_towards;
 pub use state::plan_fetch;
 use state::PendingRead;
 

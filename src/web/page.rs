@@ -207,6 +207,7 @@ pub async fn document(s: &Sources) -> Result<Value, String> {
         "equipment": equipment,
         "dispatch": dispatch,
         "alarms": s.alarms.newest_first(),
+        "box": s.host.as_ref().and_then(|h| h.document()),
     }))
 }
 

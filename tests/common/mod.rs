@@ -161,13 +161,16 @@ pub struct Msg {
     pub retain: bool,
 }
 
+/// A message as the broker delivered it: (topic, payload).
+pub type RawMessage = (String, Vec<u8>);
+
 /// Central dispatch's view: everything under `stations/#`, QoS 1, persistent session. When it
 /// is dropped (the test did not fail before), every message a station published to it is
 /// checked against the contract, docs/asyncapi.yaml (`check_contract`).
 pub struct Subscriber {
     msgs: Arc<Mutex<Vec<Msg>>>,
     /// (topic, payload) as received, for the contract check.
-    raw: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    raw: Arc<Mutex<Vec<RawMessage>>>,
     stop: Arc<AtomicBool>,
     subscribed: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -305,7 +308,7 @@ impl Drop for Subscriber {
 
 /// Checks (topic, payload) a station published against docs/asyncapi.yaml with
 /// tests/lib/validate_messages.py (Debian's python3-jsonschema); panics with every violation.
-pub fn check_contract(messages: &[(String, Vec<u8>)]) {
+pub fn check_contract(messages: &[RawMessage]) {
     if messages.is_empty() {
         return;
     }

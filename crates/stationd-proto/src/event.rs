@@ -209,6 +209,7 @@ pub const RESERVED_KIND_PREFIXES: &[&str] = &[
     "daemon.",
     "cmd.",
     "config.",
+    "box.",
     // the drivers and state the next issues add (radios, body-cam docks, cameras, the
     // equipment register, staffing, dispatch): reserved now so no integration comes to rely
     // on sending them

@@ -9,7 +9,9 @@ const STALE_MS = 6000;
 
 const LABELS = {
   zh: {
-    title: "驻巡站状态", uplink: "上行链路", backlog: "待发数据", devices: "设备", device: "设备",
+    title: "驻巡站状态", box: "主机", load: "负载", memory: "内存", disk: "磁盘", temperature: "温度",
+    power: "电源", no_sensor: "无温度传感器", no_ups: "未配置 UPS", on_battery: "电池供电", line_power: "市电", interface: "网口",
+    uplink: "上行链路", backlog: "待发数据", devices: "设备", device: "设备",
     driver: "驱动", state: "状态", detail: "详情", last_seen: "最后通信", staffing: "在岗与车组",
     dispatch: "出警", equipment: "未在用装备", alarms: "最近告警", toggle: "English",
     connected: "已连接", disconnected: "未连接", broker: "服务器", since: "持续", last_error: "上次错误",
@@ -27,7 +29,9 @@ const LABELS = {
     s: "秒", min: "分", h: "小时", d: "天",
   },
   en: {
-    title: "Station status", uplink: "Uplink", backlog: "Backlog", devices: "Devices", device: "Device",
+    title: "Station status", box: "The box", load: "Load", memory: "Memory", disk: "Disk", temperature: "Temperature",
+    power: "Power", no_sensor: "no temperature sensor", no_ups: "no UPS configured", on_battery: "on battery", line_power: "on line power", interface: "Interface",
+    uplink: "Uplink", backlog: "Backlog", devices: "Devices", device: "Device",
     driver: "Driver", state: "State", detail: "Detail", last_seen: "Last heard", staffing: "Staffing and crews",
     dispatch: "Dispatch", equipment: "Equipment not in service", alarms: "Recent alarms", toggle: "中文",
     connected: "connected", disconnected: "disconnected", broker: "Broker", since: "For", last_error: "Last error",
@@ -138,6 +142,26 @@ function renderUplink(doc) {
     ]));
 }
 
+function renderBox(doc) {
+  const b = doc.box;
+  if (!b) { replace("box", el("p", { class: "muted" }, "…")); return; }
+  const temps = (b.temperatures || []).map((x) => x.celsius);
+  const power = b.power
+    ? (b.power.error ? b.power.error : (b.power.on_battery ? t("on_battery") : t("line_power")) +
+      (b.power.battery_charge_pct !== null && b.power.battery_charge_pct !== undefined ? " · " + b.power.battery_charge_pct + "%" : ""))
+    : t("no_ups");
+  replace("box",
+    dl([
+      [t("load"), b.load ? b.load.load5 + " / " + b.load.cpus + " CPU" : null],
+      [t("memory"), b.memory ? b.memory.used_pct + "%" : null],
+      [t("disk"), (b.volumes || []).map((v) => v.path + " " + v.used_pct + "%").join(", ")],
+      [t("temperature"), temps.length ? Math.max(...temps) + " °C" : t("no_sensor")],
+      [t("interface"), b.uplink && b.uplink.interface ? b.uplink.interface + (b.uplink.cellular ? " (4G)" : "") : null],
+      [t("power"), power],
+    ]),
+    ...(b.conditions || []).map((c) => el("p", { "data-condition": c.kind }, el("span", { class: "badge alarm" }, c.kind), " " + c.detail)));
+}
+
 function renderBacklog(doc) {
   const o = doc.status.outbox;
   const rows = ["alarm", "event", "telemetry"].map((c) => el("tr", { "data-class": c },
@@ -219,6 +243,7 @@ function render() {
   if (!last) return;
   renderHead(last);
   renderUplink(last);
+  renderBox(last);
   renderBacklog(last);
   renderDevices(last);
   renderStaffing(last);

@@ -338,7 +338,10 @@ pub async fn start(
         board.clone(),
         uplink.status(),
     );
-    services.spawn(host.clone().run(stop.clone()));
+    let host = cfg.host.enabled.then_some(host);
+    if let Some(host) = &host {
+        services.spawn(host.clone().run(stop.clone()));
+    }
     let snapshots = Arc::new(crate::state::Snapshots {
         station: cfg.station.id.as_str().to_string(),
         board: board.clone(),
@@ -347,7 +350,7 @@ pub async fn start(
         staffing: Some(staffing.clone()),
         equipment: Some(equipment.clone()),
         dispatch: Some(dispatch.clone()),
-        host: Some(host.clone()),
+        host: host.clone(),
     });
     let uplink = uplink.with_state(snapshots.clone());
     // Commands from dispatch: an input like the drivers, stopped with them.
@@ -396,7 +399,7 @@ pub async fn start(
         alarms: sink.recent_alarms(),
         config: config_report.clone(),
         reloader: Some(reloader),
-        host: Some(host.clone()),
+        host,
     });
     // The technician's views are a convenience: without the socket the daemon still does its job.
     let control_server = control_socket.and_then(|socket| match crate::control::server::bind(&socket) {

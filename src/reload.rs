@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(pending_restart(&started, &dispatch), ["dispatch"]);
         let renamed = Config::parse(
             Path::new("/etc/stationd/stationd.toml"),
-            &format!("[station]\nid = \"st-2\"\nname = \"m\"\n[uplink]\nbrokers = [{A}]\n[buffer]\npath = \"/tmp/stationd-reload-test.db\"\nmax_bytes = 1000000\n"),
+            &format!("[station]\nid = \"st-2\"\nname = \"m\"\n[uplink]\nbrokers = [{A}]\n[buffer]\npath = \"/tmp/stationd-reload-test.db\"\nmax_bytes = 2000000\n"),
         )
         .unwrap();
         assert_eq!(

@@ -163,8 +163,8 @@ fn a_full_volume_and_a_ups_on_battery_raise_alarms_once_and_clear_them() {
     let nut = Nut::start();
     let vol = Tmpfs::mount();
     let station = Station::new(broker.port, "");
-    station.append_config(&format!(
-        "\n[box]\ninterval_s = 5\nvolumes = [\"{}\"]\ndisk_warn_pct = 50\nups = \"ups@127.0.0.1:{}\"\n",
+    station.watch_box(&format!(
+        "interval_s = 5\nvolumes = [\"{}\"]\ndisk_warn_pct = 50\nups = \"ups@127.0.0.1:{}\"\n",
         vol.path.display(),
         nut.port
     ));

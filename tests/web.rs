@@ -149,6 +149,7 @@ fn metrics_follow_the_backlog_and_the_uplink_and_parse_as_prometheus_reads_them(
     let station = Station::new(broker.port, "");
     let port = free_port();
     station.append_config(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    station.watch_box("");
     let daemon = station.start();
     wait_online(&central, &daemon);
 
@@ -178,6 +179,16 @@ fn metrics_follow_the_backlog_and_the_uplink_and_parse_as_prometheus_reads_them(
         1.0
     );
     assert!(m.must("process_resident_memory_bytes", &[]) > 1e6);
+    // The configuration's hash, as `stationd status` shows it; the box's own figures.
+    let status: Value = serde_json::from_str(&station.cli_ok(&["status", "--json"])).unwrap();
+    let hash = status["config"]["hash"].as_str().unwrap();
+    assert_eq!(m.must("stationd_config_info", &[("hash", hash)]), 1.0);
+    let outbox_dir = station.dir.path().display().to_string();
+    let m = wait_scrape(port, "the box's first reading", |m| {
+        m.value("stationd_box_volume_used_percent", &[("path", &outbox_dir)])
+            .is_some()
+    });
+    assert!(m.must("stationd_box_memory_used_percent", &[]) > 0.0);
     assert!(m.must("process_open_fds", &[]) >= 3.0);
 
     // The broker goes: the backlog grows in the outbox and the offline time runs.

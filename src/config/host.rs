@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBox {
+    #[serde(default = "default_enabled")]
+    enabled: bool,
     #[serde(default = "default_interval_s")]
     interval_s: u64,
     #[serde(default = "default_report_every_s")]
@@ -30,6 +32,9 @@ pub(super) struct RawBox {
     ups: Option<String>,
 }
 
+fn default_enabled() -> bool {
+    true
+}
 fn default_interval_s() -> u64 {
     30
 }
@@ -61,6 +66,8 @@ impl Default for RawBox {
 /// `[box]`, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostConfig {
+    /// Off: no readings, no `P/state/box`, no `box.*` (a box watched by other tooling).
+    pub enabled: bool,
     pub interval_s: u64,
     pub report_every_s: u64,
     pub volumes: Vec<PathBuf>,
@@ -115,6 +122,7 @@ impl RawBox {
         };
         let ups = self.ups.as_deref().map(UpsAddr::parse).transpose()?;
         Ok(HostConfig {
+            enabled: self.enabled,
             interval_s: self.interval_s,
             report_every_s: self.report_every_s,
             volumes,
@@ -133,6 +141,9 @@ impl RawBox {
 
 impl HostConfig {
     pub fn describe(&self) -> String {
+        if !self.enabled {
+            return "not watched ([box] enabled = false)".into();
+        }
         let volumes: Vec<String> = self
             .volumes
             .iter()

@@ -373,10 +373,6 @@ impl Machine {
                     if let Some(b) = self.replay_budget.as_mut() {
                         b.spend(row_bytes(&row));
                     }
-                    if session.backlog_held_back && session.backlog_ready < window / 2 {
-                        session.backlog_held_back = false;
-                        session.maybe_more = true;
-                    }
                 }
                 session.queued.push_back(Some(row.seq));
                 return Some(Action::Publish(row));
@@ -385,15 +381,16 @@ impl Machine {
         // Read ahead a whole window at a time, so publishing never waits for the disk; while
         // a window of backlog waits for the cap, read only alarms and live rows.
         let waiting_now = session.ready.len() - session.backlog_ready;
-        if session.maybe_more
+        // Backlog left unread by a read-ahead that skipped it is read once what waits of it
+        // has gone down to half a window (not on every turn: no empty reads while it waits).
+        let backlog_due = session.backlog_pending && session.backlog_ready < window / 2;
+        if (session.maybe_more || backlog_due)
             && session.reading.is_none()
             && waiting_now < window
             && session.ready.len() < 2 * window
         {
             let backlog = session.backlog_ready < window;
-            if !backlog {
-                session.backlog_held_back = true;
-            }
+            session.backlog_pending = !backlog;
             self.fetches += 1;
             session.reading = Some(self.fetches);
             session.renotified = false;

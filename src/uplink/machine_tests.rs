@@ -601,3 +601,54 @@ fn a_window_of_backlog_waiting_for_the_cap_does_not_stop_live_rows_being_read() 
         "the live row goes past the waiting backlog: {a:?}"
     );
 }
+
+#[test]
+fn backlog_skipped_by_a_read_ahead_is_read_once_the_waiting_backlog_goes_down() {
+    // A read-ahead that left the backlog out (a window of it waited) must not leave the rest
+    // of the backlog unread when it returns with little: no new data will come to wake it.
+    let mut m = machine(&["a"], 4);
+    let fetch = connected(&mut m, 0);
+    m.on(Note::Sent(1), 0);
+    m.on(Note::PubAck(1), 0);
+    m.set_replay_cap(Some(100), 0);
+    let rows: Vec<_> = (1..=8).map(|seq| backlog_row(seq, 10)).collect();
+    m.on(Note::Rows { fetch, rows }, 0);
+    let mut published = Vec::new();
+    let mut fetches = Vec::new();
+    let mut now = 0;
+    // Publish everything as the cap allows, answering read-aheads with nothing new.
+    while now < 2_000 {
+        now += 1;
+        m.on(Note::Tick, now);
+        while let Some(a) = m.poll_action() {
+            match a {
+                Action::Publish(row) => {
+                    published.push(row.seq);
+                    let pkid = published.len() as u16 + 1;
+                    m.on(Note::Sent(pkid), now);
+                    m.on(Note::PubAck(pkid), now);
+                }
+                Action::Fetch { fetch, backlog, .. } => {
+                    fetches.push(backlog);
+                    m.on(
+                        Note::Rows {
+                            fetch,
+                            rows: vec![],
+                        },
+                        now,
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(published, (1..=8).collect::<Vec<_>>());
+    assert!(
+        fetches.contains(&false) && fetches.last() == Some(&true),
+        "the backlog lane is read again after a read-ahead skipped it: {fetches:?}"
+    );
+    assert!(
+        fetches.len() < 10,
+        "no empty reads while the backlog waits: {fetches:?}"
+    );
+}

@@ -58,9 +58,9 @@ pub(super) struct SessionState {
     pub(super) ready: VecDeque<(Lane, OutRow)>,
     /// How many of them are backlog rows (the replay cap may hold those back).
     pub(super) backlog_ready: usize,
-    /// A read-ahead left the backlog lane out (a window of it was waiting already): read
-    /// again once it has gone down.
-    pub(super) backlog_held_back: bool,
+    /// The last read-ahead left the backlog lane out (a window of it was waiting already):
+    /// more may be in the outbox, read once what waits has gone down.
+    pub(super) backlog_pending: bool,
     /// Publishes queued to rumqttc whose packet id is not known yet (None: a status message).
     pub(super) queued: VecDeque<Option<u64>>,
     /// Packet id -> seq of publishes awaiting PUBACK.
@@ -80,7 +80,7 @@ impl Default for SessionState {
             cursors: [0; 3],
             ready: VecDeque::new(),
             backlog_ready: 0,
-            backlog_held_back: false,
+            backlog_pending: false,
             queued: VecDeque::new(),
             in_flight: HashMap::new(),
             pending_acks: Vec::new(),

@@ -68,6 +68,10 @@ pub struct Readings {
     pub counters: Vec<((String, String), u64)>,
     pub gauges: BTreeSet<String>,
     pub process: Option<super::process::ProcessStats>,
+    /// The configuration running (hash, what waits for a restart, the last reload).
+    pub config: crate::reload::ConfigReport,
+    /// The box's own health (`P/state/box`), once read.
+    pub host: Option<serde_json::Value>,
 }
 
 /// Takes the readings of a scrape.
@@ -100,6 +104,8 @@ pub async fn read(s: &Sources) -> Result<Readings, String> {
         devices: s.board.snapshot(),
         counters,
         gauges,
+        config: s.config.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        host: s.host.as_ref().and_then(|h| h.document()),
         process: super::process::read().map(|mut p| {
             // /proc/stat (the boot time) is hidden under the unit's ProcSubset=pid: then the
             // daemon's own start, a few milliseconds after the process's.
@@ -364,11 +370,138 @@ impl Collector for Readings {
             }
         }
 
+        config_families(&mut e, &self.config)?;
+        if let Some(h) = &self.host {
+            box_families(&mut e, h)?;
+        }
         if let Some(p) = &self.process {
             process_families(&mut e, p)?;
         }
         Ok(())
     }
+}
+
+/// The configuration running, and whether the last reload was taken.
+fn config_families(
+    e: &mut DescriptorEncoder,
+    c: &crate::reload::ConfigReport,
+) -> Result<(), std::fmt::Error> {
+    let info = Info::new(labels([
+        ("hash", &c.hash),
+        ("pending_restart", &c.pending_restart.join(",")),
+    ]));
+    let metric = e.encode_descriptor(
+        "stationd_config",
+        "The configuration running (its sha256) and the changed sections that wait for a restart.",
+        None,
+        MetricType::Info,
+    )?;
+    info.encode(metric)?;
+    gauge(
+        e,
+        "stationd_config_loaded_timestamp_seconds",
+        "When the running configuration was loaded (start or reload).",
+        [(vec![], c.loaded_ms as f64 / 1000.0)],
+    )?;
+    let rejected = c
+        .last_reload
+        .as_ref()
+        .is_some_and(|l| l["applied"] == false);
+    gauge(
+        e,
+        "stationd_config_last_reload_rejected",
+        "1 when the last reload found the file invalid (the running configuration stayed).",
+        [(vec![], f64::from(u8::from(rejected)))],
+    )
+}
+
+/// The box's own health (`P/state/box`) as gauges, and its conditions.
+fn box_families(e: &mut DescriptorEncoder, h: &serde_json::Value) -> Result<(), std::fmt::Error> {
+    let num = |v: &serde_json::Value| v.as_f64();
+    gauge(
+        e,
+        "stationd_box_load",
+        "The kernel's load average over 1, 5 and 15 minutes.",
+        ["load1", "load5", "load15"].into_iter().filter_map(|k| {
+            num(&h["load"][k]).map(|v| (labels([("period", k.trim_start_matches("load"))]), v))
+        }),
+    )?;
+    gauge(
+        e,
+        "stationd_box_cpus",
+        "CPUs the load is judged by.",
+        num(&h["load"]["cpus"]).map(|v| (vec![], v)),
+    )?;
+    gauge(
+        e,
+        "stationd_box_memory_used_percent",
+        "Memory in use (MemTotal less MemAvailable), percent.",
+        num(&h["memory"]["used_pct"]).map(|v| (vec![], v)),
+    )?;
+    let volumes: Vec<&serde_json::Value> = h["volumes"].as_array().into_iter().flatten().collect();
+    gauge(
+        e,
+        "stationd_box_volume_used_percent",
+        "How full each watched volume is, percent ([box] volumes).",
+        volumes.iter().filter_map(|v| {
+            Some((
+                labels([("path", v["path"].as_str()?)]),
+                num(&v["used_pct"])?,
+            ))
+        }),
+    )?;
+    gauge(
+        e,
+        "stationd_box_volume_available_bytes",
+        "What may still be written on each watched volume.",
+        volumes.iter().filter_map(|v| {
+            Some((
+                labels([("path", v["path"].as_str()?)]),
+                num(&v["available_bytes"])?,
+            ))
+        }),
+    )?;
+    gauge(
+        e,
+        "stationd_box_temperature_celsius",
+        "Each thermal zone and hwmon sensor.",
+        h["temperatures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                Some((
+                    labels([("sensor", t["sensor"].as_str()?)]),
+                    num(&t["celsius"])?,
+                ))
+            }),
+    )?;
+    gauge(
+        e,
+        "stationd_box_on_battery",
+        "1 while the UPS ([box] ups) runs on battery.",
+        h["power"]["on_battery"]
+            .as_bool()
+            .map(|b| (vec![], f64::from(u8::from(b)))),
+    )?;
+    gauge(
+        e,
+        "stationd_box_condition",
+        "1 for each condition of the box that holds (the box.* alarms: kind, subject).",
+        h["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                Some((
+                    labels([
+                        ("kind", c["kind"].as_str()?),
+                        ("subject", c["subject"].as_str()?),
+                    ]),
+                    1.0,
+                ))
+            }),
+    )
 }
 
 /// The process metrics every Prometheus client library exports, under their usual names.
@@ -469,6 +602,19 @@ mod tests {
             ],
             gauges: ["outbox.rows".to_string()].into(),
             process: None,
+            config: crate::reload::ConfigReport {
+                hash: "sha256:00".into(),
+                pending_restart: vec!["dispatch".into()],
+                ..Default::default()
+            },
+            host: Some(serde_json::json!({
+                "load": {"load1": 0.5, "load5": 0.25, "load15": 0.125, "cpus": 2},
+                "memory": {"used_pct": 41.5},
+                "volumes": [{"path": "/var/lib/stationd", "used_pct": 91.0, "available_bytes": 1000}],
+                "temperatures": [],
+                "power": null,
+                "conditions": [{"kind": "box.disk_low", "subject": "/var/lib/stationd"}],
+            })),
         }
     }
 
@@ -487,6 +633,10 @@ mod tests {
             "stationd_uplink_published_total 9.0",
             "stationd_uplink_offline_seconds_total 3.25",
             "stationd_uplink_connected 0.0",
+            "stationd_config_info{hash=\"sha256:00\",pending_restart=\"dispatch\"} 1",
+            "stationd_box_load{period=\"5\"} 0.25",
+            "stationd_box_volume_used_percent{path=\"/var/lib/stationd\"} 91.0",
+            "stationd_box_condition{kind=\"box.disk_low\",subject=\"/var/lib/stationd\"} 1.0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -367,6 +367,11 @@ impl Station {
 id = "test-st01"
 name = "测试驻巡站"
 
+# Not watched in tests that are not about the box: on a loaded test machine its readings and
+# alarms would arrive at random among what a test counts (Station::watch_box turns it on).
+[box]
+enabled = false
+
 [uplink]
 {uplink}
 reconnect_min_ms = 50
@@ -395,6 +400,17 @@ listen = "unix://{sock}"
             ingest_port,
             config,
         }
+    }
+
+    /// Watches the box (`[box] enabled`), with `settings` (more `[box]` keys).
+    pub fn watch_box(&self, settings: &str) {
+        let cfg = std::fs::read_to_string(&self.config).unwrap();
+        assert!(cfg.contains("[box]\nenabled = false\n"));
+        let cfg = cfg.replace(
+            "[box]\nenabled = false\n",
+            &format!("[box]\nenabled = true\n{settings}\n"),
+        );
+        std::fs::write(&self.config, cfg).unwrap();
     }
 
     /// Adds TOML (e.g. another `[[device]]`) to the end of the config.

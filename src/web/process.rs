@@ -107,10 +107,19 @@ mod tests {
     #[test]
     fn this_process_reads() {
         let p = read().expect("procfs on Linux");
-        assert!(
-            p.resident_bytes > 0 && p.threads >= 1 && p.open_fds >= 3,
-            "{p:?}"
-        );
+        assert!(p.open_fds >= 3, "{p:?}");
         assert!(p.start_time_seconds.unwrap() > 1.6e9, "{p:?}");
+        // qemu-user (the cross builds' test run) emulates /proc/self/stat with zeros for the
+        // memory and thread fields; a kernel never says a process has no thread.
+        if p.threads == 0 {
+            eprintln!(
+                "/proc/self/stat is emulated here (qemu-user): memory and threads not checked"
+            );
+        } else {
+            assert!(
+                p.resident_bytes > 0 && p.virtual_bytes > p.resident_bytes,
+                "{p:?}"
+            );
+        }
     }
 }

@@ -26,16 +26,15 @@ use tokio::sync::{mpsc, oneshot};
 /// How long a caller waits for a reload's outcome.
 pub const RELOAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(80);
 
-/// The sections a reload does not apply (read once at start).
-const AT_START_ONLY: [&str; 8] = [
-    "buffer",
+/// The sections a reload does not apply (read once at start), compared as written; `[buffer]`
+/// and `[station]` are compared by what they give (below).
+const AT_START_ONLY: [&str; 6] = [
     "commands",
     "staffing",
     "equipment",
     "dispatch",
     "metrics",
     "status_page",
-    "station",
 ];
 
 /// What a reload did, as the caller, `stationd status` and central see it.
@@ -118,7 +117,6 @@ pub type SharedConfigReport = Arc<Mutex<ConfigReport>>;
 pub fn pending_restart(started: &Config, new: &Config) -> Vec<String> {
     let mut pending: Vec<String> = AT_START_ONLY
         .iter()
-        .filter(|s| **s != "station" && **s != "buffer")
         .filter(|s| started.sections.get(**s) != new.sections.get(**s))
         .map(|s| s.to_string())
         .collect();

@@ -72,7 +72,7 @@ impl Snapshots {
         if self.dispatch.as_ref().is_some_and(|d| d.in_use()) {
             out.push("dispatch");
         }
-        if self.host.as_ref().is_some_and(|h| h.document().is_some()) {
+        if self.host.as_ref().is_some_and(|h| h.has_reading()) {
             out.push("box");
         }
         out

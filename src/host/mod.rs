@@ -189,6 +189,14 @@ impl Host {
         }
     }
 
+    /// Whether the box has been read yet (`P/state/box` exists).
+    pub fn has_reading(&self) -> bool {
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// `P/state/box`, the status page's and `stationd check`'s view; None before the first
     /// reading.
     pub fn document(&self) -> Option<Value> {

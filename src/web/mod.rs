@@ -80,14 +80,7 @@ async fn serve(
     match addr {
         ListenAddr::Tcp(a) => {
             let listener = tokio::net::TcpListener::bind(a).await?;
-            Ok(tokio::spawn(async move {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::warn!(event = "web.failed", error = %e, "HTTP listener stopped");
-                }
-            }))
+            Ok(tokio::spawn(run(listener, router, stop, None)))
         }
         ListenAddr::Unix(path) => {
             use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -97,17 +90,34 @@ async fn serve(
             }
             let listener = tokio::net::UnixListener::bind(path)?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-            let path = path.clone();
-            Ok(tokio::spawn(async move {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::warn!(event = "web.failed", error = %e, "HTTP listener stopped");
-                }
-                let _ = std::fs::remove_file(&path);
-            }))
+            Ok(tokio::spawn(run(
+                listener,
+                router,
+                stop,
+                Some(path.clone()),
+            )))
         }
+    }
+}
+
+/// Serves until `stop`; then removes `socket`, if the listener is a Unix socket's.
+async fn run<L>(
+    listener: L,
+    router: Router,
+    stop: CancellationToken,
+    socket: Option<std::path::PathBuf>,
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::warn!(event = "web.failed", error = %e, "HTTP listener stopped");
+    }
+    if let Some(path) = socket {
+        let _ = std::fs::remove_file(path);
     }
 }
 

@@ -438,28 +438,25 @@ fn box_families(e: &mut DescriptorEncoder, h: &serde_json::Value) -> Result<(), 
         "Memory in use (MemTotal less MemAvailable), percent.",
         num(&h["memory"]["used_pct"]).map(|v| (vec![], v)),
     )?;
-    let volumes: Vec<&serde_json::Value> = h["volumes"].as_array().into_iter().flatten().collect();
+    // Each watched volume's `field`, labelled by its path.
+    let per_volume = |field: &'static str| {
+        h["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(move |v| Some((labels([("path", v["path"].as_str()?)]), num(&v[field])?)))
+    };
     gauge(
         e,
         "stationd_box_volume_used_percent",
         "How full each watched volume is, percent ([box] volumes).",
-        volumes.iter().filter_map(|v| {
-            Some((
-                labels([("path", v["path"].as_str()?)]),
-                num(&v["used_pct"])?,
-            ))
-        }),
+        per_volume("used_pct"),
     )?;
     gauge(
         e,
         "stationd_box_volume_available_bytes",
         "What may still be written on each watched volume.",
-        volumes.iter().filter_map(|v| {
-            Some((
-                labels([("path", v["path"].as_str()?)]),
-                num(&v["available_bytes"])?,
-            ))
-        }),
+        per_volume("available_bytes"),
     )?;
     gauge(
         e,

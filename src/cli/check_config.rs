@@ -34,6 +34,17 @@ pub fn check_config(config: &Path, profile_dirs: &[PathBuf], json: bool) -> u8 {
             cfg.buffer.path.display()
         ),
     )];
+    let up = &cfg.uplink;
+    let expiry_unused = up.message_expiry_s != Default::default() && !up.any_mqtt5();
+    if expiry_unused {
+        checks.push(Check::new(
+            "uplink",
+            Outcome::Warning,
+            format!("{}: message_expiry_s has no effect, no broker is MQTT 5 (write mqtt5:// or mqtts5://)", up.describe()),
+        ));
+    } else {
+        checks.push(Check::new("uplink", Outcome::Ok, up.describe()));
+    }
     match &cfg.profile {
         Some(p) => {
             checks.push(Check::new(

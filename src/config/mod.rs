@@ -38,7 +38,7 @@ pub use dispatch::Dispatch;
 pub use equipment::Equipment;
 pub use host::HostConfig;
 pub use staffing::{Car, Staffing};
-pub use values::{parse_utc_offset, BrokerUrl, ListenAddr, StationId, TopicPrefix};
+pub use values::{parse_utc_offset, BrokerUrl, ListenAddr, MqttVersion, StationId, TopicPrefix};
 pub use web::{on_all_interfaces, Language, MetricsListener, StatusPage};
 
 pub use crate::drivers::Device;
@@ -165,6 +165,75 @@ pub struct Uplink {
     /// A broker's own cap (its URL as in `brokers`), over the two above.
     #[serde(default)]
     pub replay_max_bytes_per_s_by_broker: std::collections::BTreeMap<String, u64>,
+    /// MQTT 5 brokers only: how long the broker may keep each class's messages for a
+    /// subscriber that is away, seconds (0 or absent: no expiry).
+    #[serde(default)]
+    pub message_expiry_s: MessageExpiry,
+    /// MQTT 5 brokers only: how long the broker keeps this station's session (the command
+    /// subscription and the commands queued for it) after the link is lost, seconds.
+    #[serde(default = "default_session_expiry")]
+    pub session_expiry_s: u32,
+}
+
+/// `[uplink.message_expiry_s]`: the MQTT 5 message expiry interval per class, seconds; 0 is
+/// none. Only what the outbox sends carries it: the retained status and state never expire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageExpiry {
+    #[serde(default)]
+    pub telemetry: u32,
+    #[serde(default)]
+    pub event: u32,
+    #[serde(default)]
+    pub alarm: u32,
+}
+
+impl MessageExpiry {
+    /// The interval for a message of class `prio` (None: it does not expire).
+    pub fn of(&self, prio: crate::event::Priority) -> Option<u32> {
+        let s = match prio {
+            crate::event::Priority::Telemetry => self.telemetry,
+            crate::event::Priority::Event => self.event,
+            crate::event::Priority::Alarm => self.alarm,
+        };
+        (s > 0).then_some(s)
+    }
+}
+
+impl Uplink {
+    /// One line for check-config: the brokers with their protocol, and the MQTT 5 settings.
+    pub fn describe(&self) -> String {
+        let brokers: Vec<String> = self
+            .brokers
+            .get_ref()
+            .iter()
+            .map(|b| format!("{b} (MQTT {})", b.protocol.as_str()))
+            .collect();
+        let e = &self.message_expiry_s;
+        let expiry = |s: u32| {
+            if s == 0 {
+                "none".to_string()
+            } else {
+                format!("{s} s")
+            }
+        };
+        format!(
+            "{}; MQTT 5 message expiry telemetry {}, event {}, alarm {}; session expiry {} s",
+            brokers.join(", "),
+            expiry(e.telemetry),
+            expiry(e.event),
+            expiry(e.alarm),
+            self.session_expiry_s
+        )
+    }
+
+    /// Whether any broker speaks MQTT 5 (the MQTT 5 settings apply only to those).
+    pub fn any_mqtt5(&self) -> bool {
+        self.brokers
+            .get_ref()
+            .iter()
+            .any(|b| b.protocol == MqttVersion::V5)
+    }
 }
 
 fn default_topic_prefix() -> TopicPrefix {
@@ -185,6 +254,11 @@ fn default_reconnect_max_ms() -> u64 {
 /// 32 kB/s (256 kbit/s): a cellular uplink's worst hour, with room left for live data.
 fn default_replay_cellular() -> u64 {
     32_000
+}
+/// A day: a station down longer than that finds its command subscription gone and makes it
+/// again; the commands queued meanwhile have expired long before (they live minutes).
+fn default_session_expiry() -> u32 {
+    86_400
 }
 
 #[derive(Deserialize)]
@@ -527,7 +601,8 @@ listen = "tcp://127.0.0.1:7070"
             BrokerUrl {
                 tls: false,
                 host: "::1".into(),
-                port: 1883
+                port: 1883,
+                protocol: MqttVersion::V311,
             }
         );
         assert_eq!(c.buffer.max_bytes, 1 << 30);
@@ -592,7 +667,8 @@ listen = "tcp://127.0.0.1:7070"
             BrokerUrl {
                 tls: true,
                 host: "central.example".into(),
-                port: 8883
+                port: 8883,
+                protocol: MqttVersion::V311,
             }
         );
         assert_eq!(
@@ -600,9 +676,22 @@ listen = "tcp://127.0.0.1:7070"
             BrokerUrl {
                 tls: false,
                 host: "10.0.0.1".into(),
-                port: 1884
+                port: 1884,
+                protocol: MqttVersion::V311,
             }
         );
+        let v5 = ok("mqtts5://central.example");
+        assert_eq!(
+            (v5.tls, v5.port, v5.protocol),
+            (true, 8883, MqttVersion::V5)
+        );
+        assert_eq!(v5.to_string(), "mqtts5://central.example:8883");
+        let v5 = ok("mqtt5://[::1]:1884");
+        assert_eq!(
+            (v5.tls, v5.port, v5.protocol),
+            (false, 1884, MqttVersion::V5)
+        );
+        assert_eq!(ok(&v5.to_string()), v5, "Display round-trips");
         for bad in [
             "http://x",
             "mqtt://",

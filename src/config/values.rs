@@ -63,18 +63,44 @@ impl TryFrom<String> for TopicPrefix {
     }
 }
 
-/// `mqtt://host[:port]` or `mqtts://host[:port]` (1883 / 8883 by default).
+/// `mqtt://host[:port]` or `mqtts://host[:port]` (1883 / 8883 by default); `mqtt5://` and
+/// `mqtts5://` speak MQTT 5 to that broker instead of 3.1.1.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct BrokerUrl {
     pub tls: bool,
     pub host: String,
     pub port: u16,
+    pub protocol: MqttVersion,
+}
+
+/// The MQTT protocol version spoken to one broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MqttVersion {
+    /// MQTT 3.1.1, the default: every broker speaks it.
+    #[default]
+    V311,
+    /// MQTT 5: message expiry, user properties, session expiry, reason codes.
+    V5,
+}
+
+impl MqttVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MqttVersion::V311 => "3.1.1",
+            MqttVersion::V5 => "5",
+        }
+    }
 }
 
 impl fmt::Display for BrokerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        let scheme = match (self.tls, self.protocol) {
+            (false, MqttVersion::V311) => "mqtt",
+            (true, MqttVersion::V311) => "mqtts",
+            (false, MqttVersion::V5) => "mqtt5",
+            (true, MqttVersion::V5) => "mqtts5",
+        };
         if self.host.contains(':') {
             write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
@@ -89,12 +115,16 @@ impl TryFrom<String> for BrokerUrl {
         // A hand-written parser: the url crate would pull IDNA/ICU tables into a 4 MB binary
         // for two schemes whose grammar is host[:port].
         let bad = |why: &str| {
-            format!("broker URL {s:?}: {why} (expected mqtt://host:port or mqtts://host:port)")
+            format!("broker URL {s:?}: {why} (expected mqtt://host:port or mqtts://host:port; mqtt5:// or mqtts5:// for MQTT 5)")
         };
-        let (tls, rest) = if let Some(r) = s.strip_prefix("mqtt://") {
-            (false, r)
+        let (tls, protocol, rest) = if let Some(r) = s.strip_prefix("mqtt://") {
+            (false, MqttVersion::V311, r)
         } else if let Some(r) = s.strip_prefix("mqtts://") {
-            (true, r)
+            (true, MqttVersion::V311, r)
+        } else if let Some(r) = s.strip_prefix("mqtt5://") {
+            (false, MqttVersion::V5, r)
+        } else if let Some(r) = s.strip_prefix("mqtts5://") {
+            (true, MqttVersion::V5, r)
         } else {
             return Err(bad("unknown scheme"));
         };
@@ -133,6 +163,7 @@ impl TryFrom<String> for BrokerUrl {
             tls,
             host: host.to_string(),
             port,
+            protocol,
         })
     }
 }

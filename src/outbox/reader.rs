@@ -12,6 +12,8 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutRow {
     pub seq: u64,
+    /// The class: an MQTT 5 broker gets it as a user property, and its message expiry.
+    pub prio: Priority,
     pub topic: String,
     pub payload: Vec<u8>,
 }
@@ -52,12 +54,14 @@ impl Reader {
     pub fn fetch(&self, lane: Lane, after: u64, limit: usize) -> rusqlite::Result<Vec<OutRow>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT seq, topic, payload FROM outbox WHERE lane = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+            .prepare_cached("SELECT seq, prio, topic, payload FROM outbox WHERE lane = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
         let rows = stmt.query_map(params![lane as i64, after as i64, limit as i64], |r| {
             Ok(OutRow {
                 seq: r.get::<_, i64>(0)? as u64,
-                topic: r.get(1)?,
-                payload: r.get(2)?,
+                // A value this version never writes is sent as an event: still delivered.
+                prio: Priority::from_i64(r.get(1)?).unwrap_or(Priority::Event),
+                topic: r.get(2)?,
+                payload: r.get(3)?,
             })
         })?;
         rows.collect()

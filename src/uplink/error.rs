@@ -39,6 +39,17 @@ impl LinkError {
         !matches!(self, LinkError::Refused(_) | LinkError::Tls(_))
     }
 
+    /// The same kind of error with its text changed by `f` (e.g. to name what it concerns).
+    pub fn reworded(self, f: impl FnOnce(&str) -> String) -> LinkError {
+        match self {
+            LinkError::Network(t) => LinkError::Network(f(&t)),
+            LinkError::NoConnAck(s) => LinkError::Network(f(&format!("no CONNACK within {s}s"))),
+            LinkError::Refused(t) => LinkError::Refused(f(&t)),
+            LinkError::Tls(t) => LinkError::Tls(f(&t)),
+            LinkError::Local(t) => LinkError::Local(f(&t)),
+        }
+    }
+
     /// rumqttc's error, with its cause and what to check (`cause: what to check (rumqttc's
     /// own text)`).
     pub fn from_connection(e: &ConnectionError) -> LinkError {
@@ -87,7 +98,7 @@ fn refused(code: ConnectReturnCode) -> String {
     }
 }
 
-fn io_cause(kind: ErrorKind, raw: &str) -> String {
+pub(super) fn io_cause(kind: ErrorKind, raw: &str) -> String {
     match kind {
         ErrorKind::ConnectionRefused => {
             "connection refused: nothing listens at the broker's address and port (is the broker up? is the port right?)".to_string()
@@ -107,7 +118,7 @@ fn io_cause(kind: ErrorKind, raw: &str) -> String {
     }
 }
 
-fn looks_cut(raw: &str) -> bool {
+pub(super) fn looks_cut(raw: &str) -> bool {
     [
         "reset by peer",
         "Broken pipe",

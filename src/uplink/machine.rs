@@ -41,6 +41,14 @@ pub enum Note {
     /// rumqttc handed a publish to the network with this packet id (in queue order).
     Sent(u16),
     PubAck(u16),
+    /// An MQTT 5 broker answered the publish with this packet id with a failure reason code
+    /// (`why`): it did not take the message. An outbox row refused stays in the outbox and
+    /// the session ends with `why` (retried after the backoff, as after a lost link); a status
+    /// or state message is let go (the next birth or snapshot publishes it again).
+    Refused {
+        pkid: u16,
+        why: LinkError,
+    },
     /// The read-ahead asked for by [`Action::Fetch`] with this id came back.
     Rows {
         fetch: u64,
@@ -275,6 +283,14 @@ impl Machine {
             Note::PubAck(pkid) => {
                 if let Some(s) = self.session() {
                     s.acked(pkid);
+                }
+            }
+            Note::Refused { pkid, why } => {
+                if let Some(Some(seq)) = self.session().map(|s| s.refused(pkid)) {
+                    let error = why.reworded(|text| {
+                        format!("the broker refused seq {seq}, which stays in the outbox: {text}")
+                    });
+                    self.fail(error, now);
                 }
             }
             Note::Rows { fetch, rows } => {

@@ -1,6 +1,7 @@
 //! The uplink's decisions, on a clock the test moves by hand: no broker, no runtime, no sleep.
 
 use super::*;
+use crate::event::Priority;
 
 const MIN_MS: u64 = 500;
 
@@ -35,6 +36,7 @@ fn row(seq: u64) -> (Lane, OutRow) {
         Lane::Live,
         OutRow {
             seq,
+            prio: Priority::Telemetry,
             topic: format!("t/{seq}"),
             payload: vec![],
         },
@@ -465,6 +467,7 @@ fn backlog_row(seq: u64, bytes: usize) -> (Lane, OutRow) {
         Lane::Backlog,
         OutRow {
             seq,
+            prio: Priority::Telemetry,
             topic: "t".into(),
             payload: vec![b'x'; bytes - 1],
         },
@@ -514,6 +517,7 @@ fn the_replay_cap_holds_the_backlog_to_its_rate_and_lets_live_rows_and_alarms_pa
                 Lane::Alarm,
                 OutRow {
                     seq: 100,
+                    prio: Priority::Alarm,
                     topic: "alarm".into(),
                     payload: vec![b'a'; 2_000],
                 },

@@ -25,10 +25,12 @@
 //!   it, which the core calls once what the command caused is safe (manual acks).
 
 mod budget;
+mod connection;
 mod error;
 mod gate;
 mod machine;
 mod options;
+mod reasons;
 mod route;
 mod state;
 pub mod tls;
@@ -44,7 +46,7 @@ use state::PendingRead;
 use crate::commands::Incoming;
 use crate::metrics;
 use crate::outbox::{LinkState, Reader, WriterControl};
-use rumqttc::{AsyncClient, Event, Outgoing, Packet, Publish, QoS};
+use connection::{CommandRoute, Connection, Received};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -120,14 +122,16 @@ pub struct Uplink {
     connects: metrics::Counter,
     disconnects: metrics::Counter,
     connect_failures: metrics::Counter,
+    /// `uplink.publish_refused`: messages an MQTT 5 broker refused (they stay in the outbox).
+    publish_refused: metrics::Counter,
     /// Where command messages go (None: no command core, nothing subscribed).
     commands: Option<mpsc::Sender<Incoming>>,
     /// Acknowledgements of command messages, from the core: (connection, message). Unbounded
     /// because a lost acknowledgement would hold one of the broker's in-flight slots for the
     /// rest of the session; it holds at most one entry per message received, and the I/O loop
     /// drains it on every turn.
-    command_acks: mpsc::UnboundedSender<(u64, Publish)>,
-    command_acks_rx: Option<mpsc::UnboundedReceiver<(u64, Publish)>>,
+    command_acks: mpsc::UnboundedSender<(u64, Received)>,
+    command_acks_rx: Option<mpsc::UnboundedReceiver<(u64, Received)>>,
     /// Asks for the retained birth again.
     rebirth: Arc<Notify>,
     /// The retained state snapshots (None: not published), and a way to ask for them now.
@@ -165,6 +169,7 @@ impl Uplink {
             connects: metrics.counter("uplink.connects", ""),
             disconnects: metrics.counter("uplink.disconnects", ""),
             connect_failures: metrics.counter("uplink.connect_failures", ""),
+            publish_refused: metrics.counter("uplink.publish_refused", ""),
             opts,
             reader: Arc::new(Mutex::new(reader)),
             control,
@@ -263,7 +268,7 @@ impl Uplink {
     /// One machine's life: until shutdown, or until new settings ask for a new one.
     async fn session(
         &mut self,
-        command_acks: &mut mpsc::UnboundedReceiver<(u64, Publish)>,
+        command_acks: &mut mpsc::UnboundedReceiver<(u64, Received)>,
     ) -> Ended {
         let mut machine = Machine::new(
             self.opts.brokers.clone(),
@@ -302,7 +307,10 @@ impl Uplink {
                         "reconfigured"
                     };
                     let payload = self.opts.status_payload("offline", Some(reason), None);
-                    if let Some(note) = io.publish(self.opts.status_topic(), true, payload).await {
+                    if let Some(note) = io
+                        .publish(self.opts.status_topic(), true, payload, None)
+                        .await
+                    {
                         machine.on(note, crate::clock::mono_ms());
                     }
                     continue;
@@ -320,11 +328,11 @@ impl Uplink {
             let note = tokio::select! {
                 biased;
                 note = next_note(&mut io.conn) => note,
-                Some((connection, publish)) = command_acks.recv() => {
+                Some((connection, message)) = command_acks.recv() => {
                     // A message of an earlier connection is not acknowledged here: the broker
                     // sends it again in the resumed session, and the core answers it again.
                     if let (true, Some(conn)) = (connection == io.generation, &io.conn) {
-                        let _ = conn.client.ack(&publish).await;
+                        conn.ack(&message).await;
                     }
                     continue;
                 }
@@ -408,17 +416,20 @@ impl Uplink {
                     connection: io.generation,
                     dropped: self.dropped_busy.clone(),
                 });
-                io.conn = Some(Connection::open(&self.opts, &broker, route));
+                io.conn = Some(Connection::open(
+                    &self.opts,
+                    &broker,
+                    route,
+                    self.publish_refused.clone(),
+                ));
             }
             Action::Connected(broker) => {
                 self.link.set_up(true);
                 if self.commands.is_some() {
                     if let Some(conn) = &io.conn {
                         let topic = format!("{}/cmd/+", self.opts.topic_root);
-                        if let Err(e) = conn.client.subscribe(topic, QoS::AtLeastOnce).await {
-                            return Some(Note::Lost(LinkError::Network(format!(
-                                "MQTT client closed: {e}"
-                            ))));
+                        if let Err(e) = conn.subscribe(topic).await {
+                            return Some(Note::Lost(e));
                         }
                     }
                 }
@@ -437,13 +448,15 @@ impl Uplink {
             }
             Action::SayOnline(broker) => {
                 let payload = self.opts.status_payload("online", None, Some(&broker));
-                return io.publish(self.opts.status_topic(), true, payload).await;
+                return io
+                    .publish(self.opts.status_topic(), true, payload, None)
+                    .await;
             }
             Action::PublishState => {
                 if let Some(state) = &self.state {
                     for (name, payload) in state.all() {
                         let topic = format!("{}/state/{name}", self.opts.topic_root);
-                        if let Some(lost) = io.publish(topic, true, payload).await {
+                        if let Some(lost) = io.publish(topic, true, payload, None).await {
                             return Some(lost);
                         }
                     }
@@ -454,7 +467,9 @@ impl Uplink {
             Action::Publish(row) => {
                 let topic = format!("{}/{}", self.opts.topic_root, row.topic);
                 metrics::inc(&self.published);
-                return io.publish(topic, false, row.payload).await;
+                return io
+                    .publish(topic, false, row.payload, Some((row.seq, row.prio)))
+                    .await;
             }
             Action::Fetch {
                 fetch,
@@ -580,63 +595,6 @@ struct Io {
     generation: u64,
 }
 
-/// Where a connection's poll task sends command messages.
-struct CommandRoute {
-    /// `{topic_root}/cmd/`.
-    prefix: String,
-    tx: mpsc::Sender<Incoming>,
-    acks: mpsc::UnboundedSender<(u64, Publish)>,
-    connection: u64,
-    /// `cmd.dropped_busy`.
-    dropped: metrics::Counter,
-}
-
-impl CommandRoute {
-    /// Hands a message to the command core without waiting: the poll task also carries the
-    /// PUBACKs of the station's own telemetry, and waiting for a busy core stalled them
-    /// (measured: telemetry down 95 % while commands ran at full speed). When the core's queue
-    /// is full the message is acknowledged and dropped, counted (`cmd.dropped_busy`): load is
-    /// shed here as the rate limit sheds it in the core.
-    fn deliver(&self, publish: Publish) {
-        let ack: crate::commands::Ack = {
-            let (acks, connection, publish) = (self.acks.clone(), self.connection, publish.clone());
-            Box::new(move || {
-                let _ = acks.send((connection, publish));
-            })
-        };
-        let name = publish
-            .topic
-            .strip_prefix(self.prefix.as_str())
-            .filter(|name| !name.contains('/'))
-            .map(str::to_string);
-        let Some(name) = name else {
-            // Not a command topic (nothing else is subscribed): let it go.
-            ack();
-            return;
-        };
-        let incoming = Incoming {
-            name,
-            payload: publish.payload.to_vec(),
-            ack,
-        };
-        match self.tx.try_send(incoming) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(incoming)) => {
-                let dropped = self
-                    .dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    + 1;
-                if dropped == 1 || dropped.is_multiple_of(1000) {
-                    tracing::warn!(event = "cmd.dropped_busy", command = %incoming.name, dropped, "the command core is behind: commands are dropped without an answer");
-                }
-                (incoming.ack)();
-            }
-            // The core has stopped (shutdown): not acknowledged, the broker sends it again.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
-    }
-}
-
 /// The next note from the connection; pending forever without one.
 async fn next_note(conn: &mut Option<Connection>) -> Note {
     match conn {
@@ -654,86 +612,20 @@ impl Io {
         self.conn.as_mut()?.notes.try_recv().ok()
     }
 
-    async fn publish(&mut self, topic: String, retain: bool, payload: Vec<u8>) -> Option<Note> {
+    /// Publishes on the connection (`row`: the outbox row's seq and class); a closed client
+    /// comes back as the note it causes.
+    async fn publish(
+        &mut self,
+        topic: String,
+        retain: bool,
+        payload: Vec<u8>,
+        row: Option<(u64, crate::event::Priority)>,
+    ) -> Option<Note> {
         let conn = self.conn.as_ref()?;
-        conn.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
+        conn.publish(topic, retain, payload, row)
             .await
             .err()
-            .map(|e| Note::Lost(LinkError::Network(format!("MQTT client closed: {e}"))))
-    }
-}
-
-/// One connection: a fresh rumqttc client, and the task polling its event loop, which only
-/// forwards what happens as notes (it never publishes).
-struct Connection {
-    client: AsyncClient,
-    notes: mpsc::Receiver<Note>,
-    _poller: AbortOnDrop,
-}
-
-impl Connection {
-    fn open(
-        opts: &UplinkOptions,
-        broker: &crate::config::BrokerUrl,
-        commands: Option<CommandRoute>,
-    ) -> Connection {
-        let window = opts.window as usize;
-        let (client, mut eventloop) = AsyncClient::new(opts.mqtt_options(broker), 2 * window + 16);
-        // Nagle stays on (rumqttc default): under a backlog it coalesces publishes into fewer
-        // segments, which measured 10-20 % faster draining; an alarm waits at most one RTT.
-        let mut net = eventloop.network_options();
-        net.set_tcp_nodelay(false);
-        net.set_connection_timeout(machine::CONNECT_TIMEOUT_MS / 1000);
-        eventloop.set_network_options(net);
-        // Its channel holds every note a full window can produce (sent + acked per publish),
-        // so it never blocks the event loop.
-        let (ntx, notes) = mpsc::channel::<Note>(4 * window + 64);
-        let poller = tokio::spawn(async move {
-            loop {
-                let note = match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => Note::ConnAck,
-                    Ok(Event::Incoming(Packet::PubAck(ack))) => Note::PubAck(ack.pkid),
-                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Note::Sent(pkid),
-                    Ok(Event::Incoming(Packet::Publish(publish))) => {
-                        if let Some(route) = &commands {
-                            route.deliver(publish);
-                        }
-                        continue;
-                    }
-                    Ok(_) => continue,
-                    Err(e) => {
-                        let _ = ntx.send(Note::Lost(LinkError::from_connection(&e))).await;
-                        return;
-                    }
-                };
-                if ntx.send(note).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Connection {
-            client,
-            notes,
-            _poller: AbortOnDrop(poller),
-        }
-    }
-
-    /// Sends DISCONNECT and gives the poll task a moment to write it.
-    async fn disconnect(mut self) {
-        let _ = self.client.disconnect().await;
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            while self.notes.recv().await.is_some() {}
-        })
-        .await;
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+            .map(Note::Lost)
     }
 }
 

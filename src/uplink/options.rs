@@ -3,7 +3,9 @@
 
 use super::tls;
 use crate::backoff::Backoff;
-use crate::config::{BrokerUrl, Config};
+use crate::config::{BrokerUrl, Config, MessageExpiry};
+use crate::event::Priority;
+use rumqttc::v5::mqttbytes::v5::{LastWill as LastWill5, PublishProperties};
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,9 @@ pub struct UplinkOptions {
     pub profile: Option<String>,
     /// The backlog replay's caps (`[uplink] replay_max_bytes_per_s…`).
     pub replay: ReplayCaps,
+    /// MQTT 5 brokers: each class's message expiry, and the session's expiry (seconds).
+    pub message_expiry: MessageExpiry,
+    pub session_expiry_s: u32,
 }
 
 /// The backlog replay's bandwidth caps, bytes/s; 0 is none.
@@ -137,6 +142,8 @@ impl UplinkOptions {
                     .map(|n| n.interface.clone())
                     .collect(),
             },
+            message_expiry: up.message_expiry_s,
+            session_expiry_s: up.session_expiry_s,
         })
     }
 
@@ -194,13 +201,70 @@ impl UplinkOptions {
         if let Some((u, p)) = &self.credentials {
             o.set_credentials(u.clone(), p.clone());
         }
-        if broker.tls {
-            if let Some(cfg) = &self.tls {
-                o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                    cfg.clone(),
-                )));
-            }
+        if let Some(t) = self.transport(broker) {
+            o.set_transport(t);
         }
         o
+    }
+
+    /// The same session in MQTT 5 (`mqtt5://`, `mqtts5://`): persistent for
+    /// `session_expiry_s` after the link goes, at most `window` publishes in flight (fewer when
+    /// the broker's receive maximum says so).
+    pub(super) fn mqtt5_options(&self, broker: &BrokerUrl) -> rumqttc::v5::MqttOptions {
+        let mut o =
+            rumqttc::v5::MqttOptions::new(self.client_id.clone(), broker.host.clone(), broker.port);
+        o.set_keep_alive(self.keep_alive)
+            // MQTT 5 splits 3.1.1's clean session in two: resume the session (clean start
+            // off), and keep it for a while after the link goes (session expiry; 0 would end
+            // it at once, and with it the command subscription).
+            .set_clean_start(false)
+            .set_session_expiry_interval(Some(self.session_expiry_s))
+            .set_manual_acks(true)
+            .set_outgoing_inflight_upper_limit(self.window)
+            .set_request_channel_capacity(2 * self.window as usize + 16)
+            .set_max_packet_size(Some(MAX_PACKET as u32))
+            .set_connection_timeout(super::machine::CONNECT_TIMEOUT_MS / 1000)
+            .set_last_will(LastWill5::new(
+                self.status_topic(),
+                self.status_payload("offline", Some("connection lost"), None),
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                true,
+                None,
+            ));
+        if let Some((u, p)) = &self.credentials {
+            o.set_credentials(u.clone(), p.clone());
+        }
+        if let Some(t) = self.transport(broker) {
+            o.set_transport(t);
+        }
+        o
+    }
+
+    /// TLS for an `mqtts://` or `mqtts5://` broker.
+    fn transport(&self, broker: &BrokerUrl) -> Option<Transport> {
+        let cfg = self.tls.as_ref().filter(|_| broker.tls)?;
+        Some(Transport::tls_with_config(TlsConfiguration::Rustls(
+            cfg.clone(),
+        )))
+    }
+
+    /// What an MQTT 5 publish carries besides topic and payload: the payload is UTF-8 (JSON);
+    /// an outbox row's `seq` and `prio` as user properties, so a broker's rules or a bridge
+    /// can route without parsing the JSON, and its class's message expiry. The retained
+    /// status and state (no row) never expire.
+    pub(super) fn publish_properties(&self, row: Option<(u64, Priority)>) -> PublishProperties {
+        PublishProperties {
+            payload_format_indicator: Some(1),
+            message_expiry_interval: row.and_then(|(_, prio)| self.message_expiry.of(prio)),
+            user_properties: row
+                .map(|(seq, prio)| {
+                    vec![
+                        ("seq".to_string(), seq.to_string()),
+                        ("prio".to_string(), prio.as_str().to_string()),
+                    ]
+                })
+                .unwrap_or_default(),
+            ..Default::default()
+        }
     }
 }

@@ -111,6 +111,11 @@ impl SessionState {
             _ => false,
         }
     }
+    /// A publish the broker refused: out of the window, not acknowledged. Its seq when it was
+    /// an outbox row.
+    pub(super) fn refused(&mut self, pkid: u16) -> Option<u64> {
+        self.in_flight.remove(&pkid).flatten()
+    }
 }
 
 #[cfg(test)]

@@ -143,6 +143,21 @@ impl Broker {
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
+
+    /// The directory of its config (files a test's `with_config` wrote live there too).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// SIGHUP: mosquitto reads its config again (ACL and password files included).
+    pub fn reload(&self) {
+        let child = self.child.as_ref().expect("the broker runs");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+    }
 }
 
 impl Drop for Broker {

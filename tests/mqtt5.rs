@@ -2,6 +2,7 @@
 //! (user properties, message expiry the broker honours, a session that expires), and what the
 //! station makes of its reason codes (a refused message stays in the outbox; a refused login
 //! is told in words).
+#![allow(clippy::disallowed_methods)] // test threads may block (clippy.toml bans it in the daemon)
 
 mod common;
 

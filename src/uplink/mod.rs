@@ -6,11 +6,14 @@
 //!
 //! - Brokers are tried in the configured order; when all fail, the next round waits a
 //!   full-jitter exponential delay (`backoff.rs`). A lost session starts again from the first.
-//! - Each connection gets a fresh rumqttc client and event loop. The event loop is polled in
-//!   its own task that only forwards notifications (CONVENTIONS: never publish from inside the
-//!   poll loop); this task publishes. Because every connection is new (`clean_session`), the
-//!   uplink, not rumqttc, decides what is resent: after a reconnect it reads the outbox from
-//!   the start again, and whatever is still there (never acknowledged) goes out again.
+//! - Each connection gets a fresh rumqttc client and event loop (`connection.rs`), in the
+//!   MQTT version the broker's URL names: 3.1.1 (`mqtt://`) or 5 (`mqtt5://`), the same notes
+//!   either way. The event loop is polled in its own task that only forwards notifications
+//!   (CONVENTIONS: never publish from inside the poll loop); this task publishes. Because
+//!   every connection is new, the uplink, not rumqttc, decides what is resent: after a
+//!   reconnect it reads the outbox from the start again, and whatever is still there (never
+//!   acknowledged) goes out again. A message an MQTT 5 broker refuses (a PUBACK with a failure
+//!   reason) is such a row: the session ends and it goes out again on the next one.
 //! - A window of QoS 1 publishes is kept in flight, fed from a read-ahead of about one window
 //!   read from the outbox in one go. rumqttc reports the packet id of each
 //!   publish in the order they were queued, so a FIFO maps packet ids back to seqs; a PUBACK

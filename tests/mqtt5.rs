@@ -379,7 +379,10 @@ fn the_command_subscription_outlives_a_stop_for_session_expiry_s_and_not_longer(
             daemon.log_text()
         );
         if answered {
-            assert_eq!(dispatch::answers(&central, &request_id)[0]["status"], "done");
+            assert_eq!(
+                dispatch::answers(&central, &request_id)[0]["status"],
+                "done"
+            );
         }
     }
 }

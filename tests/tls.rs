@@ -70,40 +70,40 @@ fn tls_broker(pki: &Pki) -> (Broker, u16) {
     (broker, tls_port)
 }
 
+/// In MQTT 3.1.1 (`mqtts://`) and MQTT 5 (`mqtts5://`): the same TLS either way.
 #[test]
 fn mutual_tls_to_the_broker_delivers() {
     let pki = make_pki("test central CA");
     let (broker, tls_port) = tls_broker(&pki);
     let central = Subscriber::connect(broker.port, "central-tls");
     let files = tempfile::tempdir().unwrap();
-    let uplink = format!(
-        "brokers = [\"mqtts://127.0.0.1:{tls_port}\"]\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"",
-        write(files.path(), "ca.pem", &pki.ca),
-        write(files.path(), "client.pem", &pki.client_cert),
-        write(files.path(), "client.key", &pki.client_key)
-    );
-    let station = Station::with_uplink(&uplink, "");
-    let daemon = station.start();
-    assert!(
-        central.wait(Duration::from_secs(20), |m| m
-            .iter()
-            .any(|m| m.json["state"] == "online")),
-        "log:\n{}",
-        daemon.log_text()
-    );
-    send_lines(station.ingest_port, &[line("over.tls", "event", 1)]);
-    assert!(central.wait(Duration::from_secs(20), |m| m
-        .iter()
-        .any(|m| m.json["kind"] == "over.tls")));
-    let birth = central
-        .status()
-        .into_iter()
-        .find(|m| m.json["state"] == "online")
-        .unwrap();
-    assert_eq!(
-        birth.json["broker"],
-        format!("mqtts://127.0.0.1:{tls_port}")
-    );
+    for scheme in ["mqtts", "mqtts5"] {
+        let uplink = format!(
+            "brokers = [\"{scheme}://127.0.0.1:{tls_port}\"]\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"",
+            write(files.path(), "ca.pem", &pki.ca),
+            write(files.path(), "client.pem", &pki.client_cert),
+            write(files.path(), "client.key", &pki.client_key)
+        );
+        let station = Station::with_uplink(&uplink, "");
+        let daemon = station.start();
+        let url = format!("{scheme}://127.0.0.1:{tls_port}");
+        assert!(
+            central.wait(Duration::from_secs(20), |m| m
+                .iter()
+                .any(|m| m.json["state"] == "online" && m.json["broker"] == url)),
+            "log:\n{}",
+            daemon.log_text()
+        );
+        let kind = format!("over.{scheme}");
+        send_lines(station.ingest_port, &[line(&kind, "event", 1)]);
+        assert!(
+            central.wait(Duration::from_secs(20), |m| m
+                .iter()
+                .any(|m| m.json["kind"] == kind.as_str())),
+            "log:\n{}",
+            daemon.log_text()
+        );
+    }
 }
 
 #[test]

@@ -4,7 +4,10 @@
 //!    `data` payloads, for both durability settings; bytes written to disk per event.
 //! 2. The ceiling: a bare rumqttc publisher, QoS 1, same window and message size, against a
 //!    local mosquitto.
-//! 3. Backlog drain through the uplink into the same broker (rows deleted on PUBACK).
+//! 3. Backlog drain through the uplink into the same broker (rows deleted on PUBACK), over
+//!    MQTT 3.1.1 and over MQTT 5 alternately (measured: MQTT 5 0.84x of 3.1.1 at window 256,
+//!    0.88x at window 100: its ~34 bytes of properties per message, and mosquitto's receive
+//!    maximum of 100 in flight).
 //! 4. The real daemon started on a 1,000,000-event backlog: peak RSS (VmHWM) while it opens the
 //!    outbox and drains it, its drain rate, and bytes written per drained event.
 //!

@@ -656,3 +656,57 @@ fn backlog_skipped_by_a_read_ahead_is_read_once_the_waiting_backlog_goes_down() 
         "no empty reads while the backlog waits: {fetches:?}"
     );
 }
+
+#[test]
+fn a_row_the_broker_refuses_is_not_acknowledged_and_ends_the_session_with_the_reason() {
+    let mut m = machine(&["a"], 4);
+    let f = connected(&mut m, 1);
+    m.on(
+        Note::Rows {
+            fetch: f,
+            rows: vec![row(7), row(8)],
+        },
+        2,
+    );
+    actions(&mut m);
+    // The birth, then rows 7 and 8.
+    for pkid in 1..=3 {
+        m.on(Note::Sent(pkid), 3);
+    }
+    let refused = || LinkError::Refused("not authorized to publish there (0x87)".into());
+    // A refused status message is let go: the session goes on.
+    m.on(
+        Note::Refused {
+            pkid: 1,
+            why: refused(),
+        },
+        4,
+    );
+    assert!(m.is_connected());
+    assert!(actions(&mut m).iter().all(|a| failed(a).is_none()));
+    m.on(Note::PubAck(3), 5);
+    m.on(
+        Note::Refused {
+            pkid: 2,
+            why: refused(),
+        },
+        6,
+    );
+    let a = actions(&mut m);
+    assert_eq!(
+        a[0],
+        Action::Ack(vec![8]),
+        "only what the broker took: {a:?}"
+    );
+    match &a[1] {
+        Action::Failed { error, .. } => {
+            assert!(!error.is_transient());
+            assert_eq!(
+                error.to_string(),
+                "the broker refused seq 7, which stays in the outbox: not authorized to publish there (0x87)"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!m.is_connected());
+}

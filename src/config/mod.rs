@@ -173,6 +173,20 @@ pub struct Uplink {
     /// subscription and the commands queued for it) after the link is lost, seconds.
     #[serde(default = "default_session_expiry")]
     pub session_expiry_s: u32,
+    /// `full` (default): each reconnect waits a random delay up to the backoff's ceiling, so a
+    /// fleet that lost its broker together does not come back together. `none` waits the
+    /// ceiling itself: only for measuring what the jitter buys (the fleet harness).
+    #[serde(default)]
+    pub reconnect_jitter: Jitter,
+}
+
+/// `[uplink] reconnect_jitter`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Jitter {
+    #[default]
+    Full,
+    None,
 }
 
 /// `[uplink.message_expiry_s]`: the MQTT 5 message expiry interval per class, seconds; 0 is

@@ -277,7 +277,11 @@ impl Uplink {
             self.opts.brokers.clone(),
             self.opts.window as usize,
             self.opts.backoff,
-            Box::new(|n| fastrand::u64(0..=n)),
+            if self.opts.jitter {
+                Box::new(|n| fastrand::u64(0..=n))
+            } else {
+                Box::new(|n| n)
+            },
             crate::clock::mono_ms(),
         );
         if self.state.is_some() {

@@ -33,6 +33,9 @@ pub struct UplinkOptions {
     /// MQTT 5 brokers: each class's message expiry, and the session's expiry (seconds).
     pub message_expiry: MessageExpiry,
     pub session_expiry_s: u32,
+    /// Whether reconnect delays are drawn at random under the ceiling (`[uplink]
+    /// reconnect_jitter`, on unless measuring without it).
+    pub jitter: bool,
 }
 
 /// The backlog replay's bandwidth caps, bytes/s; 0 is none.
@@ -144,6 +147,7 @@ impl UplinkOptions {
             },
             message_expiry: up.message_expiry_s,
             session_expiry_s: up.session_expiry_s,
+            jitter: up.reconnect_jitter == crate::config::Jitter::Full,
         })
     }
 

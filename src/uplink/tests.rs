@@ -96,6 +96,7 @@ async fn a_dead_broker_is_passed_over_rows_go_out_in_order_are_deleted_once_acke
         replay: Default::default(),
         message_expiry: Default::default(),
         session_expiry_s: 60,
+        jitter: true,
     };
     let shutdown = CancellationToken::new();
     let reader = Reader::open(&dir.path().join("outbox.db")).unwrap();

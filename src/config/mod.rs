@@ -674,6 +674,38 @@ listen = "tcp://127.0.0.1:7070"
     }
 
     #[test]
+    fn mqtt5_keys_and_the_jitter_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = parse(&base(dir.path())).unwrap();
+        assert_eq!(c.uplink.reconnect_jitter, Jitter::Full);
+        assert_eq!(c.uplink.session_expiry_s, 86_400);
+        assert_eq!(
+            c.uplink
+                .message_expiry_s
+                .of(crate::event::Priority::Telemetry),
+            None
+        );
+        let text = base(dir.path()).replace(
+            "[uplink]",
+            "[uplink]\nreconnect_jitter = \"none\"\nmessage_expiry_s = { telemetry = 600 }",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.uplink.reconnect_jitter, Jitter::None);
+        assert_eq!(
+            c.uplink
+                .message_expiry_s
+                .of(crate::event::Priority::Telemetry),
+            Some(600)
+        );
+        assert_eq!(
+            c.uplink.message_expiry_s.of(crate::event::Priority::Alarm),
+            None
+        );
+        let bad = base(dir.path()).replace("[uplink]", "[uplink]\nmessage_expiry_s = { evnt = 5 }");
+        assert!(parse(&bad).unwrap_err().message.contains("evnt"));
+    }
+
+    #[test]
     fn broker_urls() {
         let ok = |s: &str| BrokerUrl::try_from(s.to_string()).unwrap();
         assert_eq!(

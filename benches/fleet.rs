@@ -289,6 +289,16 @@ impl Station {
         );
     }
 
+    /// SIGTERM without waiting (a fleet stops in parallel; `Drop` waits).
+    fn terminate(&self) {
+        if let Some(c) = &self.child {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+
     fn feed(&self) -> Option<UnixStream> {
         UnixStream::connect(self.dir.join("feed.sock")).ok()
     }
@@ -296,11 +306,8 @@ impl Station {
 
 impl Drop for Station {
     fn drop(&mut self) {
+        self.terminate();
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -510,6 +517,9 @@ fn storm(n: usize, jitter: &str, down: Duration) -> StormFigures {
         }
     }
     drop(seen);
+    for s in &stations {
+        s.terminate();
+    }
     drop(stations);
     drop(checker);
     redis_flush();

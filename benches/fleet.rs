@@ -148,8 +148,26 @@ struct Seen {
     duplicates: u64,
     /// The `n` of each trickle line received (the producer numbers them per station).
     lines: BTreeSet<u64>,
-    /// When the last `online` birth arrived.
-    online_at: Option<Instant>,
+    /// Every `online` birth: the station's own `ts` (RFC 3339, UTC, milliseconds: it sorts as
+    /// text), and when it reached the checker. (Aedes sets the retain flag on live retained
+    /// messages too, so only the birth's own time tells a new birth from an old one the
+    /// checker is sent again when it subscribes again.)
+    births: Vec<(String, Instant)>,
+}
+
+impl Seen {
+    /// When the first birth stamped after `wall` (the same text form) reached the checker.
+    fn online_since(&self, wall: &str) -> Option<Instant> {
+        self.births
+            .iter()
+            .filter(|(ts, _)| ts.as_str() > wall)
+            .map(|(_, at)| *at)
+            .min()
+    }
+}
+
+fn wall_now() -> String {
+    stationd::event::format_ts_ms(stationd::clock::unix_ms())
 }
 
 /// One subscriber on the cluster, persistent session, QoS 1, on everything the fleet sends.
@@ -218,6 +236,7 @@ impl Drop for Checker {
     }
 }
 
+/// Takes one message in.
 fn record(seen: &Mutex<HashMap<String, Seen>>, topic: &str, payload: &[u8]) {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
         return;
@@ -228,8 +247,8 @@ fn record(seen: &Mutex<HashMap<String, Seen>>, topic: &str, payload: &[u8]) {
     let mut seen = seen.lock().unwrap();
     let entry = seen.entry(station.to_string()).or_default();
     if topic.ends_with("/status") {
-        if v["state"] == "online" {
-            entry.online_at = Some(Instant::now());
+        if let (true, Some(ts)) = (v["state"] == "online", v["ts"].as_str()) {
+            entry.births.push((ts.to_string(), Instant::now()));
         }
         return;
     }
@@ -423,10 +442,14 @@ fn storm(n: usize, jitter: &str, down: Duration) -> StormFigures {
         let seen = checker.seen.lock().unwrap();
         stations
             .iter()
-            .all(|s| seen.get(&s.id).is_some_and(|e| e.online_at.is_some()))
+            .all(|s| seen.get(&s.id).is_some_and(|e| !e.births.is_empty()))
     };
     let up = time_until(Instant::now(), Duration::from_secs(120), all_online);
     assert!(up.is_some(), "the fleet did not come online within 120 s");
+    eprintln!(
+        "[{jitter}] {n} stations online after {:.1} s; trickle on",
+        up.unwrap_or(0.0)
+    );
     let feeds: Vec<UnixStream> = stations
         .iter()
         .map(|s| {
@@ -435,7 +458,11 @@ fn storm(n: usize, jitter: &str, down: Duration) -> StormFigures {
                 feed = s.feed();
                 feed.is_some()
             });
-            feed.unwrap_or_else(|| panic!("{}'s feed socket never opened", s.id))
+            let feed = feed.unwrap_or_else(|| panic!("{}'s feed socket never opened", s.id));
+            // A station that stops reading must not stall the trickle to the others.
+            feed.set_write_timeout(Some(Duration::from_secs(1)))
+                .unwrap();
+            feed
         })
         .collect();
     let mut producer = Producer::start(feeds, Duration::from_secs(2));
@@ -445,9 +472,13 @@ fn storm(n: usize, jitter: &str, down: Duration) -> StormFigures {
     for node in &mut nodes {
         node.kill();
     }
+    eprintln!(
+        "[{jitter}] every broker node killed; down for {} s",
+        down.as_secs()
+    );
     std::thread::sleep(down);
     let sent_while_down = producer.sent();
-    let restart = Instant::now();
+    let (restart, restart_wall) = (Instant::now(), wall_now());
     for node in &mut nodes {
         node.start();
     }
@@ -457,8 +488,8 @@ fn storm(n: usize, jitter: &str, down: Duration) -> StormFigures {
     let online_again = |seen: &HashMap<String, Seen>| {
         stations.iter().all(|s| {
             seen.get(&s.id)
-                .and_then(|e| e.online_at)
-                .is_some_and(|at| at > restart)
+                .and_then(|e| e.online_since(&restart_wall))
+                .is_some()
         })
     };
     let drained = |seen: &HashMap<String, Seen>| {
@@ -467,7 +498,9 @@ fn storm(n: usize, jitter: &str, down: Duration) -> StormFigures {
                 .is_some_and(|e| e.lines.range(1..=upto).count() as u64 == upto)
         })
     };
+    eprintln!("[{jitter}] broker nodes back; waiting for every station and its backlog");
     let (mut connected_s, mut drained_s) = (None, None);
+    let mut told = Instant::now();
     while restart.elapsed() < Duration::from_secs(300) && drained_s.is_none() {
         std::thread::sleep(Duration::from_millis(200));
         let now_cpu = cpu_at(&nodes);
@@ -478,10 +511,39 @@ fn storm(n: usize, jitter: &str, down: Duration) -> StormFigures {
         }
         let seen = checker.seen.lock().unwrap();
         if connected_s.is_none() && online_again(&seen) {
-            connected_s = Some(restart.elapsed().as_secs_f64());
+            // The last station's birth, as it reached central.
+            let last = stations
+                .iter()
+                .filter_map(|s| seen.get(&s.id)?.online_since(&restart_wall))
+                .max()
+                .unwrap_or(restart);
+            connected_s = Some(last.duration_since(restart).as_secs_f64());
         }
         if connected_s.is_some() && drained(&seen) {
             drained_s = Some(restart.elapsed().as_secs_f64());
+        }
+        if told.elapsed() >= Duration::from_secs(10) {
+            told = Instant::now();
+            let back = stations
+                .iter()
+                .filter(|s| {
+                    seen.get(&s.id)
+                        .and_then(|e| e.online_since(&restart_wall))
+                        .is_some()
+                })
+                .count();
+            let done = stations
+                .iter()
+                .zip(&sent_while_down)
+                .filter(|(s, &upto)| {
+                    seen.get(&s.id)
+                        .is_some_and(|e| e.lines.range(1..=upto).count() as u64 == upto)
+                })
+                .count();
+            eprintln!(
+                "[{jitter}] {:.0} s after the restart: {back}/{n} connected again, {done}/{n} drained",
+                restart.elapsed().as_secs_f64()
+            );
         }
     }
     // Peak connects per second, summed over the nodes' per-second reports after the restart.

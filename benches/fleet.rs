@@ -21,6 +21,9 @@
 //! again without it (`[uplink] reconnect_jitter = "none"`) to show what the jitter buys.
 #![allow(clippy::disallowed_methods)] // the harness's own threads may block
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -39,14 +42,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn redis_flush() {
     let ok = Command::new("redis-cli")
         .args(["-n", &REDIS_DB.to_string(), "flushdb"])
@@ -56,23 +51,6 @@ fn redis_flush() {
         ok,
         "Redis is not reachable at 127.0.0.1:6379 (redis-cli -n {REDIS_DB} flushdb failed): the cluster keeps its state there"
     );
-}
-
-/// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // After the command: state is field 0, utime 11, stime 12.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// One node of the cluster: `node broker-node.js PORT DB`, its per-second connects read from
@@ -87,7 +65,7 @@ struct Node {
 impl Node {
     fn new() -> Node {
         Node {
-            port: free_port(),
+            port: common::free_port(),
             child: None,
             reports: Default::default(),
         }
@@ -480,8 +458,13 @@ fn storm(n: usize, jitter: &str, down: Duration) -> StormFigures {
     for node in &mut nodes {
         node.start();
     }
-    let cpu_at =
-        |nodes: &[Node]| -> f64 { nodes.iter().filter_map(|n| n.pid()).map(cpu_seconds).sum() };
+    let cpu_at = |nodes: &[Node]| -> f64 {
+        nodes
+            .iter()
+            .filter_map(|n| n.pid())
+            .map(common::cpu_seconds)
+            .sum()
+    };
     let (mut peak_cpu, mut last_cpu, mut last_t) = (0.0f64, cpu_at(&nodes), Instant::now());
     // Connected again, as the cluster counts its clients (each node's report of the second):
     // every station, and the checker.

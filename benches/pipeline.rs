@@ -1582,22 +1582,6 @@ impl Drop for GstProcess {
     }
 }
 
-/// CPU seconds (user + system) a process has used.
-fn cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(close) = stat.rfind(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(11) + tick(12)) / 100.0
-}
-
 fn camera(n_cameras: u64) {
     let broker = common::Broker::started();
     let arrivals = central_arrivals(broker.port, "bench-camera-central");
@@ -1640,7 +1624,7 @@ fn camera(n_cameras: u64) {
     arrivals_of(&arrivals, "/event/camera.up", n_cameras);
     let pid = child.id();
     let (cpu0, bytes0, conns0) = (
-        cpu_s(pid),
+        common::cpu_seconds(pid),
         probe_tap.bytes.load(std::sync::atomic::Ordering::Relaxed),
         probe_tap
             .connections
@@ -1652,7 +1636,7 @@ fn camera(n_cameras: u64) {
         .load(std::sync::atomic::Ordering::Relaxed)
         - conns0;
     let bytes = probe_tap.bytes.load(std::sync::atomic::Ordering::Relaxed) - bytes0;
-    let cpu = cpu_s(pid) - cpu0;
+    let cpu = common::cpu_seconds(pid) - cpu0;
     println!(
         "camera   {n_cameras} cameras probed every 10 s by one daemon: {probes} probes in 30 s; {:.2} ms of daemon CPU and {:.0} bytes on the wire (both ways) per probe (DESCRIBE, 1080p H.264 SDP); daemon RSS {:.1} MB, {:.1} % of one core",
         cpu * 1000.0 / probes.max(1) as f64,
@@ -1691,7 +1675,7 @@ fn camera(n_cameras: u64) {
     until("the first packet reached the media server", || {
         !media_tap.seen.lock().unwrap().is_empty()
     });
-    let (cpu0, started) = (cpu_s(pid), Instant::now());
+    let (cpu0, started) = (common::cpu_seconds(pid), Instant::now());
     let mut rss_peak = 0;
     let done = loop {
         rss_peak = rss_peak.max(vm_rss_kb(pid));
@@ -1704,7 +1688,7 @@ fn camera(n_cameras: u64) {
         }
     };
     let secs = done.duration_since(started).as_secs_f64();
-    let cpu = cpu_s(pid) - cpu0;
+    let cpu = common::cpu_seconds(pid) - cpu0;
     let relayed = media_tap.bytes.load(std::sync::atomic::Ordering::Relaxed);
     let mut latencies: Vec<f64> = {
         let (from, to) = (

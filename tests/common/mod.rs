@@ -26,6 +26,23 @@ pub const ROTATION: &str = include_str!("../data/staffing/rotation.toml");
 
 /// A free loopback port, never the same one twice in this test process: the kernel may hand a
 /// just-released port out again, and two tests running in parallel must not share one.
+/// CPU seconds (user + system) a process has used, from /proc/PID/stat (0 when it is gone).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command: state is field 0, utime 11, stime 12 (clock ticks of 1/100 s).
+    (tick(11) + tick(12)) / 100.0
+}
+
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
